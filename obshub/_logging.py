@@ -1,0 +1,82 @@
+"""Structured logging for obshub and its exporters.
+
+The library never calls ``structlog.configure()``: it logs through whatever the
+application configured (``structlog.testing.capture_logs()`` included). Each
+exporter gets a logger bound with ``exporter=<instance name>`` and filtered at
+its own ``log_level``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import structlog
+
+__all__ = ["LEVELS", "RateLimitedLog", "exporter_logger", "get_logger", "parse_level"]
+
+#: Level names users may write, and the stdlib level each one means.
+LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def parse_level(name: str) -> int:
+    """The stdlib level for ``name`` (case-insensitive); ValueError if unknown."""
+    try:
+        return LEVELS[name.lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(f"must be one of {', '.join(LEVELS)}") from None
+
+
+def get_logger(**bound: Any) -> Any:
+    """The library's own logger (plugins, hub, CLI), unfiltered."""
+    return structlog.get_logger("obshub", **bound)
+
+
+def exporter_logger(name: str, level: int, **bound: Any) -> Any:
+    """A logger bound with ``exporter=name`` that drops events below ``level``."""
+    return structlog.wrap_logger(
+        None,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory_args=("obshub",),
+        exporter=name,
+        **bound,
+    )
+
+
+class RateLimitedLog:
+    """Logs a recurring problem once per ``interval`` seconds, with a count.
+
+    The first occurrence is logged at once; later ones within the interval are
+    counted and reported as ``suppressed=N`` with the next line that is logged.
+    """
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, log: Any, method: str, event: str, **kw: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(event)
+            if last is not None and now - last < self._interval:
+                self._suppressed[event] = self._suppressed.get(event, 0) + 1
+                return
+            self._last[event] = now
+            suppressed = self._suppressed.pop(event, 0)
+        if suppressed:
+            kw["suppressed"] = suppressed
+        try:
+            getattr(log, method)(event, **kw)
+        except Exception:  # a broken log pipeline must not hurt the application
+            return

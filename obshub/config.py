@@ -1,0 +1,428 @@
+"""Configuration: TOML files or dicts of the same shape, validated up front.
+
+Every mistake is a :class:`ConfigError` raised when the hub is built, naming
+the full key path (``configs.prod.exporters.langfuse.batch.max_size: must be
+>= 1, got 0``). Unknown keys are rejected. ``${VAR}`` and ``${VAR:-default}``
+in any string value are replaced from the environment first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from obshub.config_errors import ConfigError
+from obshub.exporters import Exporter
+from obshub.plugins import PluginRegistry
+from obshub.processors import Redactor, SpanProcessor
+from obshub.sampling import Sampler
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "DEFAULT_CONFIG",
+    "Config",
+    "ConfigError",
+    "discover_config",
+    "interpolate",
+    "load_source",
+]
+
+#: The environment variable naming a config file for the CLI and ``configure()``.
+CONFIG_ENV_VAR = "OBSHUB_CONFIG"
+#: The file looked for in the working directory.
+DEFAULT_CONFIG_FILE = "obshub.toml"
+
+#: The built-in default: a readable tree on the console and a JSONL file.
+DEFAULT_CONFIG: Mapping[str, Any] = {
+    "default": "default",
+    "configs": {
+        "default": {
+            "service_name": "obshub-demo",
+            "exporters": {
+                "console": {"type": "console", "realtime": True},
+                "jsonl": {"type": "jsonl", "path": "obshub-traces.jsonl", "realtime": True},
+            },
+        }
+    },
+}
+
+_TOP_KEYS = ("default", "configs")
+_CONFIG_KEYS = ("service_name", "sampling", "redact", "exporters", "enabled")
+_VAR = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+@attrs.frozen
+class Config:
+    """One named configuration, ready to run: where a trace's events go."""
+
+    name: str
+    service_name: str
+    sampler: Sampler = Sampler()
+    processors: tuple[SpanProcessor, ...] = ()
+    exporters: tuple[Exporter, ...] = ()
+
+
+def load_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Read a TOML file, or copy a mapping, into a plain dict."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    path = Path(source)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def discover_config(
+    explicit: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> tuple[str | Mapping[str, Any], str]:
+    """The config to use and where it came from.
+
+    ``--config FILE``, else ``$OBSHUB_CONFIG``, else ``./obshub.toml``, else
+    the built-in default.
+    """
+    env = os.environ if environ is None else environ
+    if explicit:
+        return os.fspath(explicit), f"--config {os.fspath(explicit)}"
+    if env.get(CONFIG_ENV_VAR):
+        return env[CONFIG_ENV_VAR], f"${CONFIG_ENV_VAR}={env[CONFIG_ENV_VAR]}"
+    local = Path(cwd or ".") / DEFAULT_CONFIG_FILE
+    if local.is_file():
+        return str(local), str(local)
+    return DEFAULT_CONFIG, "built-in default"
+
+
+def interpolate(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            if match.group(1):
+                return "$"
+            name, default = match.group(2), match.group(3)
+            found = environ.get(name)
+            if found is None or (found == "" and default is not None):
+                if default is not None:
+                    return default
+                raise ConfigError(f"environment variable {name} is not set", path or None)
+            return found
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, Mapping):
+        return {k: interpolate(v, environ, _join(path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key (expected one of: {', '.join(allowed)})", _join(path, key))
+
+
+def default_service_name(environ: Mapping[str, str]) -> str:
+    """``$OTEL_SERVICE_NAME`` or OpenTelemetry's ``unknown_service``."""
+    return environ.get("OTEL_SERVICE_NAME") or "unknown_service"
+
+
+def build_configs(
+    data: Mapping[str, Any],
+    registry: PluginRegistry,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Config], str | None]:
+    """Validate a whole config document; returns the configs and the default name."""
+    env = os.environ if environ is None else environ
+    data = interpolate(data, env)
+    if not isinstance(data, Mapping):
+        raise ConfigError("the config must be a table")
+    _reject_unknown(data, _TOP_KEYS, "")
+    raw_configs = data.get("configs")
+    if raw_configs is None:
+        raise ConfigError("required: at least one [configs.<name>] table", "configs")
+    if not isinstance(raw_configs, Mapping):
+        raise ConfigError(f"must be a table, got {type(raw_configs).__name__}", "configs")
+    configs: dict[str, Config] = {}
+    for name, table in raw_configs.items():
+        path = f"configs.{name}"
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"must be a table, got {type(table).__name__}", path)
+        if table.get("enabled", True) is False:
+            continue
+        configs[str(name)] = build_config(str(name), table, registry, env, path)
+    default = data.get("default")
+    if default is not None:
+        if not isinstance(default, str):
+            raise ConfigError(f"must be a string, got {type(default).__name__}", "default")
+        if default not in configs:
+            known = ", ".join(configs) or "none"
+            raise ConfigError(f"no config named {default!r} (configs: {known})", "default")
+    return configs, default
+
+
+def build_config(
+    name: str,
+    table: Mapping[str, Any],
+    registry: PluginRegistry,
+    environ: Mapping[str, str],
+    path: str,
+) -> Config:
+    """Validate one ``[configs.<name>]`` table and build its exporters."""
+    _reject_unknown(table, _CONFIG_KEYS, path)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"must be true or false, got {type(enabled).__name__}", f"{path}.enabled")
+    service_name = table.get("service_name", default_service_name(environ))
+    if not isinstance(service_name, str) or not service_name:
+        raise ConfigError("must be a non-empty string", f"{path}.service_name")
+    try:
+        sampler = Sampler.from_config(table.get("sampling"))
+    except ConfigError as exc:
+        raise exc.within(f"{path}.sampling") from None
+    processors: list[SpanProcessor] = []
+    redact = table.get("redact", False)
+    if isinstance(redact, bool) or (
+        isinstance(redact, list) and all(isinstance(k, str) for k in redact)
+    ):
+        redactor = Redactor.from_config(redact)
+        if redactor is not None:
+            processors.append(redactor)
+    else:
+        raise ConfigError("must be true, false or a list of key names", f"{path}.redact")
+    exporters = build_exporters(table.get("exporters", {}), registry, f"{path}.exporters")
+    return Config(
+        name=name,
+        service_name=service_name,
+        sampler=sampler,
+        processors=tuple(processors),
+        exporters=tuple(exporters),
+    )
+
+
+def build_exporters(raw: Any, registry: PluginRegistry, path: str) -> list[Exporter]:
+    """Exporters from a table of instance tables, or a list of instances/tables."""
+    built: list[Exporter] = []
+    if isinstance(raw, Mapping):
+        entries: list[tuple[str, Any, str]] = [(str(k), v, f"{path}.{k}") for k, v in raw.items()]
+    elif isinstance(raw, (list, tuple)):
+        entries = []
+        for i, item in enumerate(raw):
+            item_name = item.instance_name if isinstance(item, Exporter) else None
+            if isinstance(item, Mapping):
+                item_name = str(item.get("name") or item.get("type") or "")
+            entries.append((item_name or "", item, f"{path}[{i}]"))
+    else:
+        raise ConfigError(f"must be a table or a list, got {type(raw).__name__}", path)
+    seen: dict[str, str] = {}
+    for instance_name, spec, item_path in entries:
+        if isinstance(spec, Exporter):
+            exporter: Exporter | None = spec
+        elif isinstance(spec, Mapping):
+            table = dict(spec)
+            if isinstance(raw, (list, tuple)):
+                table.pop("name", None)
+            exporter = build_exporter(instance_name, table, registry, item_path)
+        else:
+            raise ConfigError(
+                f"must be an exporter table or an obshub.Exporter, got {type(spec).__name__}",
+                item_path,
+            )
+        if exporter is None:
+            continue
+        if exporter.instance_name in seen:
+            raise ConfigError(
+                f"duplicate exporter name {exporter.instance_name!r} "
+                f"(also at {seen[exporter.instance_name]}); give each instance its own name",
+                item_path,
+            )
+        seen[exporter.instance_name] = item_path
+        built.append(exporter)
+    return built
+
+
+def build_exporter(
+    instance_name: str, table: dict[str, Any], registry: PluginRegistry, path: str
+) -> Exporter | None:
+    """Build one exporter from its config table (None when ``enabled = false``)."""
+    type_name = table.pop("type", instance_name)
+    if not isinstance(type_name, str) or not type_name:
+        raise ConfigError("must be a non-empty string", f"{path}.type")
+    if "instance_name" in table:
+        raise ConfigError("not a config key: the table's key names the instance", path)
+    cls = registry.exporter_class(type_name)
+    if cls is None:
+        raise ConfigError(_unknown_type_message(type_name, registry), f"{path}.type")
+    _check_keys(cls, table, path)
+    if table.get("enabled", True) is False:
+        return None
+    try:
+        return cls(instance_name=instance_name or type_name, **table)
+    except ConfigError as exc:
+        raise exc.within(path) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid settings for {type_name!r}: {exc}", path) from None
+
+
+def _unknown_type_message(type_name: str, registry: PluginRegistry) -> str:
+    error = registry.error_for(type_name)
+    if error is not None:
+        return (
+            f"exporter type {type_name!r} is provided by plugin {error.plugin!r}, which failed "
+            f"to load ({error.error}); run `obshub plugins` for details"
+        )
+    known = ", ".join(sorted(registry.exporter_types())) or "none"
+    return (
+        f"unknown exporter type {type_name!r}; install it with: pip install obshub-{type_name} "
+        f"(installed types: {known})"
+    )
+
+
+def exporter_parameters(cls: type[Exporter]) -> dict[str, inspect.Parameter]:
+    """The keyword arguments an exporter class accepts, through its whole MRO."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for name, param in inspect.signature(init).parameters.items():
+            if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            params[name] = param
+    return params
+
+
+def _check_keys(cls: type[Exporter], table: Mapping[str, Any], path: str) -> None:
+    params = exporter_parameters(cls)
+    allowed = sorted(n for n in params if n != "instance_name")
+    for key in table:
+        if key not in params or key == "instance_name":
+            raise ConfigError(
+                f"unknown key for exporter type {cls.name!r} (expected one of: "
+                f"{', '.join(allowed)})",
+                f"{path}.{key}",
+            )
+    hints = _type_hints(cls)
+    for key, value in table.items():
+        hint = hints.get(key)
+        if hint is not None and not _matches(value, hint):
+            raise ConfigError(
+                f"must be {_describe_hint(hint)}, got {_type_name(value)}", f"{path}.{key}"
+            )
+    for name, param in params.items():
+        if (
+            param.default is inspect.Parameter.empty
+            and name not in table
+            and param.kind is param.KEYWORD_ONLY
+        ):
+            raise ConfigError(f"required by exporter type {cls.name!r}", f"{path}.{name}")
+
+
+def _type_hints(cls: type[Exporter]) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            hints.update(typing.get_type_hints(init))
+        except Exception:
+            # Unresolvable annotations: the exporter validates its own values.
+            continue
+    hints.pop("return", None)
+    return hints
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """A forgiving check of config values against simple annotations."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union or _is_union_type(hint):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, Sequence, tuple) or hint in (list, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            return False
+        if args and origin is not tuple:
+            return all(_matches(v, args[0]) for v in value)
+        return True
+    if origin in (dict, Mapping) or hint in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if origin is typing.Literal:
+        return value in args
+    if isinstance(hint, type):
+        if hint.__module__ == "os" or hint is os.PathLike:
+            return isinstance(value, (str, os.PathLike))
+        return isinstance(value, hint) or isinstance(value, Mapping)
+    return True
+
+
+def _is_union_type(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType)
+
+
+def _describe_hint(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if args and (typing.get_origin(hint) is typing.Union or _is_union_type(hint)):
+        names = [_describe_hint(a) for a in args if a is not type(None)]
+        return " or ".join(names)
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "a string"
+    if origin in (list, Sequence, tuple):
+        return "a list"
+    if origin in (dict, Mapping):
+        return "a table"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    return getattr(hint, "__name__", str(hint))
+

@@ -1,0 +1,252 @@
+"""The exporter contract: what a backend plugin implements.
+
+An exporter turns batches of :class:`~obshub.spans.SpanEvent` into calls to its
+backend. It never sees the hub's queues or threads: the hub gives each exporter
+instance its own delivery channel (a bounded queue and a worker thread) and
+calls :meth:`Exporter.export` from that worker only, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from obshub._logging import exporter_logger, parse_level
+from obshub.config_errors import ConfigError
+from obshub.retry import PolicyError, Retry
+from obshub.spans import EventKind, Score, SpanEvent
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_MAX_QUEUE_SIZE",
+    "Batch",
+    "CheckResult",
+    "ExportError",
+    "Exporter",
+]
+
+
+class ExportError(Exception):
+    """An export failed. Raise it from :meth:`Exporter.export`.
+
+    ``retryable`` says whether the same batch may succeed later (timeouts, 5xx,
+    429); ``retry_after`` is the server's wish in seconds, if it said one;
+    ``status`` is the backend's status code, if any. The message must not
+    contain secrets: it is logged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+    def __repr__(self) -> str:
+        return (
+            f"ExportError({str(self)!r}, retryable={self.retryable}, "
+            f"retry_after={self.retry_after}, status={self.status})"
+        )
+
+
+@attrs.frozen
+class CheckResult:
+    """What :meth:`Exporter.check` found (shown by ``obshub check``)."""
+
+    ok: bool
+    message: str
+    latency_ms: float | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _positive_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"must be an integer, got {type(value).__name__}", key=attribute.name)
+    if value < 1:
+        raise ConfigError(f"must be >= 1, got {value}", key=attribute.name)
+
+
+def _positive_number(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"must be a number, got {type(value).__name__}", key=attribute.name)
+    if not value > 0:
+        raise ConfigError(f"must be > 0, got {value}", key=attribute.name)
+
+
+@attrs.frozen
+class Batch:
+    """Batch policy: send when ``max_size`` events wait or ``interval`` seconds passed."""
+
+    max_size: int = attrs.field(default=512, validator=_positive_int)
+    interval: float = attrs.field(default=2.0, validator=_positive_number)
+
+
+DEFAULT_BATCH = Batch()
+DEFAULT_MAX_QUEUE_SIZE = 10_000
+
+_COMMON_KEYS = (
+    "realtime",
+    "log_level",
+    "batch",
+    "max_queue_size",
+    "retry",
+    "spool_dir",
+    "enabled",
+)
+
+
+class Exporter:
+    """Base class of every exporter.
+
+    Subclasses set ``name`` (the ``type`` users write in a config), take their
+    own settings as keyword-only arguments and pass the rest up::
+
+        class WebhookExporter(obshub.Exporter):
+            name = "webhook"
+
+            def __init__(self, *, url: str, timeout: float = 5.0, **common: Any) -> None:
+                super().__init__(**common)
+                self.url = url
+                self.timeout = timeout
+
+            def export(self, events: Sequence[obshub.SpanEvent]) -> None:
+                ...  # raise obshub.ExportError(..., retryable=True) on a 503
+
+    The same keywords work in code and in a config table, where the hub builds
+    the exporter as ``WebhookExporter(**table)``. The common keys, handled
+    here, are ``realtime``, ``log_level``, ``batch``, ``max_queue_size``,
+    ``retry``, ``spool_dir`` and ``enabled``; ``instance_name`` names the
+    instance (the config table's key; defaults to ``name``).
+
+    ``event_kinds`` says which span events the exporter wants; the default is
+    ended spans only. ``self.log`` is a structlog logger bound with
+    ``exporter=<instance name>`` and filtered at ``log_level``.
+    """
+
+    #: The type users write in a config (``type = "langfuse"``).
+    name: ClassVar[str] = ""
+    #: Which span events reach :meth:`export`.
+    event_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.ENDED})
+    #: Keys of this exporter's own settings that hold secrets: never echoed.
+    secret_keys: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        *,
+        instance_name: str | None = None,
+        realtime: bool = False,
+        log_level: str = "info",
+        batch: Batch | Mapping[str, Any] | None = None,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        retry: Retry | Mapping[str, Any] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        enabled: bool = True,
+    ) -> None:
+        if not isinstance(realtime, bool):
+            raise ConfigError(f"must be true or false, got {type(realtime).__name__}", "realtime")
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"must be true or false, got {type(enabled).__name__}", "enabled")
+        try:
+            level = parse_level(log_level)
+        except ValueError as exc:
+            raise ConfigError(str(exc), "log_level") from None
+        if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int):
+            raise ConfigError(
+                f"must be an integer, got {type(max_queue_size).__name__}", "max_queue_size"
+            )
+        if max_queue_size < 1:
+            raise ConfigError(f"must be >= 1, got {max_queue_size}", "max_queue_size")
+        self.instance_name: str = instance_name or type(self).name or type(self).__name__.lower()
+        self.realtime = realtime
+        self.log_level: str = log_level.lower()
+        self.batch = _coerce_batch(batch)
+        self.max_queue_size = max_queue_size
+        self.retry = _coerce_retry(retry)
+        self.spool_dir = None if spool_dir is None else os.fspath(spool_dir)
+        self.enabled = enabled
+        self.log: Any = exporter_logger(self.instance_name, level)
+
+    # -- the contract ---------------------------------------------------------
+
+    def export(self, events: Sequence[SpanEvent]) -> None:
+        """Deliver a batch of span events (possibly empty).
+
+        Raise :class:`ExportError` on failure; ``retryable=True`` asks the
+        channel to try the same batch again after a backoff.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement export()")
+
+    def export_scores(self, scores: Sequence[Score]) -> None:
+        """Deliver scores. Exporters that do not override this receive none."""
+        raise NotImplementedError(f"{type(self).__name__} does not export scores")
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Push out anything the exporter buffers itself (called by ``hub.flush()``)."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook, empty by design
+        """Release resources; called once, from the exporter's worker, at hub shutdown."""
+
+    def check(self) -> CheckResult:
+        """Test connectivity and credentials, for ``obshub check``.
+
+        Must not raise and must not put secrets in the message.
+        """
+        return CheckResult(ok=True, message="no connectivity check for this exporter")
+
+    # -- helpers --------------------------------------------------------------
+
+    @classmethod
+    def supports_scores(cls) -> bool:
+        """True when the class overrides :meth:`export_scores`."""
+        return cls.export_scores is not Exporter.export_scores
+
+    def __repr__(self) -> str:
+        mode = "realtime" if self.realtime else "batch"
+        return f"<{type(self).__name__} {self.instance_name!r} {mode}>"
+
+
+def _coerce_batch(value: Batch | Mapping[str, Any] | None) -> Batch:
+    if value is None:
+        return DEFAULT_BATCH
+    if isinstance(value, Batch):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be a table, got {type(value).__name__}", "batch")
+    unknown = sorted(set(value) - {"max_size", "interval"})
+    if unknown:
+        raise ConfigError("unknown key (expected max_size, interval)", f"batch.{unknown[0]}")
+    try:
+        return Batch(**value)
+    except ConfigError as exc:
+        raise exc.within("batch") from None
+
+
+def _coerce_retry(value: Retry | Mapping[str, Any] | None) -> Retry:
+    if value is None:
+        return Retry()
+    if isinstance(value, Retry):
+        return value
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"must be a table, got {type(value).__name__}", "retry")
+    try:
+        return Retry.from_config(value)
+    except KeyError as exc:
+        raise ConfigError(
+            "unknown key (expected max_attempts, initial_backoff, max_backoff, "
+            "max_elapsed, jitter, max_retry_after)",
+            f"retry.{exc.args[0]}",
+        ) from None
+    except PolicyError as exc:
+        raise ConfigError(exc.problem, f"retry.{exc.key}") from None
+
+
+COMMON_KEYS = _COMMON_KEYS

@@ -1,0 +1,522 @@
+"""The hub: named configurations, span recording, scores, flush and shutdown."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from obshub._logging import RateLimitedLog, get_logger
+from obshub.config import (
+    Config,
+    ConfigError,
+    build_config,
+    build_configs,
+    build_exporters,
+    default_service_name,
+    load_source,
+)
+from obshub.delivery import Channel, ChannelStats
+from obshub.exporters import Exporter
+from obshub.pipeline import Route
+from obshub.plugins import PluginRegistry, get_registry
+from obshub.processors import Redactor, SpanProcessor
+from obshub.sampling import Sampler
+from obshub.spans import EventKind, SpanType, new_trace_id
+from obshub.tracing import (
+    TRACE_FIELDS,
+    LiveSpan,
+    TraceState,
+    _capture,
+    _current,
+    _recording_failed,
+    observe,
+)
+
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "Hub", "Selector"]
+
+#: Seconds ``shutdown()`` (and so interpreter exit) may wait for backends.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Seconds ``flush()`` waits when no timeout is given.
+DEFAULT_FLUSH_TIMEOUT = 30.0
+#: How many recent traces are remembered to route ``hub.score(trace_id=...)``.
+RECENT_TRACES = 10_000
+
+#: ``selector(name, type, fields) -> config name | None`` picks a root span's config.
+Selector = Callable[[str, SpanType, Mapping[str, Any]], "str | None"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_log = get_logger()
+_limited = RateLimitedLog()
+_time_ns = time.time_ns
+_TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
+_TYPES.update({t.value: t for t in SpanType})
+_NOT_RECORDING = TraceState("0" * 32, "", None, False)
+
+
+class Hub:
+    """Holds named configurations and records spans into them.
+
+    Build one from a file or dict with :meth:`from_config`, or in code::
+
+        hub = obshub.Hub(exporters=[ConsoleExporter()], service_name="support-bot")
+        hub = obshub.Hub(configs={"prod": {...}, "dev": {...}}, default="dev")
+
+    Exactly one config handles a trace: the root span's ``config=``, else
+    ``selector(name, type, fields)``, else the default (the first config when
+    ``default`` is not given). Children follow their root.
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, Config | Mapping[str, Any]] | None = None,
+        *,
+        exporters: Sequence[Exporter | Mapping[str, Any]] | None = None,
+        service_name: str | None = None,
+        sampling: str | Mapping[str, Any] | Sampler | None = None,
+        redact: bool | Sequence[str] = False,
+        processors: Sequence[SpanProcessor] = (),
+        default: str | None = None,
+        selector: Selector | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        registry: PluginRegistry | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        reg = registry
+        built: dict[str, Config] = {}
+        if exporters is not None:
+            if configs:
+                raise ConfigError("give either configs= or exporters=, not both")
+            try:
+                sampler = Sampler.from_config(sampling)
+            except ConfigError as exc:
+                raise exc.within("sampling") from None
+            reg = reg or get_registry()
+            procs = list(processors)
+            redactor = Redactor.from_config(redact if isinstance(redact, bool) else list(redact))
+            if redactor is not None:
+                procs.insert(0, redactor)
+            built["default"] = Config(
+                name="default",
+                service_name=service_name or default_service_name(env),
+                sampler=sampler,
+                processors=tuple(procs),
+                exporters=tuple(build_exporters(list(exporters), reg, "exporters")),
+            )
+        for name, spec in (configs or {}).items():
+            if isinstance(spec, Config):
+                built[name] = spec
+            elif isinstance(spec, Mapping):
+                reg = reg or get_registry()
+                built[name] = build_config(name, spec, reg, env, f"configs.{name}")
+            else:
+                raise ConfigError(f"must be a table or an obshub.Config, got {type(spec).__name__}",
+                                  f"configs.{name}")
+        if default is not None and default not in built:
+            raise ConfigError(f"no config named {default!r}", "default")
+        _check_exporters_unique(built)
+        self._routes: dict[str, Route] = {
+            name: Route(c.name, c.service_name, c.sampler, c.processors, c.exporters)
+            for name, c in built.items()
+        }
+        self._configs = built
+        self.default: str | None = default if default is not None else next(iter(built), None)
+        self._default_route = self._routes.get(self.default) if self.default else None
+        self._selector = selector
+        self.shutdown_timeout = shutdown_timeout
+        self._recent: OrderedDict[str, TraceState] = OrderedDict()
+        self._shutdown_lock = threading.Lock()
+        self._shutdown_result: bool | None = None
+        _live_hubs.add(self)
+
+    @classmethod
+    def from_config(
+        cls,
+        source: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        selector: Selector | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        registry: PluginRegistry | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Hub:
+        """Build a hub from a TOML file path or a dict of the same shape.
+
+        Raises :class:`~obshub.ConfigError` naming the full key path of the
+        first mistake found.
+        """
+        data = load_source(source)
+        reg = registry or get_registry()
+        configs, default = build_configs(data, reg, environ)
+        return cls(
+            configs,
+            default=default,
+            selector=selector,
+            shutdown_timeout=shutdown_timeout,
+            registry=reg,
+            environ=environ,
+        )
+
+    # -- introspection ------------------------------------------------------------
+
+    @property
+    def configs(self) -> Mapping[str, Config]:
+        """The named configurations, by name."""
+        return dict(self._configs)
+
+    def exporters(self, config: str | None = None) -> list[Exporter]:
+        """The exporter instances of one config (default: every config)."""
+        return [
+            c.exporter
+            for name, route in self._routes.items()
+            if config is None or name == config
+            for c in route.channels
+        ]
+
+    def __repr__(self) -> str:
+        return f"<Hub configs={list(self._routes)} default={self.default!r}>"
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- recording -----------------------------------------------------------------
+
+    def span(
+        self,
+        name: str,
+        *,
+        type: SpanType | str = SpanType.GENERIC,
+        config: str | None = None,
+        parent: LiveSpan | None = None,
+        start_time: int | None = None,
+        **fields: Any,
+    ) -> LiveSpan:
+        """Start a span; use it as a context manager (or call ``end()``).
+
+        ``fields`` are any settable span fields: ``input``, ``output``,
+        ``metadata``, ``attributes``, ``tags``, ``session_id``, ``user_id``,
+        ``model``, ``provider``, ``parameters``, ``usage``, ``cost``,
+        ``completion_start_time``, ``prompt``, ``level``, ``status_message``.
+        The parent is the current span unless ``parent`` is given; a span
+        without a parent starts a new trace in the config chosen by
+        ``config=``, the selector or the default.
+        """
+        try:
+            span_type = _TYPES.get(type)
+            if span_type is None:
+                span_type = _bad_type(type)
+            if parent is None:
+                parent = _current.get()
+            if parent is not None:
+                trace = parent._trace
+                parent_id: str | None = parent.span_id
+            else:
+                trace = self._new_trace(name, span_type, config, fields)
+                parent_id = None
+            if fields:
+                if not TRACE_FIELDS.isdisjoint(fields):
+                    trace.set_trace_fields(fields)
+                for key in ("input", "metadata", "parameters", "attributes"):
+                    if key in fields:
+                        fields[key] = _capture(fields[key])
+            live = LiveSpan(
+                trace, parent_id, name, span_type, fields, start_time or _time_ns()
+            )
+            route = trace.route
+            if route is not None and route.started and trace.sampled:
+                route.emit(EventKind.STARTED, live, dict(fields), None)
+            return live
+        except Exception as exc:
+            _recording_failed("span", exc)
+            return LiveSpan(_NOT_RECORDING, None, str(name), SpanType.GENERIC, {}, _time_ns())
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Record a point-in-time event under the current span (or as its own trace)."""
+        try:
+            parent = _current.get()
+            if parent is not None:
+                parent.event(name, **fields)
+                return
+            config = fields.pop("config", None)
+            root = self.span(name, config=config, **fields)
+            root._ended = True
+            trace = root._trace
+            if trace.sampled and trace.route is not None:
+                trace.route.emit_event_span(root, root.start_time)
+        except Exception as exc:
+            _recording_failed("event", exc)
+
+    @overload
+    def observe(self, fn: F) -> F: ...
+
+    @overload
+    def observe(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        type: SpanType | str = SpanType.GENERIC,
+        capture_input: bool = True,
+        capture_output: bool = True,
+        **fields: Any,
+    ) -> Callable[[F], F]: ...
+
+    def observe(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        type: SpanType | str = SpanType.GENERIC,
+        capture_input: bool = True,
+        capture_output: bool = True,
+        **fields: Any,
+    ) -> Any:
+        """Decorate a function so each call records a span.
+
+        Works on sync and async functions, generators and async generators
+        (the span lasts until the generator is exhausted; its output is the
+        yielded items, joined when they are strings). The span is named after
+        the function unless ``name`` is given; arguments become ``input`` and
+        the return value ``output`` unless ``capture_input`` /
+        ``capture_output`` are false; ``fields`` are set on every span.
+        """
+        return _make_observer(lambda: self, fn, name, type, capture_input, capture_output, fields)
+
+    def score(
+        self,
+        *,
+        name: str,
+        value: float | int | bool | str,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        session_id: str | None = None,
+        config: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Score a trace, a span or a session (``comment``, ``metadata``, ``data_type``, ``id``).
+
+        Without ids it scores the current trace. The score goes to the
+        exporters of the trace's config that take scores (the default config
+        for a trace this hub no longer remembers).
+        """
+        try:
+            route = self._routes.get(config) if config else None
+            current = _current.get()
+            if trace_id is None and session_id is None and current is not None:
+                trace_id = current.trace_id
+            if route is None and trace_id is not None:
+                trace = self._recent.get(trace_id)
+                if trace is None and current is not None and current.trace_id == trace_id:
+                    trace = current._trace
+                if trace is not None:
+                    if not trace.sampled:
+                        return
+                    route = trace.route
+            if route is None:
+                route = self._default_route
+            if route is None:
+                return
+            if trace_id is None and session_id is None:
+                raise ValueError("score() needs trace_id, session_id or a current span")
+            route.score(
+                name=name,
+                value=value,
+                trace_id=trace_id,
+                span_id=span_id,
+                session_id=session_id,
+                timestamp=_time_ns(),
+                **fields,
+            )
+        except Exception as exc:
+            _recording_failed("score", exc)
+
+    def _new_trace(
+        self, name: str, span_type: SpanType, config: str | None, fields: Mapping[str, Any]
+    ) -> TraceState:
+        route = self._default_route
+        if config is not None:
+            found = self._routes.get(config)
+            if found is None:
+                _limited(_log, "warning", "unknown_config", config=config, span=name)
+            else:
+                route = found
+        elif self._selector is not None:
+            try:
+                chosen = self._selector(name, span_type, fields)
+            except Exception as exc:
+                chosen = None
+                _limited(_log, "warning", "selector_failed", span=name, error=repr(exc))
+            if chosen is not None:
+                found = self._routes.get(chosen)
+                if found is None:
+                    _limited(_log, "warning", "unknown_config", config=chosen, span=name)
+                else:
+                    route = found
+        trace_id = new_trace_id()
+        sampled = route is not None and route.sampler.should_sample(trace_id)
+        trace = TraceState(trace_id, name, route, sampled)
+        recent = self._recent
+        recent[trace_id] = trace
+        if len(recent) > RECENT_TRACES:
+            try:
+                recent.popitem(last=False)
+            except KeyError:
+                pass
+        return trace
+
+    # -- delivery --------------------------------------------------------------------
+
+    def _channels(self) -> list[Channel]:
+        return [c for route in self._routes.values() for c in route.channels]
+
+    def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> bool:
+        """Hand everything recorded so far to the backends; wait at most ``timeout`` s.
+
+        True only when every queued event reached its exporter (no failure,
+        no timeout). Never raises, never waits longer than ``timeout``.
+        """
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            requests = [c.request_flush() for c in self._channels()]
+            ok = True
+            for request in requests:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ok = request.done.wait(remaining) and request.ok and ok
+            return ok
+        except Exception as exc:
+            _recording_failed("flush", exc)
+            return False
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop every exporter within ``timeout`` s (default ``shutdown_timeout``).
+
+        Idempotent; also run at interpreter exit. A hung backend cannot make
+        it wait longer than the timeout; what it could not deliver is counted
+        as dropped. Returns True when everything was delivered.
+        """
+        with self._shutdown_lock:
+            if self._shutdown_result is not None:
+                return self._shutdown_result
+            timeout = self.shutdown_timeout if timeout is None else timeout
+            try:
+                deadline = time.monotonic() + timeout
+                channels = self._channels()
+                for channel in channels:
+                    channel.close()
+                ok = self.flush(timeout)
+                for channel in channels:
+                    ok = channel.stop(max(0.0, deadline - time.monotonic())) and ok
+            except Exception as exc:
+                _recording_failed("shutdown", exc)
+                ok = False
+            self._shutdown_result = ok
+            _live_hubs.discard(self)
+            return ok
+
+    def stats(self) -> dict[str, ChannelStats]:
+        """Counters per exporter instance, keyed ``"<config>/<exporter>"``."""
+        return {
+            f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()
+        }
+
+
+def _check_exporters_unique(configs: Mapping[str, Config]) -> None:
+    owner: dict[int, str] = {}
+    for name, config in configs.items():
+        for exporter in config.exporters:
+            key = id(exporter)
+            if key in owner:
+                raise ConfigError(
+                    f"exporter instance {exporter.instance_name!r} is also used by config "
+                    f"{owner[key]!r}; create one instance per config",
+                    f"configs.{name}.exporters",
+                )
+            owner[key] = name
+
+
+def _bad_type(value: Any) -> SpanType:
+    _limited(_log, "warning", "unknown_span_type", type=repr(value))
+    return SpanType.GENERIC
+
+
+def _make_observer(
+    get_hub: Callable[[], Any],
+    fn: Callable[..., Any] | None,
+    name: str | None,
+    span_type: SpanType | str,
+    capture_input: bool,
+    capture_output: bool,
+    fields: dict[str, Any],
+) -> Any:
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        return observe(
+            get_hub,
+            func,
+            name=name,
+            span_type=span_type,
+            capture_input=capture_input,
+            capture_output=capture_output,
+            fields=fields,
+        )
+
+    return decorate(fn) if fn is not None else decorate
+
+
+# -- process-wide state -------------------------------------------------------------
+
+_live_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def _shutdown_all_at_exit() -> None:
+    for hub in list(_live_hubs):
+        hub.shutdown()
+
+
+atexit.register(_shutdown_all_at_exit)
+
+_global_hub: Hub | None = None
+_global_lock = threading.Lock()
+_NOOP_HUB: Hub | None = None
+
+
+def set_global_hub(hub: Hub) -> Hub | None:
+    """Make ``hub`` the process default; returns the previous one."""
+    global _global_hub
+    with _global_lock:
+        previous, _global_hub = _global_hub, hub
+    return previous
+
+
+def get_global_hub() -> Hub:
+    """The process default hub, or a hub that records nothing if none was configured."""
+    global _NOOP_HUB
+    hub = _global_hub
+    if hub is not None:
+        return hub
+    with _global_lock:
+        if _NOOP_HUB is None:
+            _NOOP_HUB = Hub({})
+        return _NOOP_HUB
+
+
+def make_global_observer(fn: Any, **options: Any) -> Any:
+    """``obshub.observe``: like :meth:`Hub.observe`, resolving the hub at call time."""
+    return _make_observer(
+        get_global_hub,
+        fn,
+        options.pop("name", None),
+        options.pop("type", SpanType.GENERIC),
+        options.pop("capture_input", True),
+        options.pop("capture_output", True),
+        options,
+    )
+

@@ -1,0 +1,230 @@
+"""A route: one named configuration at run time.
+
+The application thread hands a route small records (:class:`PendingEvent`);
+the route appends each to the channel of every exporter that wants that kind
+of event. The first worker that needs the record builds the immutable
+:class:`~obshub.spans.SpanEvent` (validation, JSON-safe conversion,
+processors) once, and every exporter of the config shares it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from obshub._logging import RateLimitedLog, get_logger
+from obshub.delivery import Channel
+from obshub.exporters import Exporter
+from obshub.processors import SpanProcessor
+from obshub.sampling import Sampler
+from obshub.serialization import DEFAULT_LIMITS, Limits, to_jsonable
+from obshub.spans import (
+    Cost,
+    EventKind,
+    Level,
+    Prompt,
+    Score,
+    Span,
+    SpanError,
+    SpanEvent,
+    Usage,
+    time_to_ns,
+)
+from obshub.tracing import SETTABLE_FIELDS
+
+if TYPE_CHECKING:
+    from obshub.tracing import LiveSpan
+
+__all__ = ["PendingEvent", "Route"]
+
+_log = get_logger()
+_limited = RateLimitedLog()
+_UNBUILT: Any = object()
+_INTERNAL_FIELDS = frozenset({"error"})
+_LEVELS = {level.value: level for level in Level} | {level: level for level in Level}
+
+
+class PendingEvent:
+    """A span event as queued by the application thread, built lazily."""
+
+    __slots__ = ("_event", "end_time", "fields", "is_event", "kind", "live", "route")
+
+    def __init__(
+        self,
+        route: Route,
+        kind: EventKind,
+        live: LiveSpan,
+        fields: dict[str, Any],
+        end_time: int | None,
+        is_event: bool = False,
+    ) -> None:
+        self.route = route
+        self.is_event = is_event
+        self.kind = kind
+        self.live = live
+        self.fields = fields
+        self.end_time = end_time
+        self._event = _UNBUILT
+
+    def event(self) -> SpanEvent | None:
+        """The snapshot event (None when a processor dropped it)."""
+        event = self._event
+        if event is _UNBUILT:
+            # Two workers may race here; both build the same value and either
+            # result is correct, so no lock is needed on this path.
+            event = self.route.build(self)
+            self._event = event
+        return event  # type: ignore[no-any-return]
+
+
+class Route:
+    """One named configuration: sampling, processors and exporter channels."""
+
+    def __init__(
+        self,
+        name: str,
+        service_name: str,
+        sampler: Sampler,
+        processors: Sequence[SpanProcessor],
+        exporters: Sequence[Exporter],
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.name = name
+        self.service_name = service_name
+        self.sampler = sampler
+        self.processors = tuple(processors)
+        self.exporters = tuple(exporters)
+        self.limits = limits
+        self.channels: tuple[Channel, ...] = tuple(Channel(e, name) for e in exporters)
+        self.started = self._wanting(EventKind.STARTED)
+        self.updated = self._wanting(EventKind.UPDATED)
+        self.ended = self._wanting(EventKind.ENDED)
+        self._by_kind = {
+            EventKind.STARTED: self.started,
+            EventKind.UPDATED: self.updated,
+            EventKind.ENDED: self.ended,
+        }
+        self._lock = threading.Lock()
+
+    def _wanting(self, kind: EventKind) -> tuple[Channel, ...]:
+        return tuple(c for c in self.channels if kind in c.exporter.event_kinds)
+
+    # -- application thread ------------------------------------------------------
+
+    def emit(
+        self, kind: EventKind, live: LiveSpan, fields: dict[str, Any], end_time: int | None
+    ) -> None:
+        """Queue one event of ``live`` for every channel that wants ``kind``."""
+        channels = self._by_kind[kind]
+        if channels:
+            record = PendingEvent(self, kind, live, fields, end_time)
+            for channel in channels:
+                channel.put(record)
+
+    def emit_event_span(self, live: LiveSpan, when: int) -> None:
+        """Queue a point-in-time event span (delivered once, as ended)."""
+        channels = self.ended
+        if channels:
+            record = PendingEvent(self, EventKind.ENDED, live, live._fields, when, True)
+            for channel in channels:
+                channel.put(record)
+
+    def score(self, **fields: Any) -> None:
+        """Queue a score for every exporter of the config that takes scores."""
+        score = Score(config_name=self.name, **fields)
+        for channel in self.channels:
+            channel.put_score(score)
+
+    # -- worker thread -------------------------------------------------------------
+
+    def build(self, record: PendingEvent) -> SpanEvent | None:
+        """Turn a queued record into the event exporters receive."""
+        span: Span | None = self._snapshot(record)
+        for processor in self.processors:
+            if span is None:
+                return None
+            try:
+                span = processor.process(span)
+            except Exception as exc:
+                _limited(
+                    _log,
+                    "error",
+                    "processor_failed",
+                    config=self.name,
+                    processor=type(processor).__name__,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                return None
+        if span is None:
+            return None
+        return SpanEvent(
+            kind=record.kind, span=span, config_name=self.name, service_name=self.service_name
+        )
+
+    def _snapshot(self, record: PendingEvent) -> Span:
+        live = record.live
+        trace = live._trace
+        fields = record.fields
+        values: dict[str, Any] = {}
+        for key, value in fields.items():
+            if key not in SETTABLE_FIELDS and key not in _INTERNAL_FIELDS:
+                self._bad_field(key, "unknown span field (ignored)")
+                continue
+            try:
+                values[key] = self._normalise(key, value)
+            except Exception as exc:
+                self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
+        return Span(
+            trace_id=trace.trace_id,
+            span_id=live.span_id,
+            parent_span_id=live.parent_span_id,
+            name=str(values.pop("name", live.name)),
+            type=live.type,
+            start_time=live.start_time,
+            end_time=record.end_time,
+            session_id=trace.session_id,
+            user_id=trace.user_id,
+            tags=trace.tags,
+            is_event=record.is_event,
+            trace_name=trace.name,
+            **values,
+        )
+
+    def _normalise(self, key: str, value: Any) -> Any:
+        limits = self.limits
+        if key in ("input", "output"):
+            return to_jsonable(value, limits)
+        if key in ("metadata", "attributes", "parameters"):
+            converted = to_jsonable(value, limits)
+            return converted if isinstance(converted, dict) else {"value": converted}
+        if key == "usage":
+            return None if value is None else Usage.coerce(value)
+        if key == "cost":
+            return None if value is None else Cost.coerce(value)
+        if key == "prompt":
+            return None if value is None else Prompt.coerce(value)
+        if key == "level":
+            level = _LEVELS.get(value.lower() if isinstance(value, str) else value)
+            if level is None:
+                raise ValueError("expected debug, default, warning or error")
+            return level
+        if key == "completion_start_time":
+            return time_to_ns(value)
+        if key == "error":
+            if not isinstance(value, SpanError):
+                raise TypeError("expected a SpanError")
+            return value
+        if key in ("model", "provider", "status_message", "name"):
+            return None if value is None else to_jsonable(str(value), limits)
+        return value
+
+    def _bad_field(self, key: str, problem: str) -> None:
+        _limited(_log, "warning", "invalid_span_field", config=self.name, field=key, problem=problem)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def stats(self) -> Mapping[str, Any]:
+        """Per exporter instance counters."""
+        return {c.exporter.instance_name: c.stats() for c in self.channels}
+

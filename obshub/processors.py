@@ -1,0 +1,133 @@
+"""Span processors: transform or drop span snapshots before exporters see them.
+
+Processors run on the exporter worker thread, once per event and config (the
+result is shared by every exporter of the config).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from obshub.spans import Span
+
+__all__ = ["BUILTIN_SECRET_KEYS", "REDACTED", "Redactor", "SpanProcessor", "normalize_key"]
+
+#: What replaces a redacted value.
+REDACTED = "[REDACTED]"
+
+#: Key names treated as secrets when ``redact = true`` (compared normalised:
+#: lowercase, letters and digits only; a key matches when its normalised form
+#: ends with one of these, so ``OPENAI_API_KEY`` and ``x-api-key`` match ``apikey``).
+BUILTIN_SECRET_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "secretkey",
+    "clientsecret",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "sessiontoken",
+    "authtoken",
+    "bearer",
+    "authorization",
+    "auth",
+    "cookie",
+    "setcookie",
+    "credentials",
+    "credential",
+    "signature",
+    "ssn",
+    "creditcard",
+    "cardnumber",
+    "cvv",
+)
+
+# Values that look like credentials whatever their key: bearer tokens, OpenAI /
+# Anthropic style keys, Langfuse keys, AWS access key ids, JWTs.
+_SECRET_VALUE = re.compile(
+    r"(?:\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(?:sk|pk|rk)-(?:lf-|ant-|proj-)?[A-Za-z0-9_-]{16,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+)
+
+_NON_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def normalize_key(key: str) -> str:
+    """Lowercase letters and digits only: ``X-Api-Key`` → ``xapikey``."""
+    return _NON_ALNUM.sub("", key.lower())
+
+
+@runtime_checkable
+class SpanProcessor(Protocol):
+    """Transforms a snapshot; returning None drops the event."""
+
+    def process(self, span: Span) -> Span | None: ...
+
+
+@attrs.frozen
+class Redactor:
+    """Replaces secrets in input, output, metadata and attributes with ``[REDACTED]``.
+
+    ``keys`` are matched on normalised key names at any depth; with
+    ``builtin=True`` the :data:`BUILTIN_SECRET_KEYS` are added; with
+    ``values=True`` strings that look like credentials (bearer tokens, API keys,
+    JWTs) are masked wherever they appear.
+    """
+
+    keys: tuple[str, ...] = ()
+    builtin: bool = True
+    values: bool = True
+    _suffixes: tuple[str, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        names = {normalize_key(k) for k in self.keys}
+        if self.builtin:
+            names.update(BUILTIN_SECRET_KEYS)
+        object.__setattr__(self, "_suffixes", tuple(sorted(n for n in names if n)))
+
+    @classmethod
+    def from_config(cls, value: bool | Iterable[str]) -> Redactor | None:
+        """``true`` → the built-in list; a list → the built-in list plus those keys."""
+        if value is False:
+            return None
+        if value is True:
+            return cls()
+        return cls(keys=tuple(str(k) for k in value))
+
+    def is_secret_key(self, key: str) -> bool:
+        """True when ``key`` names a secret."""
+        return normalize_key(key).endswith(self._suffixes)
+
+    def process(self, span: Span) -> Span:
+        """The span with secrets replaced."""
+        return attrs.evolve(
+            span,
+            input=self._clean(span.input),
+            output=self._clean(span.output),
+            metadata=self._clean(span.metadata),
+            attributes=self._clean(span.attributes),
+        )
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if isinstance(k, str) and self.is_secret_key(k) else self._clean(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._clean(v) for v in value]
+        if isinstance(value, str) and self.values:
+            return _SECRET_VALUE.sub(REDACTED, value)
+        return value

@@ -1,0 +1,205 @@
+"""Turning whatever the application hands us into JSON-safe values.
+
+Runs on exporter worker threads, never on the application thread. It never
+raises: a value that cannot be represented is replaced by a marker string that
+says why (``<cycle>``, ``<unrepresentable Foo>``, ``...[truncated 1234 chars]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import math
+import uuid
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+import attrs
+
+__all__ = ["Limits", "to_jsonable"]
+
+
+@attrs.frozen
+class Limits:
+    """How much of a value is kept.
+
+    ``max_string`` characters per string, ``max_items`` entries per list or
+    dict, ``max_depth`` levels of nesting, ``max_bytes`` bytes shown of a bytes
+    value (as base64) before it is summarised.
+    """
+
+    max_string: int = 100_000
+    max_items: int = 2_000
+    max_depth: int = 24
+    max_bytes: int = 4_096
+
+
+DEFAULT_LIMITS = Limits()
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """A copy of ``value`` made only of dict/list/str/int/float/bool/None.
+
+    Strings are truncated with a marker, NaN and infinities become strings,
+    bytes become base64 (or a summary when large), datetimes ISO 8601, sets
+    sorted lists, dataclasses/attrs/pydantic objects dicts, cycles and
+    unrepresentable objects markers.
+    """
+    try:
+        return _convert(value, limits, 0, set())
+    except Exception as exc:  # a last guard: callers rely on this never raising
+        return f"<unserializable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[truncated {len(text) - limit} chars]"
+
+
+def _safe_repr(value: Any, limits: Limits) -> str:
+    try:
+        return _truncate(repr(value), min(limits.max_string, 2_000))
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _float(value: float) -> float | str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return _truncate(value, limits.max_string)
+    if kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return _float(value)
+    if depth >= limits.max_depth:
+        return f"<max depth {limits.max_depth} reached>"
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, limits, depth + 1, seen)
+    if isinstance(value, str):
+        return _truncate(str.__str__(value), limits.max_string)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(float(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if len(raw) > limits.max_bytes:
+            return f"<{len(raw)} bytes>"
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw).decode("ascii")
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return _float(float(value)) if value.is_finite() else str(value)
+    if isinstance(value, complex):
+        return str(value)
+
+    ident = id(value)
+    if ident in seen:
+        return "<cycle>"
+    seen.add(ident)
+    try:
+        return _convert_container(value, limits, depth, seen)
+    finally:
+        seen.discard(ident)
+
+
+def _convert_mapping(items: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
+    out: dict[str, Any] = {}
+    for i, (key, item) in enumerate(items):
+        if i >= limits.max_items:
+            out["..."] = f"[{size - limits.max_items} more items]"
+            break
+        if isinstance(key, str):
+            name = key
+        elif isinstance(key, (int, float, bool)) or key is None:
+            name = str(key)
+        else:
+            name = _safe_repr(key, limits)
+        out[name] = _convert(item, limits, depth + 1, seen)
+    return out
+
+
+def _convert_sequence(values: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
+    out: list[Any] = []
+    for i, item in enumerate(values):
+        if i >= limits.max_items:
+            out.append(f"...[{size - limits.max_items} more items]")
+            break
+        out.append(_convert(item, limits, depth + 1, seen))
+    return out
+
+
+def _convert_container(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, Mapping):
+        return _convert_mapping(value.items(), len(value), limits, depth, seen)
+    if isinstance(value, (list, tuple)):
+        return _convert_sequence(value, len(value), limits, depth, seen)
+    if isinstance(value, (set, frozenset)):
+        items = list(value)
+        try:
+            items.sort()
+        except TypeError:
+            items.sort(key=lambda v: _safe_repr(v, limits))
+        return _convert_sequence(items, len(items), limits, depth, seen)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+        return _convert_mapping(fields, len(fields), limits, depth, seen)
+    if attrs.has(type(value)):
+        fields = [(f.name, getattr(value, f.name, None)) for f in attrs.fields(type(value))]
+        return _convert_mapping(fields, len(fields), limits, depth, seen)
+    dumped = _dump_by_protocol(value)
+    if dumped is not _NOTHING:
+        return _convert(dumped, limits, depth + 1, seen)
+    return _safe_repr(value, limits)
+
+
+_NOTHING = object()
+
+
+def _dump_by_protocol(value: Any) -> Any:
+    """Pydantic models, numpy arrays and scalars, without importing them.
+
+    Only methods known to be pure conversions are called: ``model_dump`` on
+    classes that look like pydantic models, ``tolist``/``item`` on numpy types.
+    """
+    cls = type(value)
+    methods: tuple[str, ...] = ()
+    if hasattr(cls, "model_fields") and hasattr(cls, "model_dump"):
+        methods = ("model_dump",)
+    elif cls.__module__.split(".", 1)[0] == "numpy":
+        methods = ("tolist", "item")
+    for method in methods:
+        fn = getattr(cls, method, None)
+        if fn is None or not callable(fn):
+            continue
+        try:
+            result = getattr(value, method)()
+        except Exception:
+            continue
+        if result is not value:
+            return result
+    return _NOTHING

@@ -1,0 +1,411 @@
+"""The span model: immutable snapshots of what an AI application did.
+
+Everything an exporter receives is built from these frozen value classes. They
+are created on the exporter worker threads, never on the application thread, so
+their validation and normalisation cost nothing where latency matters.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Union
+
+import attrs
+
+__all__ = [
+    "Cost",
+    "EventKind",
+    "Level",
+    "Prompt",
+    "Score",
+    "ScoreDataType",
+    "Span",
+    "SpanError",
+    "SpanEvent",
+    "SpanType",
+    "Usage",
+    "new_span_id",
+    "new_trace_id",
+]
+
+
+class SpanType(str, enum.Enum):
+    """What kind of work a span records."""
+
+    AGENT_RUN = "agent_run"
+    WORKFLOW_RUN = "workflow_run"
+    WORKFLOW_STEP = "workflow_step"
+    MODEL_GENERATION = "model_generation"
+    MODEL_STEP = "model_step"
+    TOOL_CALL = "tool_call"
+    MCP_TOOL_CALL = "mcp_tool_call"
+    EMBEDDING = "embedding"
+    RETRIEVAL = "retrieval"
+    GUARDRAIL = "guardrail"
+    EVALUATOR = "evaluator"
+    GENERIC = "generic"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Level(str, enum.Enum):
+    """Severity of a span, as Langfuse and most LLM backends show it."""
+
+    DEBUG = "debug"
+    DEFAULT = "default"
+    WARNING = "warning"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventKind(str, enum.Enum):
+    """The moment of a span's life an event reports."""
+
+    STARTED = "started"
+    UPDATED = "updated"
+    ENDED = "ended"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ScoreDataType(str, enum.Enum):
+    """How a score's value is to be read."""
+
+    NUMERIC = "NUMERIC"
+    BOOLEAN = "BOOLEAN"
+    CATEGORICAL = "CATEGORICAL"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Ids are random like OpenTelemetry's: 128-bit trace ids, 64-bit span ids, as
+# lowercase hex. `random.getrandbits` is re-seeded by CPython after fork.
+_getrandbits = random.getrandbits
+
+
+def new_trace_id() -> str:
+    """A new W3C trace id: 32 lowercase hex characters, never all zeros."""
+    return f"{_getrandbits(128) or 1:032x}"
+
+
+def new_span_id() -> str:
+    """A new W3C span id: 16 lowercase hex characters, never all zeros."""
+    return f"{_getrandbits(64) or 1:016x}"
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return int(value)
+    raise TypeError(f"expected a token count, got {type(value).__name__}")
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {type(value).__name__}")
+
+
+@attrs.frozen
+class Usage:
+    """Token counts of a model call, as providers report them.
+
+    ``input`` includes ``cached_input`` and ``cache_write``; ``output`` includes
+    ``reasoning``. Exporters convert to their backend's convention (Langfuse,
+    for one, wants non-cached input apart from cached input). Provider-specific
+    counts that have no field here (audio tokens, ...) are kept in ``details``.
+    """
+
+    input: int | None = attrs.field(default=None, converter=_optional_int)
+    output: int | None = attrs.field(default=None, converter=_optional_int)
+    total: int | None = attrs.field(default=None, converter=_optional_int)
+    cached_input: int | None = attrs.field(default=None, converter=_optional_int)
+    cache_write: int | None = attrs.field(default=None, converter=_optional_int)
+    reasoning: int | None = attrs.field(default=None, converter=_optional_int)
+    details: Mapping[str, int] = attrs.field(factory=dict)
+
+    @classmethod
+    def coerce(cls, value: Usage | Mapping[str, Any]) -> Usage:
+        """Build from a dict such as ``{"input": 812, "output": 95}``."""
+        if isinstance(value, Usage):
+            return value
+        known = {f.name for f in attrs.fields(cls)} - {"details"}
+        kwargs = {k: v for k, v in value.items() if k in known}
+        details = {
+            str(k): int(v)
+            for k, v in value.items()
+            if k not in known and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if isinstance(value.get("details"), Mapping):
+            details.update(value["details"])
+        return cls(**kwargs, details=details)
+
+    def total_tokens(self) -> int | None:
+        """``total`` when given, else input + output when either is known."""
+        if self.total is not None:
+            return self.total
+        if self.input is None and self.output is None:
+            return None
+        return (self.input or 0) + (self.output or 0)
+
+
+@attrs.frozen
+class Cost:
+    """Cost of a model call, in the currency the application uses (usually USD)."""
+
+    input: float | None = attrs.field(default=None, converter=_optional_float)
+    output: float | None = attrs.field(default=None, converter=_optional_float)
+    total: float | None = attrs.field(default=None, converter=_optional_float)
+
+    @classmethod
+    def coerce(cls, value: Cost | Mapping[str, Any]) -> Cost:
+        """Build from a dict such as ``{"input": 0.002, "output": 0.001}``."""
+        if isinstance(value, Cost):
+            return value
+        return cls(**{k: v for k, v in value.items() if k in ("input", "output", "total")})
+
+
+@attrs.frozen
+class Prompt:
+    """The managed prompt a generation used (name and version)."""
+
+    name: str
+    version: int | str | None = None
+
+    @classmethod
+    def coerce(cls, value: Prompt | Mapping[str, Any] | str) -> Prompt:
+        """Build from ``{"name": ..., "version": ...}`` or a bare name."""
+        if isinstance(value, Prompt):
+            return value
+        if isinstance(value, str):
+            return cls(name=value)
+        return cls(name=str(value["name"]), version=value.get("version"))
+
+
+@attrs.frozen
+class SpanError:
+    """An exception that left a span."""
+
+    message: str
+    type: str
+    stack: str | None = None
+
+
+@attrs.frozen
+class Span:
+    """An immutable snapshot of a span at one moment of its life.
+
+    Times are integers: nanoseconds since the Unix epoch, as OpenTelemetry
+    keeps them. ``input``, ``output``, ``metadata`` and ``attributes`` are
+    already JSON-safe (and redacted, where the config asks for it).
+    """
+
+    trace_id: str
+    span_id: str
+    name: str
+    type: SpanType = SpanType.GENERIC
+    parent_span_id: str | None = None
+    start_time: int = 0
+    end_time: int | None = None
+    input: Any = None
+    output: Any = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    tags: tuple[str, ...] = ()
+    session_id: str | None = None
+    user_id: str | None = None
+    is_event: bool = False
+    error: SpanError | None = None
+    level: Level = Level.DEFAULT
+    status_message: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    parameters: Mapping[str, Any] = attrs.field(factory=dict)
+    usage: Usage | None = None
+    cost: Cost | None = None
+    completion_start_time: int | None = None
+    prompt: Prompt | None = None
+    trace_name: str | None = None
+
+    @property
+    def is_root(self) -> bool:
+        """True for the span that starts a trace."""
+        return self.parent_span_id is None
+
+    @property
+    def duration_ns(self) -> int | None:
+        """End minus start in nanoseconds, or None while the span runs."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def duration_ms(self) -> float | None:
+        """End minus start in milliseconds, or None while the span runs."""
+        ns = self.duration_ns
+        return None if ns is None else ns / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (the JSONL exporter's format)."""
+        return attrs.asdict(self, recurse=True, value_serializer=_serialize_value)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Span:
+        """Rebuild a snapshot from :meth:`to_dict` output."""
+        known = {f.name for f in attrs.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["type"] = SpanType(kwargs.get("type", "generic"))
+        kwargs["level"] = Level(kwargs.get("level", "default"))
+        kwargs["tags"] = tuple(kwargs.get("tags") or ())
+        for name, factory in (("usage", Usage.coerce), ("cost", Cost.coerce)):
+            if kwargs.get(name) is not None:
+                kwargs[name] = factory(kwargs[name])
+        if kwargs.get("prompt") is not None:
+            kwargs["prompt"] = Prompt.coerce(kwargs["prompt"])
+        if kwargs.get("error") is not None:
+            kwargs["error"] = SpanError(**kwargs["error"])
+        for name in ("metadata", "attributes", "parameters"):
+            if kwargs.get(name) is None:
+                kwargs[name] = {}
+        return cls(**kwargs)
+
+
+def _serialize_value(_inst: Any, _field: Any, value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@attrs.frozen
+class SpanEvent:
+    """One moment of a span's life, as handed to exporters.
+
+    ``kind`` is started, updated or ended; event spans (``span.is_event``)
+    arrive once, as ended. ``config_name`` and ``service_name`` name the
+    configuration that handled the trace.
+    """
+
+    kind: EventKind
+    span: Span
+    config_name: str
+    service_name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the JSONL exporter writes one per line)."""
+        return {
+            "kind": self.kind.value,
+            "config": self.config_name,
+            "service": self.service_name,
+            "span": self.span.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SpanEvent:
+        """Rebuild an event from :meth:`to_dict` output."""
+        return cls(
+            kind=EventKind(data["kind"]),
+            span=Span.from_dict(data["span"]),
+            config_name=str(data.get("config", "default")),
+            service_name=str(data.get("service", "unknown_service")),
+        )
+
+
+ScoreValue = Union[float, int, bool, str]
+
+
+def _infer_data_type(value: ScoreValue) -> ScoreDataType:
+    if isinstance(value, bool):
+        return ScoreDataType.BOOLEAN
+    if isinstance(value, (int, float)):
+        return ScoreDataType.NUMERIC
+    return ScoreDataType.CATEGORICAL
+
+
+def _new_score_id() -> str:
+    return uuid.uuid4().hex
+
+
+@attrs.frozen
+class Score:
+    """An evaluation of a trace, a span or a session (human or automatic).
+
+    ``data_type`` is inferred from ``value`` when not given: bool → BOOLEAN,
+    number → NUMERIC, string → CATEGORICAL. ``id`` is stable, so re-sending a
+    score is idempotent at the backend.
+    """
+
+    name: str
+    value: ScoreValue
+    trace_id: str | None = None
+    span_id: str | None = None
+    session_id: str | None = None
+    data_type: ScoreDataType = attrs.field(converter=ScoreDataType)
+    comment: str | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(factory=_new_score_id)
+    timestamp: int | None = None
+    config_name: str | None = None
+
+    @data_type.default
+    def _default_data_type(self) -> ScoreDataType:
+        return _infer_data_type(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return attrs.asdict(self, value_serializer=_serialize_value)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Score:
+        """Rebuild a score from :meth:`to_dict` output."""
+        known = {f.name for f in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def time_to_ns(value: Any) -> int | None:
+    """Nanoseconds since the epoch from a datetime, epoch seconds or ns int."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return int(value.timestamp() * 1_000_000) * 1000
+    if isinstance(value, bool):
+        raise TypeError("expected a datetime or a timestamp, got bool")
+    if isinstance(value, int):
+        # An int this large is nanoseconds; smaller ones are epoch seconds.
+        return value if value > 10**14 else value * 1_000_000_000
+    if isinstance(value, float):
+        return int(value * 1e9)
+    raise TypeError(f"expected a datetime or a timestamp, got {type(value).__name__}")
+
+
+def ns_to_iso(ns: int) -> str:
+    """ISO 8601 in UTC with microseconds, e.g. ``2026-11-27T14:13:49.123456Z``."""
+    seconds, rem = divmod(ns, 1_000_000_000)
+    dt = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rem // 1000)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def as_tags(value: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Tags as a tuple of strings (a bare string is one tag)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(t) for t in value)

@@ -1,0 +1,530 @@
+"""Live spans: the handles application code holds while work is in progress.
+
+A :class:`LiveSpan` is cheap on purpose. Creating, updating and ending one
+costs a few attribute writes, an id, a timestamp and one append per exporter
+queue. The immutable :class:`~obshub.spans.Span` snapshot that exporters see is
+built later, on the exporter worker (see :mod:`obshub.pipeline`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from obshub._logging import RateLimitedLog, get_logger
+from obshub.spans import EventKind, Level, SpanError, SpanType, new_span_id
+
+if TYPE_CHECKING:
+    from obshub.pipeline import Route
+
+__all__ = ["LiveSpan", "bind_context", "current_span"]
+
+_current: contextvars.ContextVar[LiveSpan | None] = contextvars.ContextVar(
+    "obshub_current_span", default=None
+)
+_time_ns = time.time_ns
+_log = get_logger()
+_limited = RateLimitedLog()
+
+#: Fields whose values merge on update instead of being replaced.
+MERGED_FIELDS = frozenset({"metadata", "attributes", "parameters"})
+#: Fields that belong to the whole trace (set on any span, seen on every span).
+TRACE_FIELDS = frozenset({"session_id", "user_id", "tags"})
+#: Every field a caller may set through ``hub.span(...)`` or ``span.update(...)``.
+SETTABLE_FIELDS = frozenset(
+    {
+        "name",
+        "input",
+        "output",
+        "metadata",
+        "attributes",
+        "tags",
+        "session_id",
+        "user_id",
+        "model",
+        "provider",
+        "parameters",
+        "usage",
+        "cost",
+        "completion_start_time",
+        "prompt",
+        "level",
+        "status_message",
+    }
+)
+
+_TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
+_TYPES.update({t.value: t for t in SpanType})
+
+
+def _capture(value: Any) -> Any:
+    # A shallow copy of the top-level container: an agent loop that keeps
+    # appending to its `messages` list must not change what was recorded.
+    kind = type(value)
+    if kind is list or kind is dict:
+        return value.copy()
+    return value
+
+
+class TraceState:
+    """What all spans of one trace share: ids, routing, trace-level fields."""
+
+    __slots__ = ("name", "route", "sampled", "session_id", "tags", "trace_id", "user_id")
+
+    def __init__(self, trace_id: str, name: str, route: Route | None, sampled: bool) -> None:
+        self.trace_id = trace_id
+        self.name = name
+        self.route = route
+        self.sampled = sampled
+        self.session_id: str | None = None
+        self.user_id: str | None = None
+        self.tags: tuple[str, ...] = ()
+
+    def set_trace_fields(self, fields: dict[str, Any]) -> None:
+        """Move session_id, user_id and tags out of ``fields`` onto the trace."""
+        if "session_id" in fields:
+            value = fields.pop("session_id")
+            self.session_id = None if value is None else str(value)
+        if "user_id" in fields:
+            value = fields.pop("user_id")
+            self.user_id = None if value is None else str(value)
+        if "tags" in fields:
+            value = fields.pop("tags")
+            if isinstance(value, str):
+                value = (value,)
+            try:
+                added = tuple(str(t) for t in value or ())
+            except TypeError:
+                added = (str(value),)
+            self.tags = self.tags + tuple(t for t in added if t not in self.tags)
+
+
+class LiveSpan:
+    """A span in progress. Use it as a context manager, or call :meth:`end`.
+
+    ``trace_id`` and ``span_id`` are fixed at creation. :meth:`update` sets or
+    changes fields; :meth:`event` records a point-in-time event under this
+    span; an exception leaving the ``with`` block marks the span as an error
+    and propagates unchanged. No method raises into application code.
+    """
+
+    __slots__ = (
+        "_ended",
+        "_fields",
+        "_token",
+        "_trace",
+        "name",
+        "parent_span_id",
+        "span_id",
+        "start_time",
+        "type",
+    )
+
+    def __init__(
+        self,
+        trace: TraceState,
+        parent_span_id: str | None,
+        name: str,
+        span_type: SpanType,
+        fields: dict[str, Any],
+        start_time: int,
+    ) -> None:
+        self._trace = trace
+        self.span_id = new_span_id()
+        self.parent_span_id = parent_span_id
+        self.name = name
+        self.type = span_type
+        self.start_time = start_time
+        self._fields = fields
+        self._ended = False
+        self._token: contextvars.Token[LiveSpan | None] | None = None
+
+    # -- identity -------------------------------------------------------------
+
+    @property
+    def trace_id(self) -> str:
+        """The 32-hex-digit id of the trace this span belongs to."""
+        return self._trace.trace_id
+
+    @property
+    def is_recording(self) -> bool:
+        """False when the trace was not sampled or the span has ended."""
+        return self._trace.sampled and not self._ended
+
+    @property
+    def ended(self) -> bool:
+        """True once :meth:`end` ran."""
+        return self._ended
+
+    def __repr__(self) -> str:
+        return (
+            f"<LiveSpan {self.name!r} type={self.type.value} trace_id={self._trace.trace_id} "
+            f"span_id={self.span_id}{' ended' if self._ended else ''}>"
+        )
+
+    # -- recording --------------------------------------------------------------
+
+    def update(self, **fields: Any) -> LiveSpan:
+        """Set fields (``output=``, ``usage=``, ``metadata=`` ...).
+
+        ``metadata``, ``attributes`` and ``parameters`` merge with what was
+        set before; ``tags`` add to the trace's tags; other fields replace.
+        Updates after :meth:`end` are ignored (and logged at debug level).
+        """
+        try:
+            if self._ended:
+                _log.debug("update_after_end", span=self.name)
+                return self
+            own = self._fields
+            for key, value in fields.items():
+                if key in TRACE_FIELDS:
+                    self._trace.set_trace_fields({key: value})
+                elif key in MERGED_FIELDS and isinstance(value, dict):
+                    old = own.get(key)
+                    own[key] = {**old, **value} if isinstance(old, dict) else value.copy()
+                else:
+                    own[key] = _capture(value)
+            route = self._trace.route
+            if route is not None and self._trace.sampled and route.updated:
+                route.emit(EventKind.UPDATED, self, dict(own), None)
+        except Exception as exc:
+            _recording_failed("update", exc)
+        return self
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Record a point-in-time event (an event span) under this span."""
+        try:
+            trace = self._trace
+            if not trace.sampled or trace.route is None:
+                return
+            if any(k in TRACE_FIELDS for k in fields):
+                trace.set_trace_fields(fields)
+            span_type = _TYPES.get(fields.pop("type", SpanType.GENERIC), SpanType.GENERIC)
+            now = _time_ns()
+            event = LiveSpan(trace, self.span_id, name, span_type, fields, now)
+            event._ended = True
+            trace.route.emit_event_span(event, now)
+        except Exception as exc:
+            _recording_failed("event", exc)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Mark the span as failed with ``exc`` (level error, message, type, stack)."""
+        try:
+            message = _safe_str(exc)
+            kind = type(exc)
+            qualified = kind.__qualname__
+            if kind.__module__ not in ("builtins", "__main__"):
+                qualified = f"{kind.__module__}.{qualified}"
+            stack = "".join(traceback.format_exception(kind, exc, exc.__traceback__, limit=30))
+            own = self._fields
+            own["error"] = SpanError(message=message, type=qualified, stack=stack[-20_000:])
+            own["level"] = Level.ERROR
+            own.setdefault("status_message", message or qualified)
+        except Exception as err:
+            _recording_failed("record_exception", err)
+
+    def end(self, end_time: int | None = None) -> None:
+        """End the span (idempotent). ``end_time`` is nanoseconds since the epoch."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            trace = self._trace
+            if trace.sampled and trace.route is not None:
+                trace.route.emit(
+                    EventKind.ENDED, self, self._fields, end_time if end_time else _time_ns()
+                )
+        except Exception as exc:
+            _recording_failed("end", exc)
+
+    def score(self, name: str, value: Any, **fields: Any) -> None:
+        """Score this span (see :meth:`obshub.Hub.score`)."""
+        try:
+            route = self._trace.route
+            if route is not None and self._trace.sampled:
+                route.score(
+                    name=name, value=value, trace_id=self.trace_id, span_id=self.span_id, **fields
+                )
+        except Exception as exc:
+            _recording_failed("score", exc)
+
+    # -- context management --------------------------------------------------------
+
+    def __enter__(self) -> LiveSpan:
+        self._token = _current.set(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.record_exception(exc)
+        token = self._token
+        if token is not None:
+            self._token = None
+            try:
+                _current.reset(token)
+            except ValueError:
+                # Exited in another context than it was entered in (e.g. a
+                # span opened in one task and closed in another).
+                _current.set(None)
+        self.end()
+
+
+def current_span() -> LiveSpan | None:
+    """The span of the current context (thread, task), or None."""
+    return _current.get()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bind_context(fn: F) -> F:
+    """Wrap ``fn`` to run in the caller's context (current span included).
+
+    asyncio tasks inherit the context by themselves; threads and executors do
+    not. Use ``pool.submit(obshub.bind_context(work), arg)`` or
+    ``threading.Thread(target=obshub.bind_context(work))`` so that spans
+    opened in the thread nest under the span that started it.
+    """
+    ctx = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run_in_context(*args: Any, **kwargs: Any) -> Any:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    return run_in_context  # type: ignore[return-value]
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)[:10_000]
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _recording_failed(where: str, exc: BaseException) -> None:
+    try:
+        _limited(_log, "warning", "recording_failed", where=where, error=_safe_str(exc))
+    except Exception:
+        return
+
+
+# -- the decorator ---------------------------------------------------------------
+
+
+def _argument_capturer(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+    """A fast function turning a call's arguments into a ``{name: value}`` dict."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return lambda args, kwargs: {"args": list(args), **kwargs}
+    params = list(sig.parameters.values())
+    skip_first = bool(params) and params[0].name in ("self", "cls")
+    simple = all(
+        p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params
+    )
+    if simple:
+        names = [p.name for p in params]
+
+        def capture_simple(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            captured = dict(zip(names, args))
+            if kwargs:
+                captured.update(kwargs)
+            if skip_first:
+                captured.pop(names[0], None)
+            return captured
+
+        return capture_simple
+
+    def capture_bound(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            bound = sig.bind_partial(*args, **kwargs)
+        except TypeError:
+            return {"args": list(args), **kwargs}
+        captured = dict(bound.arguments)
+        if skip_first:
+            captured.pop(params[0].name, None)
+        return captured
+
+    return capture_bound
+
+
+def observe(
+    get_hub: Callable[[], Any],
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    span_type: SpanType | str,
+    capture_input: bool,
+    capture_output: bool,
+    fields: dict[str, Any],
+) -> Callable[..., Any]:
+    """Wrap ``fn`` so each call records a span (see :meth:`obshub.Hub.observe`)."""
+    span_name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
+    capture = _argument_capturer(fn) if capture_input else None
+
+    def open_span(args: tuple[Any, ...], kwargs: dict[str, Any]) -> LiveSpan:
+        extra = dict(fields)
+        if capture is not None:
+            try:
+                extra["input"] = capture(args, kwargs)
+            except Exception as exc:
+                _recording_failed("observe_input", exc)
+        span: LiveSpan = get_hub().span(span_name, type=span_type, **extra)
+        return span
+
+    def set_output(span: LiveSpan, value: Any) -> None:
+        if capture_output:
+            span.update(output=value)
+
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_generator(fn, open_span, set_output)
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_generator(fn, open_span, set_output)
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with open_span(args, kwargs) as span:
+                result = await fn(*args, **kwargs)
+                set_output(span, result)
+                return result
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with open_span(args, kwargs) as span:
+            result = fn(*args, **kwargs)
+            set_output(span, result)
+            return result
+
+    return wrapper
+
+
+_MAX_COLLECTED = 10_000
+
+
+def _collected_output(items: list[Any], truncated: bool) -> Any:
+    if items and all(isinstance(i, str) for i in items):
+        text = "".join(items)
+        return text + "...[more chunks not recorded]" if truncated else text
+    if truncated:
+        return [*items, "...[more items not recorded]"]
+    return items
+
+
+def _wrap_generator(
+    fn: Callable[..., Any],
+    open_span: Callable[[tuple[Any, ...], dict[str, Any]], LiveSpan],
+    set_output: Callable[[LiveSpan, Any], None],
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = fn(*args, **kwargs)
+        return _traced_generator(gen, lambda: open_span(args, kwargs), set_output)
+
+    return wrapper
+
+
+def _traced_generator(
+    gen: Any, open_span: Callable[[], LiveSpan], set_output: Callable[[LiveSpan, Any], None]
+) -> Any:
+    # The span starts at the first next() and ends when the generator is
+    # exhausted, closed or fails; the span is current only while the wrapped
+    # generator runs, never while the consumer does.
+    span = open_span()
+    items: list[Any] = []
+    truncated = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = _current.set(span)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = gen.throw(exc)
+                else:
+                    item = gen.send(to_send)
+            except StopIteration:
+                break
+            finally:
+                _current.reset(token)
+            if len(items) < _MAX_COLLECTED:
+                items.append(item)
+            else:
+                truncated = True
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            span.record_exception(exc)
+        raise
+    finally:
+        set_output(span, _collected_output(items, truncated))
+        span.end()
+
+
+def _wrap_async_generator(
+    fn: Callable[..., Any],
+    open_span: Callable[[tuple[Any, ...], dict[str, Any]], LiveSpan],
+    set_output: Callable[[LiveSpan, Any], None],
+) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        agen = fn(*args, **kwargs)
+        return _traced_async_generator(agen, lambda: open_span(args, kwargs), set_output)
+
+    return wrapper
+
+
+async def _traced_async_generator(
+    agen: Any, open_span: Callable[[], LiveSpan], set_output: Callable[[LiveSpan, Any], None]
+) -> Any:
+    span = open_span()
+    items: list[Any] = []
+    truncated = False
+    to_send: Any = None
+    to_throw: BaseException | None = None
+    try:
+        while True:
+            token = _current.set(span)
+            try:
+                if to_throw is not None:
+                    exc, to_throw = to_throw, None
+                    item = await agen.athrow(exc)
+                else:
+                    item = await agen.asend(to_send)
+            except StopAsyncIteration:
+                break
+            finally:
+                _current.reset(token)
+            if len(items) < _MAX_COLLECTED:
+                items.append(item)
+            else:
+                truncated = True
+            try:
+                to_send = yield item
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as exc:
+                to_throw = exc
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            span.record_exception(exc)
+        raise
+    finally:
+        set_output(span, _collected_output(items, truncated))
+        span.end()
+
