@@ -29,7 +29,7 @@ __all__ = ["Channel", "ChannelStats"]
 class Deliverable(Protocol):
     """A queued span record: turns itself into the event exporters receive."""
 
-    def event(self) -> SpanEvent | None: ...
+    def build_event(self) -> SpanEvent | None: ...
 
 
 @attrs.frozen
@@ -294,7 +294,7 @@ class Channel:
                 scores.append(item)
                 continue
             try:
-                event = item.event()
+                event = item.build_event()
             except Exception as exc:
                 self._count("failed", 1)
                 self._limited(self._log, "error", "event_build_failed", error=_describe(exc))

@@ -58,6 +58,7 @@ _time_ns = time.time_ns
 _TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
 _TYPES.update({t.value: t for t in SpanType})
 _NOT_RECORDING = TraceState("0" * 32, "", None, False)
+_STARTED = EventKind.STARTED
 
 
 class Hub:
@@ -132,6 +133,11 @@ class Hub:
         self._selector = selector
         self.shutdown_timeout = shutdown_timeout
         self._recent: OrderedDict[str, TraceState] = OrderedDict()
+        # Remembering traces only matters to route scores by trace id when the
+        # answer is not always "the default config, recorded".
+        self._track_traces = len(self._routes) > 1 or any(
+            r.sampler.strategy != "always" for r in self._routes.values()
+        )
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
         _live_hubs.add(self)
@@ -231,9 +237,8 @@ class Hub:
             live = LiveSpan(
                 trace, parent_id, name, span_type, fields, start_time or _time_ns()
             )
-            route = trace.route
-            if route is not None and route.started and trace.sampled:
-                route.emit(EventKind.STARTED, live, dict(fields), None)
+            if trace.sampled and trace.route.started:  # type: ignore[union-attr]
+                trace.route.emit(_STARTED, live, dict(fields), None)  # type: ignore[union-attr]
             return live
         except Exception as exc:
             _recording_failed("span", exc)
@@ -246,12 +251,13 @@ class Hub:
             if parent is not None:
                 parent.event(name, **fields)
                 return
-            config = fields.pop("config", None)
-            root = self.span(name, config=config, **fields)
-            root._ended = True
-            trace = root._trace
-            if trace.sampled and trace.route is not None:
-                trace.route.emit_event_span(root, root.start_time)
+            span_type = _TYPES.get(fields.pop("type", SpanType.GENERIC), SpanType.GENERIC)
+            trace = self._new_trace(name, span_type, fields.pop("config", None), fields)
+            if not TRACE_FIELDS.isdisjoint(fields):
+                trace.set_trace_fields(fields)
+            root = LiveSpan(trace, None, name, span_type, fields, _time_ns())
+            root._is_event = True
+            root._finish(root.start_time)
         except Exception as exc:
             _recording_failed("event", exc)
 
@@ -364,13 +370,14 @@ class Hub:
         trace_id = new_trace_id()
         sampled = route is not None and route.sampler.should_sample(trace_id)
         trace = TraceState(trace_id, name, route, sampled)
-        recent = self._recent
-        recent[trace_id] = trace
-        if len(recent) > RECENT_TRACES:
-            try:
-                recent.popitem(last=False)
-            except KeyError:
-                pass
+        if self._track_traces:
+            recent = self._recent
+            recent[trace_id] = trace
+            if len(recent) > RECENT_TRACES:
+                try:
+                    recent.popitem(last=False)
+                except KeyError:
+                    pass
         return trace
 
     # -- delivery --------------------------------------------------------------------

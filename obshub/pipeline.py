@@ -67,13 +67,15 @@ class PendingEvent:
         self.end_time = end_time
         self._event = _UNBUILT
 
-    def event(self) -> SpanEvent | None:
+    def build_event(self) -> SpanEvent | None:
         """The snapshot event (None when a processor dropped it)."""
         event = self._event
         if event is _UNBUILT:
             # Two workers may race here; both build the same value and either
             # result is correct, so no lock is needed on this path.
-            event = self.route.build(self)
+            event = self.route.build(
+                self.kind, self.live, self.fields, self.end_time, self.is_event
+            )
             self._event = event
         return event  # type: ignore[no-any-return]
 
@@ -122,14 +124,6 @@ class Route:
             for channel in channels:
                 channel.put(record)
 
-    def emit_event_span(self, live: LiveSpan, when: int) -> None:
-        """Queue a point-in-time event span (delivered once, as ended)."""
-        channels = self.ended
-        if channels:
-            record = PendingEvent(self, EventKind.ENDED, live, live._fields, when, True)
-            for channel in channels:
-                channel.put(record)
-
     def score(self, **fields: Any) -> None:
         """Queue a score for every exporter of the config that takes scores."""
         score = Score(config_name=self.name, **fields)
@@ -138,9 +132,16 @@ class Route:
 
     # -- worker thread -------------------------------------------------------------
 
-    def build(self, record: PendingEvent) -> SpanEvent | None:
+    def build(
+        self,
+        kind: EventKind,
+        live: LiveSpan,
+        fields: dict[str, Any],
+        end_time: int | None,
+        is_event: bool,
+    ) -> SpanEvent | None:
         """Turn a queued record into the event exporters receive."""
-        span: Span | None = self._snapshot(record)
+        span: Span | None = self._snapshot(live, fields, end_time, is_event)
         for processor in self.processors:
             if span is None:
                 return None
@@ -159,13 +160,13 @@ class Route:
         if span is None:
             return None
         return SpanEvent(
-            kind=record.kind, span=span, config_name=self.name, service_name=self.service_name
+            kind=kind, span=span, config_name=self.name, service_name=self.service_name
         )
 
-    def _snapshot(self, record: PendingEvent) -> Span:
-        live = record.live
+    def _snapshot(
+        self, live: LiveSpan, fields: dict[str, Any], end_time: int | None, is_event: bool
+    ) -> Span:
         trace = live._trace
-        fields = record.fields
         values: dict[str, Any] = {}
         for key, value in fields.items():
             if key not in SETTABLE_FIELDS and key not in _INTERNAL_FIELDS:
@@ -182,11 +183,11 @@ class Route:
             name=str(values.pop("name", live.name)),
             type=live.type,
             start_time=live.start_time,
-            end_time=record.end_time,
+            end_time=end_time,
             session_id=trace.session_id,
             user_id=trace.user_id,
             tags=trace.tags,
-            is_event=record.is_event,
+            is_event=is_event,
             trace_name=trace.name,
             **values,
         )

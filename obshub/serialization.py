@@ -79,15 +79,32 @@ def _float(value: float) -> float | str:
 
 
 def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    # Exact-type checks first: plain str/int/float/bool/None/dict/list are what
+    # applications pass almost always, and they need no isinstance() walk.
     kind = type(value)
     if kind is str:
-        return _truncate(value, limits.max_string)
+        return value if len(value) <= limits.max_string else _truncate(value, limits.max_string)
     if kind is int or kind is bool or value is None:
         return value
     if kind is float:
-        return _float(value)
+        return value if value - value == 0.0 else _float(value)
     if depth >= limits.max_depth:
         return f"<max depth {limits.max_depth} reached>"
+    if kind is dict or kind is list or kind is tuple:
+        ident = id(value)
+        if ident in seen:
+            return "<cycle>"
+        seen.add(ident)
+        try:
+            if kind is dict:
+                return _convert_mapping(value.items(), len(value), limits, depth, seen)
+            return _convert_sequence(value, len(value), limits, depth, seen)
+        finally:
+            seen.discard(ident)
+    return _convert_other(value, limits, depth, seen)
+
+
+def _convert_other(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     if isinstance(value, enum.Enum):
         return _convert(value.value, limits, depth + 1, seen)
     if isinstance(value, str):
@@ -106,16 +123,14 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return "base64:" + base64.b64encode(raw).decode("ascii")
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+    if isinstance(value, _TIMES):
         return value.isoformat()
     if isinstance(value, _dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, uuid.UUID | PurePath):
+    if isinstance(value, _AS_STRING):
         return str(value)
     if isinstance(value, decimal.Decimal):
         return _float(float(value)) if value.is_finite() else str(value)
-    if isinstance(value, complex):
-        return str(value)
 
     ident = id(value)
     if ident in seen:
@@ -127,29 +142,40 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
         seen.discard(ident)
 
 
+_TIMES = (_dt.datetime, _dt.date, _dt.time)
+_AS_STRING = (uuid.UUID, PurePath, complex)
+
+
+def _key(key: Any, limits: Limits) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)
+    if isinstance(key, (int, float, bool)) or key is None:
+        return str(key)
+    return _safe_repr(key, limits)
+
+
 def _convert_mapping(items: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
+    depth += 1
+    if size <= limits.max_items:
+        return {
+            (key if type(key) is str else _key(key, limits)): _convert(item, limits, depth, seen)
+            for key, item in items
+        }
     out: dict[str, Any] = {}
     for i, (key, item) in enumerate(items):
         if i >= limits.max_items:
             out["..."] = f"[{size - limits.max_items} more items]"
             break
-        if isinstance(key, str):
-            name = key
-        elif isinstance(key, (int, float, bool)) or key is None:
-            name = str(key)
-        else:
-            name = _safe_repr(key, limits)
-        out[name] = _convert(item, limits, depth + 1, seen)
+        out[_key(key, limits)] = _convert(item, limits, depth, seen)
     return out
 
 
 def _convert_sequence(values: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
-    out: list[Any] = []
-    for i, item in enumerate(values):
-        if i >= limits.max_items:
-            out.append(f"...[{size - limits.max_items} more items]")
-            break
-        out.append(_convert(item, limits, depth + 1, seen))
+    depth += 1
+    if size <= limits.max_items:
+        return [_convert(item, limits, depth, seen) for item in values]
+    out = [_convert(item, limits, depth, seen) for item in values[: limits.max_items]]
+    out.append(f"...[{size - limits.max_items} more items]")
     return out
 
 
@@ -157,7 +183,7 @@ def _convert_container(value: Any, limits: Limits, depth: int, seen: set[int]) -
     if isinstance(value, Mapping):
         return _convert_mapping(value.items(), len(value), limits, depth, seen)
     if isinstance(value, (list, tuple)):
-        return _convert_sequence(value, len(value), limits, depth, seen)
+        return _convert_sequence(list(value), len(value), limits, depth, seen)
     if isinstance(value, (set, frozenset)):
         items = list(value)
         try:

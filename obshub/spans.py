@@ -52,6 +52,10 @@ class SpanType(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # str's hash (equal to the value's) instead of Enum's Python-level one:
+    # these are dict keys on the recording hot path.
+    __hash__ = str.__hash__
+
 
 class Level(str, enum.Enum):
     """Severity of a span, as Langfuse and most LLM backends show it."""
@@ -64,6 +68,10 @@ class Level(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # str's hash (equal to the value's) instead of Enum's Python-level one:
+    # these are dict keys on the recording hot path.
+    __hash__ = str.__hash__
+
 
 class EventKind(str, enum.Enum):
     """The moment of a span's life an event reports."""
@@ -74,6 +82,10 @@ class EventKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    # str's hash (equal to the value's) instead of Enum's Python-level one:
+    # these are dict keys on the recording hot path.
+    __hash__ = str.__hash__
 
 
 class ScoreDataType(str, enum.Enum):
@@ -86,6 +98,10 @@ class ScoreDataType(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    # str's hash (equal to the value's) instead of Enum's Python-level one:
+    # these are dict keys on the recording hot path.
+    __hash__ = str.__hash__
+
 
 # Ids are random like OpenTelemetry's: 128-bit trace ids, 64-bit span ids, as
 # lowercase hex. `random.getrandbits` is re-seeded by CPython after fork.
@@ -94,12 +110,13 @@ _getrandbits = random.getrandbits
 
 def new_trace_id() -> str:
     """A new W3C trace id: 32 lowercase hex characters, never all zeros."""
-    return f"{_getrandbits(128) or 1:032x}"
+    # to_bytes().hex() is about twice as fast as f"{n:032x}".
+    return (_getrandbits(128) or 1).to_bytes(16, "big").hex()
 
 
 def new_span_id() -> str:
     """A new W3C span id: 16 lowercase hex characters, never all zeros."""
-    return f"{_getrandbits(64) or 1:016x}"
+    return (_getrandbits(64) or 1).to_bytes(8, "big").hex()
 
 
 def _optional_int(value: Any) -> int | None:
@@ -145,15 +162,15 @@ class Usage:
         """Build from a dict such as ``{"input": 812, "output": 95}``."""
         if isinstance(value, Usage):
             return value
-        known = {f.name for f in attrs.fields(cls)} - {"details"}
-        kwargs = {k: v for k, v in value.items() if k in known}
-        details = {
-            str(k): int(v)
-            for k, v in value.items()
-            if k not in known and isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
-        if isinstance(value.get("details"), Mapping):
-            details.update(value["details"])
+        kwargs: dict[str, Any] = {}
+        details: dict[str, int] = {}
+        for key, count in value.items():
+            if key in _USAGE_KEYS:
+                kwargs[key] = count
+            elif key == "details" and isinstance(count, Mapping):
+                details.update(count)
+            elif isinstance(count, (int, float)) and not isinstance(count, bool):
+                details[str(key)] = int(count)
         return cls(**kwargs, details=details)
 
     def total_tokens(self) -> int | None:
@@ -163,6 +180,9 @@ class Usage:
         if self.input is None and self.output is None:
             return None
         return (self.input or 0) + (self.output or 0)
+
+
+_USAGE_KEYS = frozenset({"input", "output", "total", "cached_input", "cache_write", "reasoning"})
 
 
 @attrs.frozen

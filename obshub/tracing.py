@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import random
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from obshub._logging import RateLimitedLog, get_logger
-from obshub.spans import EventKind, Level, SpanError, SpanType, new_span_id
+from obshub.spans import EventKind, Level, SpanError, SpanType
 
 if TYPE_CHECKING:
     from obshub.pipeline import Route
@@ -28,6 +29,11 @@ _current: contextvars.ContextVar[LiveSpan | None] = contextvars.ContextVar(
     "obshub_current_span", default=None
 )
 _time_ns = time.time_ns
+_getrandbits = random.getrandbits
+_UNBUILT: Any = object()
+_ENDED = EventKind.ENDED
+_UPDATED = EventKind.UPDATED
+_GENERIC = SpanType.GENERIC
 _log = get_logger()
 _limited = RateLimitedLog()
 
@@ -114,8 +120,11 @@ class LiveSpan:
     """
 
     __slots__ = (
+        "_built",
+        "_end_time",
         "_ended",
         "_fields",
+        "_is_event",
         "_token",
         "_trace",
         "name",
@@ -135,13 +144,16 @@ class LiveSpan:
         start_time: int,
     ) -> None:
         self._trace = trace
-        self.span_id = new_span_id()
+        self.span_id = (_getrandbits(64) or 1).to_bytes(8, "big").hex()
         self.parent_span_id = parent_span_id
         self.name = name
         self.type = span_type
         self.start_time = start_time
         self._fields = fields
         self._ended = False
+        self._is_event = False
+        self._end_time: int | None = None
+        self._built: Any = _UNBUILT
         self._token: contextvars.Token[LiveSpan | None] | None = None
 
     # -- identity -------------------------------------------------------------
@@ -189,9 +201,9 @@ class LiveSpan:
                     own[key] = {**old, **value} if isinstance(old, dict) else value.copy()
                 else:
                     own[key] = _capture(value)
-            route = self._trace.route
-            if route is not None and self._trace.sampled and route.updated:
-                route.emit(EventKind.UPDATED, self, dict(own), None)
+            trace = self._trace
+            if trace.sampled and trace.route.updated:  # type: ignore[union-attr]
+                trace.route.emit(_UPDATED, self, dict(own), None)  # type: ignore[union-attr]
         except Exception as exc:
             _recording_failed("update", exc)
         return self
@@ -204,11 +216,11 @@ class LiveSpan:
                 return
             if any(k in TRACE_FIELDS for k in fields):
                 trace.set_trace_fields(fields)
-            span_type = _TYPES.get(fields.pop("type", SpanType.GENERIC), SpanType.GENERIC)
+            span_type = _TYPES.get(fields.pop("type", _GENERIC), _GENERIC)
             now = _time_ns()
             event = LiveSpan(trace, self.span_id, name, span_type, fields, now)
-            event._ended = True
-            trace.route.emit_event_span(event, now)
+            event._is_event = True
+            event._finish(now)
         except Exception as exc:
             _recording_failed("event", exc)
 
@@ -232,15 +244,32 @@ class LiveSpan:
         """End the span (idempotent). ``end_time`` is nanoseconds since the epoch."""
         if self._ended:
             return
-        self._ended = True
         try:
-            trace = self._trace
-            if trace.sampled and trace.route is not None:
-                trace.route.emit(
-                    EventKind.ENDED, self, self._fields, end_time if end_time else _time_ns()
-                )
+            self._finish(end_time or _time_ns())
         except Exception as exc:
             _recording_failed("end", exc)
+
+    def _finish(self, end_time: int) -> None:
+        # The ended span itself is the queued record (no extra allocation on
+        # the hot path): it no longer changes, and the first worker that needs
+        # it builds the snapshot once for every exporter (build_event).
+        self._ended = True
+        self._end_time = end_time
+        trace = self._trace
+        if trace.sampled:
+            channels = trace.route.ended  # type: ignore[union-attr]
+            for channel in channels:
+                channel.put(self)
+
+    def build_event(self) -> Any:
+        """The ended event's snapshot, built on first use (worker side)."""
+        built = self._built
+        if built is _UNBUILT:
+            built = self._trace.route.build(  # type: ignore[union-attr]
+                _ENDED, self, self._fields, self._end_time, self._is_event
+            )
+            self._built = built
+        return built
 
     def score(self, name: str, value: Any, **fields: Any) -> None:
         """Score this span (see :meth:`obshub.Hub.score`)."""

@@ -137,7 +137,8 @@ def _details(span: Span) -> list[str]:
             tokens += f" ({usage.cached_input} cached)"
         parts.append(tokens)
     if span.cost is not None and span.cost.total is not None:
-        parts.append(f"${span.cost.total:.4f}")
+        total = span.cost.total
+        parts.append(f"${total:.4f}" if total >= 0.01 else f"${total:.6f}")
     return parts
 
 

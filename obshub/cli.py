@@ -1,0 +1,232 @@
+"""The ``obshub`` command: ``plugins``, ``check``, ``demo``.
+
+The config comes from ``--config FILE``, else ``$OBSHUB_CONFIG``, else
+``./obshub.toml``, else the built-in default (console + JSONL file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import structlog
+
+from obshub import __version__
+from obshub.builtin.jsonl import JsonlExporter
+from obshub.config import discover_config
+from obshub.config_errors import ConfigError
+from obshub.exporters import CheckResult, Exporter
+from obshub.hub import Hub
+from obshub.plugins import get_registry
+
+__all__ = ["main"]
+
+#: Seconds one exporter's ``check()`` may take before it is reported as hung.
+CHECK_TIMEOUT = 20.0
+
+
+def _configure_cli_logging(verbosity: int) -> None:
+    # The CLI is an application, so it may configure structlog (the library never does):
+    # log lines go to stderr, leaving stdout to the command's own output.
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _load_hub(args: argparse.Namespace, out: TextIO) -> tuple[Hub, str]:
+    source, origin = discover_config(args.config)
+    return Hub.from_config(source), origin
+
+
+def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
+    """List plugins, their exporter types and load errors."""
+    registry = get_registry()
+    if args.json:
+        data = {
+            "plugins": [
+                {
+                    "name": p.name,
+                    "distribution": p.distribution,
+                    "version": p.version,
+                    "exporters": list(p.exporters),
+                }
+                for p in registry.plugins()
+            ],
+            "errors": [
+                {
+                    "plugin": e.plugin,
+                    "distribution": e.distribution,
+                    "stage": e.stage,
+                    "error": e.error,
+                }
+                for e in registry.errors
+            ],
+            "blocked": list(registry.blocked),
+        }
+        out.write(json.dumps(data, indent=2) + "\n")
+        return 0
+    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "EXPORTER TYPES")]
+    for p in registry.plugins():
+        rows.append((p.name, p.distribution, p.version, ", ".join(p.exporters) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3] + "\n")
+    for name in registry.blocked:
+        out.write(f"\nblocked by OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS: {name}\n")
+    if registry.errors:
+        out.write("\nFailed plugins:\n")
+        for e in registry.errors:
+            dist = f" ({e.distribution})" if e.distribution else ""
+            out.write(f"  {e.plugin}{dist}: {e.stage} failed: {e.error}\n")
+    return 0
+
+
+def _run_check(exporter: Exporter) -> tuple[CheckResult, float]:
+    # check() runs in a helper thread so a hung backend cannot hang the command.
+    result: list[CheckResult] = []
+    started = time.perf_counter()
+
+    def target() -> None:
+        try:
+            result.append(exporter.check())
+        except Exception as exc:
+            result.append(
+                CheckResult(ok=False, message=f"check() raised {type(exc).__name__}: {exc}")
+            )
+
+    thread = threading.Thread(target=target, name="obshub-check", daemon=True)
+    thread.start()
+    thread.join(CHECK_TIMEOUT)
+    elapsed = (time.perf_counter() - started) * 1000
+    if not result:
+        return CheckResult(ok=False, message=f"no answer within {CHECK_TIMEOUT:.0f} s"), elapsed
+    return result[0], elapsed
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate the config and test every exporter's connection and credentials."""
+    source, origin = discover_config(args.config)
+    out.write(f"config: {origin}\n")
+    try:
+        hub = Hub.from_config(source)
+    except ConfigError as exc:
+        out.write(f"FAIL  config: {exc}\n")
+        return 1
+    failures = 0
+    try:
+        if not hub.configs:
+            out.write("FAIL  no enabled config\n")
+            return 1
+        for name, config in hub.configs.items():
+            marker = " (default)" if name == hub.default else ""
+            out.write(
+                f"config {name}{marker}: service {config.service_name!r}, "
+                f"sampling {config.sampler.strategy}, {len(config.exporters)} exporter(s)\n"
+            )
+            if not config.exporters:
+                out.write("  FAIL  no exporters: traces of this config go nowhere\n")
+                failures += 1
+            for exporter in config.exporters:
+                result, elapsed = _run_check(exporter)
+                latency = result.latency_ms if result.latency_ms is not None else elapsed
+                status = "ok  " if result.ok else "FAIL"
+                mode = "realtime" if exporter.realtime else "batch"
+                out.write(
+                    f"  {status}  {exporter.instance_name} ({type(exporter).name}, {mode}, "
+                    f"log {exporter.log_level}): {result.message} [{latency:.0f} ms]\n"
+                )
+                failures += not result.ok
+    finally:
+        hub.shutdown(timeout=2.0)
+    out.write("all checks passed\n" if not failures else f"{failures} check(s) failed\n")
+    return 1 if failures else 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """Record a two-turn support-agent conversation through the config."""
+    from obshub.demo import run_demo
+
+    source, origin = discover_config(args.config)
+    try:
+        hub = Hub.from_config(source)
+    except ConfigError as exc:
+        out.write(f"config error: {exc}\n")
+        return 2
+    out.write(f"obshub demo: recording a support-agent session through {origin}\n\n")
+    out.flush()
+    trace_ids = run_demo(hub)
+    delivered = hub.flush(timeout=args.timeout)
+    stats = hub.stats()
+    hub.shutdown(timeout=args.timeout)
+    out.write(f"recorded {len(trace_ids)} traces: {', '.join(trace_ids)}\n")
+    for key, s in stats.items():
+        out.write(
+            f"  {key}: exported {s.exported}, queued {s.queued}, dropped {s.dropped}, "
+            f"failed {s.failed}, retried {s.retried}\n"
+        )
+    for exporter in hub.exporters():
+        if isinstance(exporter, JsonlExporter):
+            out.write(f"  events written to {exporter.path}\n")
+    if not delivered:
+        out.write("some events were not delivered; run `obshub check` to find out why\n")
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``obshub`` command."""
+    parser = argparse.ArgumentParser(
+        prog="obshub", description="A hub for AI/LLM tracing: check, demo and inspect plugins."
+    )
+    parser.add_argument("--version", action="version", version=f"obshub {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            help="config file (default: $OBSHUB_CONFIG, ./obshub.toml, else built-in)",
+        )
+
+    p_plugins = sub.add_parser("plugins", help="list installed plugins and exporter types")
+    p_plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    p_plugins.set_defaults(func=cmd_plugins)
+
+    p_check = sub.add_parser("check", help="validate the config and test every exporter")
+    with_config(p_check)
+    p_check.set_defaults(func=cmd_check)
+
+    p_demo = sub.add_parser("demo", help="send a realistic agent conversation through the config")
+    with_config(p_demo)
+    p_demo.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for delivery (default 30)"
+    )
+    p_demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_cli_logging(args.verbose)
+    stream = out if out is not None else sys.stdout
+    result: Any = args.func(args, stream)
+    return int(result)
