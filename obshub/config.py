@@ -243,7 +243,8 @@ def build_exporters(raw: Any, registry: PluginRegistry, path: str) -> list[Expor
     seen: dict[str, str] = {}
     for instance_name, spec, item_path in entries:
         if isinstance(spec, Exporter):
-            exporter: Exporter | None = spec
+            # An instance built with enabled=False is skipped, like its table form.
+            exporter: Exporter | None = spec if spec.enabled else None
         elif isinstance(spec, Mapping):
             table = dict(spec)
             if isinstance(raw, (list, tuple)):

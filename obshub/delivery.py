@@ -9,6 +9,7 @@ the application, and one exporter's trouble never reaches another's channel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -337,7 +338,9 @@ class Channel:
                         if self._stop.wait(wait):
                             return self._give_up(batch, what, exc, retry.attempts)
                         continue
-                return self._give_up(batch, what, exc, retry.attempts + 1)
+                # A retryable failure was already counted in ``retry.attempts``.
+                made = retry.attempts if exc.retryable else retry.attempts + 1
+                return self._give_up(batch, what, exc, made)
             except Exception as exc:  # an exporter bug: contained, counted, logged
                 self._count("failed", count)
                 self._limited(
@@ -351,13 +354,15 @@ class Channel:
                 return False
             self._count("exported", count)
             if self._debug:
-                self._log.debug(
-                    "batch_sent",
-                    what=what,
-                    count=count,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                    attempts=retry.attempts + 1,
-                )
+                # A broken log pipeline must not kill the worker.
+                with contextlib.suppress(Exception):
+                    self._log.debug(
+                        "batch_sent",
+                        what=what,
+                        count=count,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                        attempts=retry.attempts + 1,
+                    )
             return True
 
     def _give_up(self, batch: list[Any], what: str, exc: ExportError, attempts: int) -> bool:

@@ -16,7 +16,7 @@ import attrs
 
 from obshub._logging import exporter_logger, parse_level
 from obshub.config_errors import ConfigError
-from obshub.retry import PolicyError, Retry
+from obshub.retry import PolicyError, Retry, parse_retry_after
 from obshub.spans import EventKind, Score, SpanEvent
 
 __all__ = [
@@ -48,7 +48,7 @@ class ExportError(Exception):
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
-        self.retry_after = retry_after
+        self.retry_after = _seconds(retry_after)
         self.status = status
 
     def __repr__(self) -> str:
@@ -56,6 +56,15 @@ class ExportError(Exception):
             f"ExportError({str(self)!r}, retryable={self.retryable}, "
             f"retry_after={self.retry_after}, status={self.status})"
         )
+
+
+def _seconds(value: Any) -> float | None:
+    """``retry_after`` as seconds: a number, or a raw ``Retry-After`` header value."""
+    if isinstance(value, str):
+        return parse_retry_after(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value - value == 0:
+        return max(0.0, float(value))
+    return None
 
 
 @attrs.frozen

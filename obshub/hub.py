@@ -35,6 +35,7 @@ from obshub.tracing import (
     _capture,
     _current,
     _recording_failed,
+    _span_type,
     observe,
 )
 
@@ -217,7 +218,10 @@ class Hub:
         ``config=``, the selector or the default.
         """
         try:
-            span_type = _TYPES.get(type)
+            try:
+                span_type = _TYPES.get(type)
+            except TypeError:  # unhashable, so no type name either
+                span_type = None
             if span_type is None:
                 span_type = _bad_type(type)
             if parent is None:
@@ -251,7 +255,7 @@ class Hub:
             if parent is not None:
                 parent.event(name, **fields)
                 return
-            span_type = _TYPES.get(fields.pop("type", SpanType.GENERIC), SpanType.GENERIC)
+            span_type = _span_type(fields.pop("type", SpanType.GENERIC))
             trace = self._new_trace(name, span_type, fields.pop("config", None), fields)
             if not TRACE_FIELDS.isdisjoint(fields):
                 trace.set_trace_fields(fields)

@@ -197,6 +197,8 @@ class Route:
         if key in ("input", "output"):
             return to_jsonable(value, limits)
         if key in ("metadata", "attributes", "parameters"):
+            if value is None:  # e.g. an optional ``metadata=None`` passed through
+                return {}
             converted = to_jsonable(value, limits)
             return converted if isinstance(converted, dict) else {"value": converted}
         if key == "usage":

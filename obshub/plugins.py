@@ -146,7 +146,9 @@ class PluginRegistry:
 
     def _register_all(self) -> None:
         hook = self._pm.hook.obshub_register_exporters
-        for impl in reversed(hook.get_hookimpls()):
+        # In registration order: the built-in types first, so that a plugin
+        # cannot take over their names (the clash is reported against it).
+        for impl in hook.get_hookimpls():
             plugin_name = impl.plugin_name
             dist, version = self._dists.get(plugin_name, (plugin_name, "0+unknown"))
             registered: list[str] = []

@@ -129,7 +129,8 @@ class Retry:
             return max(0.0, min(self.retry_after, self.max_retry_after))
         base = min(self.max_backoff, self.initial_backoff * 2 ** (self.attempts - 1))
         spread = base * self.jitter
-        return max(0.0, base - spread + 2 * spread * random_fn())
+        wait: float = base - spread + 2 * spread * random_fn()
+        return max(0.0, min(self.max_backoff, wait))  # jitter never passes the cap
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

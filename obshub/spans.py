@@ -135,7 +135,10 @@ def _optional_float(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        number = float(value)
+        if number - number == 0.0:  # NaN and infinities are not JSON
+            return number
+        raise ValueError(f"expected a finite number, got {number}")
     raise TypeError(f"expected a number, got {type(value).__name__}")
 
 
@@ -168,8 +171,8 @@ class Usage:
             if key in _USAGE_KEYS:
                 kwargs[key] = count
             elif key == "details" and isinstance(count, Mapping):
-                details.update(count)
-            elif isinstance(count, (int, float)) and not isinstance(count, bool):
+                details.update((str(k), int(v)) for k, v in count.items() if _is_finite_number(v))
+            elif _is_finite_number(count):
                 details[str(key)] = int(count)
         return cls(**kwargs, details=details)
 
@@ -183,6 +186,10 @@ class Usage:
 
 
 _USAGE_KEYS = frozenset({"input", "output", "total", "cached_input", "cache_write", "reasoning"})
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value - value == 0
 
 
 @attrs.frozen
@@ -201,12 +208,20 @@ class Cost:
         return cls(**{k: v for k, v in value.items() if k in ("input", "output", "total")})
 
 
+def _prompt_version(value: Any) -> int | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return str(value)  # keeps the snapshot JSON-safe
+
+
 @attrs.frozen
 class Prompt:
     """The managed prompt a generation used (name and version)."""
 
     name: str
-    version: int | str | None = None
+    version: int | str | None = attrs.field(default=None, converter=_prompt_version)
 
     @classmethod
     def coerce(cls, value: Prompt | Mapping[str, Any] | str) -> Prompt:

@@ -68,6 +68,14 @@ _TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
 _TYPES.update({t.value: t for t in SpanType})
 
 
+def _span_type(value: Any) -> SpanType:
+    """The span type named by ``value``; generic for anything else (unhashable included)."""
+    try:
+        return _TYPES.get(value, _GENERIC)
+    except TypeError:
+        return _GENERIC
+
+
 def _capture(value: Any) -> Any:
     # A shallow copy of the top-level container: an agent loop that keeps
     # appending to its `messages` list must not change what was recorded.
@@ -216,7 +224,7 @@ class LiveSpan:
                 return
             if any(k in TRACE_FIELDS for k in fields):
                 trace.set_trace_fields(fields)
-            span_type = _TYPES.get(fields.pop("type", _GENERIC), _GENERIC)
+            span_type = _span_type(fields.pop("type", _GENERIC))
             now = _time_ns()
             event = LiveSpan(trace, self.span_id, name, span_type, fields, now)
             event._is_event = True
@@ -480,8 +488,9 @@ def _traced_generator(
                     item = gen.throw(exc)
                 else:
                     item = gen.send(to_send)
-            except StopIteration:
-                break
+            except StopIteration as stop:
+                # Keep the generator's return value for ``yield from``.
+                return stop.value
             finally:
                 _current.reset(token)
             if len(items) < _MAX_COLLECTED:

@@ -106,6 +106,10 @@ class JsonlExporter(Exporter):
         probe = directory
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
+        if not probe.is_dir():
+            return CheckResult(ok=False, message=f"{probe} is not a directory")
+        if self.path.is_dir():
+            return CheckResult(ok=False, message=f"{self.path} is a directory")
         if not os.access(probe, os.W_OK):
             return CheckResult(ok=False, message=f"{probe} is not writable")
         if self.path.exists() and not os.access(self.path, os.W_OK):

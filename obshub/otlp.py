@@ -1,0 +1,337 @@
+"""Encoding span snapshots as OTLP: the wire format of OpenTelemetry.
+
+:func:`encode_spans` turns a batch of :class:`~obshub.spans.SpanEvent` into an
+``ExportTraceServiceRequest`` (the message an OTLP/HTTP receiver takes) with
+the OpenTelemetry GenAI semantic conventions (``gen_ai.*``), so the same
+encoder serves Langfuse, an OpenTelemetry Collector and any other OTLP backend.
+A backend adds its own attributes per span through the ``extra_attributes``
+hook.
+
+The protobuf messages come from the official ``opentelemetry-proto`` package,
+an optional dependency: ``pip install 'obshub[otlp]'``. It is imported on first
+use, so importing this module costs nothing without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import functools
+import json
+import types
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from obshub.spans import Level, Span, SpanEvent, SpanType
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+__all__ = [
+    "GENAI_OPERATIONS",
+    "GENAI_PARAMETERS",
+    "SCOPE_NAME",
+    "AttrValue",
+    "ExtraAttributes",
+    "encode_spans",
+    "encoded_size",
+    "json_string",
+    "request_to_json",
+    "span_attributes",
+]
+
+#: Any attribute value. str, bool, int, float and homogeneous lists of them
+#: become the matching OTLP ``AnyValue``; anything else is sent as a JSON string.
+AttrValue = object
+#: A backend's hook: the extra attributes of one span (they win over obshub's).
+ExtraAttributes = Callable[[SpanEvent], Mapping[str, AttrValue]]
+
+#: The instrumentation scope of every span obshub encodes.
+SCOPE_NAME = "obshub"
+
+#: ``gen_ai.operation.name`` per span type (types not listed get none).
+GENAI_OPERATIONS: Mapping[SpanType, str] = types.MappingProxyType(
+    {
+        SpanType.MODEL_GENERATION: "chat",
+        SpanType.EMBEDDING: "embeddings",
+        SpanType.AGENT_RUN: "invoke_agent",
+        SpanType.TOOL_CALL: "execute_tool",
+        SpanType.MCP_TOOL_CALL: "execute_tool",
+    }
+)
+
+#: Model parameters that have a ``gen_ai.request.*`` attribute.
+GENAI_PARAMETERS: Mapping[str, str] = types.MappingProxyType(
+    {
+        "temperature": "gen_ai.request.temperature",
+        "max_tokens": "gen_ai.request.max_tokens",
+        "top_p": "gen_ai.request.top_p",
+        "top_k": "gen_ai.request.top_k",
+        "frequency_penalty": "gen_ai.request.frequency_penalty",
+        "presence_penalty": "gen_ai.request.presence_penalty",
+        "seed": "gen_ai.request.seed",
+        "stop": "gen_ai.request.stop_sequences",
+    }
+)
+
+_TOOL_TYPES = frozenset({SpanType.TOOL_CALL, SpanType.MCP_TOOL_CALL})
+_SPAN_KIND_INTERNAL = 1
+_STATUS_ERROR = 2
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+class _Proto:
+    """The generated message classes, imported once."""
+
+    def __init__(self) -> None:
+        try:
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+            from opentelemetry.proto.common.v1 import common_pb2
+        except ImportError as exc:
+            raise ImportError(
+                "OTLP encoding needs the OpenTelemetry protobuf messages; "
+                "install them with: pip install 'obshub[otlp]'"
+            ) from exc
+        self.ExportTraceServiceRequest = trace_service_pb2.ExportTraceServiceRequest
+        self.AnyValue = common_pb2.AnyValue
+
+
+@functools.lru_cache(maxsize=1)
+def _proto() -> _Proto:
+    return _Proto()
+
+
+def _obshub_version() -> str:
+    try:
+        return metadata.version("obshub")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def json_string(value: Any) -> str:
+    """Compact JSON text of ``value`` (values that JSON cannot hold become strings)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# -- attribute values ---------------------------------------------------------------
+
+
+def _scalar_kind(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int" if _INT64_MIN <= value <= _INT64_MAX else None
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return None
+
+
+def _set_scalar(target: AnyValue, kind: str, value: Any) -> None:
+    if kind == "bool":
+        target.bool_value = bool(value)
+    elif kind == "int":
+        target.int_value = int(value)
+    elif kind == "float":
+        target.double_value = float(value)
+    else:
+        target.string_value = str.__str__(value)
+
+
+def _set_value(target: AnyValue, value: object) -> None:
+    """Store ``value`` in an ``AnyValue`` of the right kind."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    kind = _scalar_kind(value)
+    if kind is not None:
+        _set_scalar(target, kind, value)
+        return
+    if isinstance(value, (list, tuple)):
+        kinds = {_scalar_kind(item) for item in value}
+        if len(kinds) == 1 and None not in kinds:
+            (item_kind,) = kinds
+            array = target.array_value
+            for item in value:
+                _set_scalar(array.values.add(), str(item_kind), item)
+            return
+        if not value:
+            target.array_value.SetInParent()
+            return
+    target.string_value = json_string(value)
+
+
+def _add_attributes(
+    repeated: Any, attributes: Mapping[str, AttrValue] | Iterable[tuple[str, AttrValue]]
+) -> None:
+    items = attributes.items() if isinstance(attributes, Mapping) else attributes
+    for key, value in items:
+        if value is None:
+            continue
+        kv: KeyValue = repeated.add()
+        kv.key = key
+        _set_value(kv.value, value)
+
+
+# -- span attributes ----------------------------------------------------------------
+
+
+def span_attributes(span: Span) -> dict[str, AttrValue]:
+    """The OpenTelemetry attributes obshub sets on ``span`` (GenAI conventions).
+
+    ``span.attributes`` (set by the application) are included and win over
+    the derived ones; values that are None are left out.
+    """
+    out: dict[str, AttrValue] = {"obshub.span.type": span.type.value}
+    operation = GENAI_OPERATIONS.get(span.type)
+    if operation is not None:
+        out["gen_ai.operation.name"] = operation
+    if span.type is SpanType.AGENT_RUN:
+        out["gen_ai.agent.name"] = span.name
+    if span.type in _TOOL_TYPES:
+        out["gen_ai.tool.name"] = span.name
+    if span.model:
+        out["gen_ai.request.model"] = span.model
+    if span.provider:
+        out["gen_ai.system"] = span.provider
+        out["gen_ai.provider.name"] = span.provider
+    for name, key in GENAI_PARAMETERS.items():
+        value = span.parameters.get(name)
+        if value is None:
+            continue
+        if name == "stop" and isinstance(value, str):
+            value = [value]
+        out[key] = value
+    usage = span.usage
+    if usage is not None:
+        out["gen_ai.usage.input_tokens"] = usage.input
+        out["gen_ai.usage.output_tokens"] = usage.output
+    if span.session_id:
+        out["session.id"] = span.session_id
+        out["gen_ai.conversation.id"] = span.session_id
+    if span.user_id:
+        out["user.id"] = span.user_id
+    out.update(span.attributes)
+    return out
+
+
+def _error_message(span: Span) -> str | None:
+    if span.status_message:
+        return span.status_message
+    if span.error is not None:
+        return span.error.message or span.error.type
+    return None
+
+
+def _fill_span(target: Any, event: SpanEvent, extra: ExtraAttributes | None) -> None:
+    span = event.span
+    target.trace_id = bytes.fromhex(span.trace_id)
+    target.span_id = bytes.fromhex(span.span_id)
+    if span.parent_span_id:
+        target.parent_span_id = bytes.fromhex(span.parent_span_id)
+    target.name = span.name
+    target.kind = _SPAN_KIND_INTERNAL
+    target.start_time_unix_nano = span.start_time
+    end = span.end_time if span.end_time is not None else span.start_time
+    target.end_time_unix_nano = end
+    attributes = span_attributes(span)
+    if extra is not None:
+        attributes.update(extra(event))
+    _add_attributes(target.attributes, attributes)
+    if span.error is not None or span.level is Level.ERROR:
+        target.status.code = _STATUS_ERROR
+        message = _error_message(span)
+        if message:
+            target.status.message = message
+    if span.error is not None:
+        exception = target.events.add()
+        exception.name = "exception"
+        exception.time_unix_nano = end
+        _add_attributes(
+            exception.attributes,
+            {
+                "exception.type": span.error.type,
+                "exception.message": span.error.message,
+                "exception.stacktrace": span.error.stack,
+            },
+        )
+
+
+def encode_spans(
+    events: Iterable[SpanEvent],
+    *,
+    extra_attributes: ExtraAttributes | None = None,
+    resource_attributes: Mapping[str, AttrValue] | None = None,
+) -> ExportTraceServiceRequest:
+    """An OTLP ``ExportTraceServiceRequest`` holding ``events``' spans.
+
+    Spans are grouped by ``event.service_name`` into one ``ResourceSpans``
+    each (resource attribute ``service.name``, plus ``resource_attributes``),
+    with one ``ScopeSpans`` named ``obshub``. ``extra_attributes(event)``
+    returns a backend's own attributes for a span; they are added last and so
+    win over obshub's. Raises ImportError when ``obshub[otlp]`` is missing.
+    """
+    proto = _proto()
+    request = proto.ExportTraceServiceRequest()
+    scopes: dict[str, Any] = {}
+    version = _obshub_version()
+    for event in events:
+        scope = scopes.get(event.service_name)
+        if scope is None:
+            resource_spans = request.resource_spans.add()
+            resource = {
+                "service.name": event.service_name,
+                "telemetry.sdk.name": SCOPE_NAME,
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.version": version,
+                **(resource_attributes or {}),
+            }
+            _add_attributes(resource_spans.resource.attributes, resource)
+            scope = resource_spans.scope_spans.add()
+            scope.scope.name = SCOPE_NAME
+            scope.scope.version = version
+            scopes[event.service_name] = scope
+        _fill_span(scope.spans.add(), event, extra_attributes)
+    return request
+
+
+def encoded_size(request: ExportTraceServiceRequest) -> int:
+    """Bytes of the protobuf encoding of ``request`` (before compression)."""
+    size: int = request.ByteSize()
+    return size
+
+
+# -- OTLP/JSON ------------------------------------------------------------------------
+
+
+def _hex_ids(node: Any) -> Any:
+    # The protobuf JSON mapping writes bytes as base64; OTLP/JSON wants hex ids.
+    if isinstance(node, dict):
+        return {
+            key: base64.b64decode(value).hex()
+            if key in _ID_FIELDS and isinstance(value, str)
+            else _hex_ids(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_hex_ids(item) for item in node]
+    return node
+
+
+def request_to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP/JSON form of ``request``: camelCase keys, hex ids, integer enums.
+
+    Send it with ``Content-Type: application/json`` when a receiver does not
+    take protobuf, or keep it for debugging.
+    """
+    from google.protobuf import json_format
+
+    raw = json_format.MessageToDict(request, use_integers_for_enums=True)
+    converted: dict[str, Any] = _hex_ids(raw)
+    return converted

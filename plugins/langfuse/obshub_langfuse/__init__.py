@@ -1,0 +1,31 @@
+"""obshub-langfuse: the ``langfuse`` exporter for obshub.
+
+Installing the distribution is enough: obshub finds this module through the
+``obshub`` entry-point group, and a config names the exporter with
+``type = "langfuse"``. In code::
+
+    from obshub_langfuse import LangfuseExporter
+
+    hub = obshub.Hub(exporters=[LangfuseExporter(realtime=True)])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import metadata
+
+import obshub
+from obshub_langfuse.exporter import LangfuseExporter
+
+__all__ = ["LangfuseExporter", "__version__", "obshub_register_exporters"]
+
+try:
+    __version__ = metadata.version("obshub-langfuse")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+
+@obshub.hookimpl
+def obshub_register_exporters(register: Callable[[type[obshub.Exporter]], None]) -> None:
+    """Register the ``langfuse`` exporter type."""
+    register(LangfuseExporter)

@@ -1,0 +1,980 @@
+"""A local Langfuse stand-in for tests: :class:`LangfuseStandIn`.
+
+It speaks the parts of Langfuse's API an exporter uses, on ``127.0.0.1``:
+
+- ``POST /api/public/otel/v1/traces``: OTLP/HTTP (protobuf or JSON, optionally
+  gzipped), with Basic auth and the ``x-langfuse-ingestion-version`` check,
+  decoded with the official ``opentelemetry-proto`` messages. Spans become
+  :class:`Observation` records derived the way Langfuse reads span attributes,
+  grouped into :class:`Trace` records.
+- ``POST /api/public/scores``: stores :class:`ScoreRecord` (upsert by id).
+- ``GET /api/public/projects``: 200 for valid keys (what ``check()`` uses).
+- ``GET /api/public/health``: 200 without auth.
+
+Faults can be injected per path, to test retries and error handling::
+
+    from obshub_langfuse.testing import Fault, LangfuseStandIn
+
+    with LangfuseStandIn() as server:
+        server.inject("traces", Fault.error(503), Fault.connection_reset())
+        hub = obshub.Hub(exporters=[LangfuseExporter(
+            public_key=server.public_key, secret_key=server.secret_key,
+            base_url=server.url, retry={"initial_backoff": 0.01})])
+        with hub.span("agent", type="agent_run"):
+            ...
+        hub.flush(5)
+        assert server.wait_for_observations(1, timeout=5)
+        assert server.observations()[0].type == "AGENT"
+
+Every accessor is thread-safe and returns a copy; the ``wait_for_*`` methods
+block on a condition variable instead of polling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import re
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+__all__ = [
+    "HEALTH_PATH",
+    "PROJECTS_PATH",
+    "SCORES_PATH",
+    "TRACES_PATH",
+    "Fault",
+    "FaultFunction",
+    "IncomingRequest",
+    "LangfuseStandIn",
+    "Observation",
+    "RecordedRequest",
+    "ScoreRecord",
+    "Trace",
+]
+
+TRACES_PATH = "/api/public/otel/v1/traces"
+SCORES_PATH = "/api/public/scores"
+PROJECTS_PATH = "/api/public/projects"
+HEALTH_PATH = "/api/public/health"
+#: Short names accepted wherever a path is expected.
+PATH_ALIASES: Mapping[str, str] = {
+    "traces": TRACES_PATH,
+    "scores": SCORES_PATH,
+    "projects": PROJECTS_PATH,
+    "health": HEALTH_PATH,
+}
+#: The highest ``x-langfuse-ingestion-version`` Langfuse accepts.
+MAX_INGESTION_VERSION = 4
+
+OBSERVATION_TYPES = frozenset(
+    {
+        "SPAN",
+        "GENERATION",
+        "EVENT",
+        "EMBEDDING",
+        "AGENT",
+        "TOOL",
+        "CHAIN",
+        "RETRIEVER",
+        "GUARDRAIL",
+        "EVALUATOR",
+    }
+)
+_OPERATION_TYPES: Mapping[str, str] = {
+    "chat": "GENERATION",
+    "text_completion": "GENERATION",
+    "generate_content": "GENERATION",
+    "embeddings": "EMBEDDING",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+    "execute_tool": "TOOL",
+}
+_LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
+_ENVIRONMENT = re.compile(r"^[a-z0-9_-]{1,40}$")
+_MODEL_KEYS = (
+    "langfuse.observation.model.name",
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+)
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_STATUS_ERROR = 2
+_UNAUTHORISED = "Invalid credentials. Confirm that you've configured the correct host."
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Fault:
+    """What to do instead of (or before) answering one request.
+
+    - ``status``: answer with this status (and ``retry_after`` as the
+      ``Retry-After`` header);
+    - ``reset``: close the connection without any response;
+    - ``delay``: wait this many seconds first, then answer normally (or as
+      ``status`` / ``reset`` say).
+    """
+
+    status: int | None = None
+    retry_after: str | None = None
+    reset: bool = False
+    delay: float = 0.0
+
+    @classmethod
+    def error(cls, status: int, *, retry_after: float | str | None = None) -> Fault:
+        """Answer with ``status`` (e.g. 503, or 429 with ``retry_after`` seconds)."""
+        return cls(status=status, retry_after=None if retry_after is None else str(retry_after))
+
+    @classmethod
+    def connection_reset(cls) -> Fault:
+        """Read the request, then close the connection without a response."""
+        return cls(reset=True)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally, but only after ``seconds``."""
+        return cls(delay=seconds)
+
+
+@attrs.frozen
+class IncomingRequest:
+    """A request as a fault function sees it (``headers`` with lowercase names, raw body)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+#: Decides a fault per request (None: answer normally).
+FaultFunction = Callable[[IncomingRequest], "Fault | None"]
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the stand-in received.
+
+    ``headers`` have lowercase names and the ``authorization`` value redacted;
+    ``body`` is as received (compressed, if it was) and ``body_size`` its
+    length; ``status``
+    is None when the connection was closed without an answer; ``spans`` is
+    the number of spans in an accepted traces request; ``received_at`` is a
+    ``time.monotonic()`` reading.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    body_size: int
+    status: int | None
+    spans: int
+    fault: Fault | None
+    received_at: float
+
+
+@attrs.frozen
+class Observation:
+    """One span as Langfuse reads it (types in Langfuse's upper case, e.g. ``GENERATION``).
+
+    Times are UTC datetimes at millisecond precision, as Langfuse keeps them.
+    ``input``, ``output``, metadata values and model parameters are parsed
+    from their JSON strings. ``attributes`` and ``resource_attributes`` are
+    the raw OpenTelemetry attributes, for anything not derived here.
+    """
+
+    id: str
+    trace_id: str
+    parent_observation_id: str | None
+    type: str
+    name: str
+    start_time: datetime
+    end_time: datetime | None
+    trace_name: str | None
+    session_id: str | None
+    user_id: str | None
+    tags: tuple[str, ...]
+    environment: str
+    release: str | None
+    version: str | None
+    level: str
+    status_message: str | None
+    input: Any
+    output: Any
+    metadata: Mapping[str, Any]
+    model: str | None
+    model_parameters: Mapping[str, Any] | None
+    usage_details: Mapping[str, int] | None
+    cost_details: Mapping[str, float] | None
+    completion_start_time: datetime | None
+    prompt_name: str | None
+    prompt_version: int | None
+    trace_input: Any
+    trace_output: Any
+    trace_metadata: Mapping[str, Any]
+    events: tuple[Mapping[str, Any], ...]
+    attributes: Mapping[str, Any]
+    resource_attributes: Mapping[str, Any]
+    scope_name: str
+    scope_version: str
+
+
+@attrs.frozen
+class Trace:
+    """A trace assembled from its observations (the root's values win)."""
+
+    id: str
+    name: str | None
+    session_id: str | None
+    user_id: str | None
+    tags: tuple[str, ...]
+    environment: str
+    release: str | None
+    version: str | None
+    input: Any
+    output: Any
+    metadata: Mapping[str, Any]
+    observations: tuple[Observation, ...]
+
+    @property
+    def root(self) -> Observation | None:
+        """The observation without a parent, if it arrived."""
+        for observation in self.observations:
+            if observation.parent_observation_id is None:
+                return observation
+        return None
+
+
+@attrs.frozen
+class ScoreRecord:
+    """A score as stored by ``POST /api/public/scores``."""
+
+    id: str
+    name: str
+    value: float | str
+    data_type: str
+    trace_id: str | None
+    observation_id: str | None
+    session_id: str | None
+    comment: str | None
+    metadata: Mapping[str, Any] | None
+    environment: str | None
+
+
+class _Rejected(Exception):
+    """A request answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def _attributes(repeated: Any) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in repeated}
+
+
+def _parse_json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _ns_to_datetime(ns: int) -> datetime:
+    millis = ns // 1_000_000
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+
+
+def _iso_to_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _prefixed(attributes: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    return {
+        key[len(prefix) :]: _parse_json(value)
+        for key, value in attributes.items()
+        if key.startswith(prefix)
+    }
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        parsed = _parse_json(value)
+        value = parsed if isinstance(parsed, list) else value.split(",")
+    if isinstance(value, list):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return ()
+
+
+def _number_map(value: Any, integers: bool) -> dict[str, Any] | None:
+    parsed = _parse_json(value)
+    if not isinstance(parsed, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key, number in parsed.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            return None
+        if integers and (number < 0 or int(number) != number):
+            return None
+        out[str(key)] = int(number) if integers else float(number)
+    return out
+
+
+def _usage(attributes: Mapping[str, Any]) -> dict[str, int] | None:
+    given = attributes.get("langfuse.observation.usage_details")
+    if given is not None:
+        return _number_map(given, integers=True)
+    usage: dict[str, int] = {}
+    for key, name in (
+        ("gen_ai.usage.input_tokens", "input"),
+        ("gen_ai.usage.output_tokens", "output"),
+        ("gen_ai.usage.total_tokens", "total"),
+    ):
+        value = attributes.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            usage[name] = value
+    return usage or None
+
+
+def _observation_type(attributes: Mapping[str, Any]) -> str:
+    given = attributes.get("langfuse.observation.type")
+    if isinstance(given, str) and given.upper() in OBSERVATION_TYPES:
+        return given.upper()
+    operation = attributes.get("gen_ai.operation.name")
+    if isinstance(operation, str) and operation in _OPERATION_TYPES:
+        return _OPERATION_TYPES[operation]
+    if _first(attributes, *_MODEL_KEYS) is not None:
+        return "GENERATION"
+    return "SPAN"
+
+
+def _environment(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
+    value = _first(
+        attributes,
+        "langfuse.environment",
+    ) or _first(resource, "deployment.environment.name", "deployment.environment")
+    if isinstance(value, str) and _ENVIRONMENT.match(value) and not value.startswith("langfuse"):
+        return value
+    return "default"
+
+
+def _level(attributes: Mapping[str, Any], status_code: int) -> str:
+    given = attributes.get("langfuse.observation.level")
+    if isinstance(given, str) and given.upper() in _LEVELS:
+        return given.upper()
+    return "ERROR" if status_code == _STATUS_ERROR else "DEFAULT"
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _derive(span: Any, resource: Mapping[str, Any], scope: Any) -> Observation:
+    attributes = _attributes(span.attributes)
+    prompt_version = attributes.get("langfuse.observation.prompt.version")
+    parameters = _parse_json(attributes.get("langfuse.observation.model.parameters"))
+    return Observation(
+        id=span.span_id.hex(),
+        trace_id=span.trace_id.hex(),
+        parent_observation_id=span.parent_span_id.hex() if span.parent_span_id else None,
+        type=_observation_type(attributes),
+        name=span.name,
+        start_time=_ns_to_datetime(span.start_time_unix_nano),
+        end_time=_ns_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None,
+        trace_name=_optional_str(attributes.get("langfuse.trace.name")),
+        session_id=_optional_str(
+            _first(attributes, "session.id", "langfuse.session.id", "gen_ai.conversation.id")
+        ),
+        user_id=_optional_str(_first(attributes, "user.id", "langfuse.user.id")),
+        tags=_tags(attributes.get("langfuse.trace.tags")),
+        environment=_environment(attributes, resource),
+        release=_optional_str(
+            _first(attributes, "langfuse.release") or resource.get("langfuse.release")
+        ),
+        version=_optional_str(
+            _first(attributes, "langfuse.version") or resource.get("service.version")
+        ),
+        level=_level(attributes, span.status.code),
+        status_message=_optional_str(
+            _first(attributes, "langfuse.observation.status_message") or span.status.message or None
+        ),
+        input=_parse_json(attributes.get("langfuse.observation.input")),
+        output=_parse_json(attributes.get("langfuse.observation.output")),
+        metadata=_prefixed(attributes, "langfuse.observation.metadata."),
+        model=_optional_str(_first(attributes, *_MODEL_KEYS)),
+        model_parameters=parameters if isinstance(parameters, dict) else None,
+        usage_details=_usage(attributes),
+        cost_details=_number_map(attributes.get("langfuse.observation.cost_details"), False),
+        completion_start_time=_iso_to_datetime(
+            attributes.get("langfuse.observation.completion_start_time")
+        ),
+        prompt_name=_optional_str(attributes.get("langfuse.observation.prompt.name")),
+        prompt_version=prompt_version if isinstance(prompt_version, int) else None,
+        trace_input=_parse_json(attributes.get("langfuse.trace.input")),
+        trace_output=_parse_json(attributes.get("langfuse.trace.output")),
+        trace_metadata=_prefixed(attributes, "langfuse.trace.metadata."),
+        events=tuple(
+            {"name": e.name, "time_unix_nano": e.time_unix_nano, **_attributes(e.attributes)}
+            for e in span.events
+        ),
+        attributes=attributes,
+        resource_attributes=dict(resource),
+        scope_name=scope.name,
+        scope_version=scope.version,
+    )
+
+
+def _ids_to_base64(node: Any) -> Any:
+    # OTLP/JSON has hex ids; the protobuf JSON parser wants base64 for bytes.
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    out[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise _Rejected(400, f"{key} is not hex") from None
+            else:
+                out[key] = _ids_to_base64(value)
+        return out
+    if isinstance(node, list):
+        return [_ids_to_base64(item) for item in node]
+    return node
+
+
+def _decode_traces(content_type: str, body: bytes) -> Any:
+    request = ExportTraceServiceRequest()
+    if content_type == "application/x-protobuf":
+        try:
+            request.ParseFromString(body)
+        except DecodeError:
+            raise _Rejected(400, "invalid protobuf body") from None
+    else:
+        try:
+            json_format.ParseDict(_ids_to_base64(json.loads(body)), request)
+        except (ValueError, json_format.ParseError) as exc:
+            raise _Rejected(400, f"invalid OTLP/JSON body: {exc}") from None
+    return request
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, standin: LangfuseStandIn) -> None:
+        self.standin = standin
+        super().__init__((standin.host, 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request is normal in fault tests; the
+        # handler records its own failures, so nothing is printed here.
+        return
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without this, keep-alive answers wait ~40 ms for a delayed ACK (Nagle).
+    disable_nagle_algorithm = True
+    server_version = "LangfuseStandIn/1"
+    # An idle keep-alive connection is dropped after this many seconds.
+    timeout = 30
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.standin._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.standin._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        standin = self.server.standin
+        received_at = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        incoming = IncomingRequest(method=method, path=path, headers=headers, body=body)
+        fault = standin._next_fault(incoming)
+        if fault is not None and fault.delay and standin._stopping.wait(fault.delay):
+            self._drop_connection()
+            return
+        if fault is not None and fault.reset:
+            standin._record(incoming, None, 0, fault, received_at)
+            self._drop_connection()
+            return
+        if fault is not None and fault.status is not None:
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            # Recorded before answering, so a client that saw the answer finds it logged.
+            standin._record(incoming, fault.status, 0, fault, received_at)
+            self._reply(fault.status, {"message": "injected fault"}, extra)
+            return
+        try:
+            status, payload, spans = standin._dispatch(incoming)
+        except Exception as exc:
+            standin._server_error(exc)
+            status, payload, spans = 500, {"message": "stand-in error"}, 0
+        standin._record(incoming, status, spans, fault, received_at)
+        self._reply(status, payload, {})
+
+    def _reply(self, status: int, payload: Any, extra: Mapping[str, str]) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop_connection(self) -> None:
+        # SO_LINGER 0: the close sends a TCP reset, like a crashed proxy.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+
+class LangfuseStandIn:
+    """A local Langfuse: an HTTP server on ``127.0.0.1`` that records what it receives.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`).
+    ``url`` is the ``base_url`` to give an exporter; ``public_key`` and
+    ``secret_key`` are the only keys it accepts. ``max_body_size`` (bytes as
+    received) makes larger POST bodies fail with 413, as a proxy would.
+    """
+
+    def __init__(
+        self,
+        *,
+        public_key: str = "pk-lf-stand-in",
+        secret_key: str = "sk-lf-stand-in",
+        max_body_size: int | None = None,
+        project_name: str = "obshub stand-in",
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.public_key = public_key
+        self.secret_key = secret_key
+        self.max_body_size = max_body_size
+        self.project_name = project_name
+        self.host = host
+        #: Called for each request that no queued fault claimed.
+        self.fault_function: FaultFunction | None = None
+        self._cond = threading.Condition()
+        self._faults: dict[str, list[Fault]] = {}
+        self._observations: dict[str, Observation] = {}
+        self._scores: dict[str, ScoreRecord] = {}
+        self._requests: list[RecordedRequest] = []
+        self._errors: list[str] = []
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> LangfuseStandIn:
+        """Start serving in a background thread (idempotent)."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server(self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="langfuse-stand-in",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._cond:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> LangfuseStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``: the ``base_url`` for an exporter."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running; call start() first")
+        port = self._server.server_address[1]
+        return f"http://{self.host}:{port}"
+
+    # -- faults -----------------------------------------------------------------------
+
+    def inject(self, path: str, *faults: Fault) -> None:
+        """Queue ``faults`` for the next requests to ``path``, one per request.
+
+        ``path`` is a full path or one of ``traces``, ``scores``,
+        ``projects``, ``health``.
+        """
+        key = PATH_ALIASES.get(path, path)
+        with self._cond:
+            self._faults.setdefault(key, []).extend(faults)
+
+    def _next_fault(self, incoming: IncomingRequest) -> Fault | None:
+        with self._cond:
+            queue = self._faults.get(incoming.path)
+            if queue:
+                return queue.pop(0)
+        function = self.fault_function
+        return function(incoming) if function is not None else None
+
+    # -- accessors -----------------------------------------------------------------------
+
+    def observations(self) -> list[Observation]:
+        """Every observation received (one per span id; a resend replaces), in arrival order."""
+        with self._cond:
+            return list(self._observations.values())
+
+    def observation(self, name: str) -> Observation:
+        """The observation called ``name`` (KeyError if none, ValueError if several)."""
+        found = [o for o in self.observations() if o.name == name]
+        if not found:
+            raise KeyError(name)
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} observations are called {name!r}")
+        return found[0]
+
+    def traces(self) -> list[Trace]:
+        """The traces, assembled from the observations received so far."""
+        grouped: dict[str, list[Observation]] = {}
+        for observation in self.observations():
+            grouped.setdefault(observation.trace_id, []).append(observation)
+        return [_assemble(trace_id, group) for trace_id, group in grouped.items()]
+
+    def trace(self, trace_id: str) -> Trace:
+        """The trace with ``trace_id`` (KeyError if none of its spans arrived)."""
+        for trace in self.traces():
+            if trace.id == trace_id:
+                return trace
+        raise KeyError(trace_id)
+
+    def scores(self) -> list[ScoreRecord]:
+        """Every score received (one per id; a resend replaces)."""
+        with self._cond:
+            return list(self._scores.values())
+
+    def requests(self, path: str | None = None) -> list[RecordedRequest]:
+        """The requests received, oldest first (only those to ``path`` if given)."""
+        key = PATH_ALIASES.get(path, path) if path is not None else None
+        with self._cond:
+            return [r for r in self._requests if key is None or r.path == key]
+
+    def server_errors(self) -> list[str]:
+        """Exceptions raised inside the stand-in itself (answered with 500)."""
+        with self._cond:
+            return list(self._errors)
+
+    def clear(self) -> None:
+        """Forget everything received, and any queued faults."""
+        with self._cond:
+            self._faults.clear()
+            self._observations.clear()
+            self._scores.clear()
+            self._requests.clear()
+            self._errors.clear()
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait_for_observations(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` observations arrived; False on timeout."""
+        return self._wait(lambda: len(self._observations) >= count, timeout)
+
+    def wait_for_scores(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` scores arrived; False on timeout."""
+        return self._wait(lambda: len(self._scores) >= count, timeout)
+
+    def wait_for_requests(self, count: int, path: str | None = None, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests (to ``path``, if given) were answered."""
+        key = PATH_ALIASES.get(path, path) if path is not None else None
+        return self._wait(
+            lambda: sum(1 for r in self._requests if key is None or r.path == key) >= count,
+            timeout,
+        )
+
+    # -- request handling ------------------------------------------------------------------
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._cond:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def _record(
+        self,
+        incoming: IncomingRequest,
+        status: int | None,
+        spans: int,
+        fault: Fault | None,
+        received_at: float,
+    ) -> None:
+        headers = dict(incoming.headers)
+        if "authorization" in headers:
+            scheme = headers["authorization"].partition(" ")[0]
+            headers["authorization"] = f"{scheme} ***"
+        record = RecordedRequest(
+            method=incoming.method,
+            path=incoming.path,
+            headers=headers,
+            body=incoming.body,
+            body_size=len(incoming.body),
+            status=status,
+            spans=spans,
+            fault=fault,
+            received_at=received_at,
+        )
+        with self._cond:
+            self._requests.append(record)
+            self._cond.notify_all()
+
+    def _server_error(self, exc: BaseException) -> None:
+        with self._cond:
+            self._errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _authorised(self, headers: Mapping[str, str]) -> bool:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(token, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return decoded == f"{self.public_key}:{self.secret_key}"
+
+    def _dispatch(self, incoming: IncomingRequest) -> tuple[int, Any, int]:
+        routes: Mapping[tuple[str, str], Callable[[IncomingRequest], tuple[Any, int]]] = {
+            ("POST", TRACES_PATH): self._ingest_traces,
+            ("POST", SCORES_PATH): self._ingest_score,
+            ("GET", PROJECTS_PATH): self._projects,
+        }
+        if incoming.path == HEALTH_PATH and incoming.method == "GET":
+            return 200, {"status": "OK", "version": "stand-in"}, 0
+        handler = routes.get((incoming.method, incoming.path))
+        if handler is None:
+            known = {path for _, path in routes} | {HEALTH_PATH}
+            status = 405 if incoming.path in known else 404
+            return status, {"message": "not found" if status == 404 else "method not allowed"}, 0
+        if (
+            self.max_body_size is not None
+            and incoming.method == "POST"
+            and len(incoming.body) > self.max_body_size
+        ):
+            return 413, {"message": "payload too large"}, 0
+        if not self._authorised(incoming.headers):
+            return 401, {"message": _UNAUTHORISED}, 0
+        try:
+            payload, spans = handler(incoming)
+        except _Rejected as rejected:
+            return rejected.status, {"message": rejected.message}, 0
+        return 200, payload, spans
+
+    def _ingest_traces(self, incoming: IncomingRequest) -> tuple[Any, int]:
+        headers = incoming.headers
+        version = headers.get("x-langfuse-ingestion-version", "").strip()
+        if version and (not version.isdigit() or int(version) > MAX_INGESTION_VERSION):
+            raise _Rejected(400, f"unsupported x-langfuse-ingestion-version {version!r}")
+        content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type not in ("application/x-protobuf", "application/json"):
+            raise _Rejected(400, f"unsupported content type {content_type!r}")
+        encoding = headers.get("content-encoding", "").strip().lower()
+        body = incoming.body
+        if encoding == "gzip":
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError):
+                raise _Rejected(400, "invalid gzip body") from None
+        elif encoding not in ("", "identity"):
+            raise _Rejected(400, f"unsupported content encoding {encoding!r}")
+        request = _decode_traces(content_type, body)
+        derived: list[Observation] = []
+        for resource_spans in request.resource_spans:
+            resource = _attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                        raise _Rejected(400, "every span needs a traceId and a spanId")
+                    derived.append(_derive(span, resource, scope_spans.scope))
+        with self._cond:
+            for observation in derived:
+                self._observations[observation.id] = observation
+            self._cond.notify_all()
+        return {}, len(derived)
+
+    def _ingest_score(self, incoming: IncomingRequest) -> tuple[Any, int]:
+        content_type = incoming.headers.get("content-type", "").partition(";")[0].strip()
+        if content_type.lower() != "application/json":
+            raise _Rejected(400, f"unsupported content type {content_type!r}")
+        if incoming.headers.get("content-encoding", "identity").lower() != "identity":
+            raise _Rejected(400, "the scores API takes an uncompressed JSON body")
+        try:
+            data = json.loads(incoming.body)
+        except ValueError:
+            raise _Rejected(400, "invalid JSON") from None
+        if not isinstance(data, dict):
+            raise _Rejected(400, "expected a JSON object")
+        name, value = data.get("name"), data.get("value")
+        if not isinstance(name, str) or not name:
+            raise _Rejected(400, "name is required")
+        data_type = data.get("dataType") or "NUMERIC"
+        number = (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+        numeric = number is not None
+        if data_type == "CATEGORICAL":
+            valid = isinstance(value, str)
+        elif data_type == "BOOLEAN":
+            valid = numeric and value in (0, 1)
+        elif data_type == "NUMERIC":
+            valid = numeric
+        else:
+            raise _Rejected(400, f"unknown dataType {data_type!r}")
+        if not valid:
+            raise _Rejected(400, f"value does not fit dataType {data_type}")
+        if data.get("traceId") is None and data.get("sessionId") is None:
+            raise _Rejected(400, "a score needs traceId or sessionId")
+        score_id = str(data.get("id") or uuid.uuid4().hex)
+        record = ScoreRecord(
+            id=score_id,
+            name=name,
+            value=number if number is not None else str(value),
+            data_type=data_type,
+            trace_id=data.get("traceId"),
+            observation_id=data.get("observationId"),
+            session_id=data.get("sessionId"),
+            comment=data.get("comment"),
+            metadata=data.get("metadata"),
+            environment=data.get("environment"),
+        )
+        with self._cond:
+            self._scores[score_id] = record
+            self._cond.notify_all()
+        return {"id": score_id}, 0
+
+    def _projects(self, incoming: IncomingRequest) -> tuple[Any, int]:
+        project = {
+            "id": "stand-in-project",
+            "name": self.project_name,
+            "organization": {"id": "stand-in-org", "name": "obshub"},
+            "metadata": {},
+        }
+        return {"data": [project]}, 0
+
+
+def _assemble(trace_id: str, observations: Sequence[Observation]) -> Trace:
+    roots = [o for o in observations if o.parent_observation_id is None]
+    ordered = [*roots, *(o for o in observations if o.parent_observation_id is not None)]
+
+    def first(field: str) -> Any:
+        for observation in ordered:
+            value = getattr(observation, field)
+            if value is not None:
+                return value
+        return None
+
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+    for observation in reversed(ordered):
+        metadata.update(observation.trace_metadata)
+    for observation in ordered:
+        tags.extend(t for t in observation.tags if t not in tags)
+    environment = next((o.environment for o in ordered if o.environment != "default"), "default")
+    return Trace(
+        id=trace_id,
+        name=first("trace_name"),
+        session_id=first("session_id"),
+        user_id=first("user_id"),
+        tags=tuple(tags),
+        environment=environment,
+        release=first("release"),
+        version=first("version"),
+        input=first("trace_input"),
+        output=first("trace_output"),
+        metadata=metadata,
+        observations=tuple(observations),
+    )

@@ -1,0 +1,288 @@
+"""Realtime and batch delivery, and every way a send can fail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from obshub_langfuse import LangfuseExporter
+from obshub_langfuse.exporter import AUTH_PAUSE_INITIAL
+from obshub_langfuse.testing import Fault, LangfuseStandIn
+from structlog.testing import capture_logs
+
+import obshub
+
+MakeHub = Callable[..., obshub.Hub]
+Stats = Callable[[obshub.Hub], obshub.ChannelStats]
+
+
+def statuses(server: LangfuseStandIn, path: str = "traces") -> list[int | None]:
+    return [r.status for r in server.requests(path)]
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == name]
+
+
+# -- realtime and batch -----------------------------------------------------------------------
+
+
+def test_realtime_sends_each_span_as_soon_as_it_ends_without_a_flush(
+    make_hub: MakeHub, server: LangfuseStandIn
+) -> None:
+    hub = make_hub(realtime=True)
+    with hub.span("first"):
+        pass
+    assert server.wait_for_observations(1, timeout=5)
+    with hub.span("second"):
+        pass
+    assert server.wait_for_observations(2, timeout=5)
+    assert [r.spans for r in server.requests("traces")] == [1, 1]
+
+
+def test_batch_mode_holds_spans_until_flush_then_sends_one_request(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    hub = make_hub(realtime=False)
+    for i in range(20):
+        with hub.span(f"step-{i}"):
+            pass
+    assert server.requests() == []
+    assert hub.flush(5)
+    assert [r.spans for r in server.requests("traces")] == [20]
+    assert stats(hub).exported == 20
+
+
+def test_batch_mode_sends_when_the_batch_is_full(
+    make_hub: MakeHub, server: LangfuseStandIn
+) -> None:
+    hub = make_hub(batch={"max_size": 5, "interval": 60})
+    for i in range(10):
+        with hub.span(f"step-{i}"):
+            pass
+    assert server.wait_for_requests(2, "traces", timeout=5)
+    assert [r.spans for r in server.requests("traces")] == [5, 5]
+
+
+def test_requests_are_gzipped_protobuf_with_langfuse_headers(
+    make_hub: MakeHub, server: LangfuseStandIn
+) -> None:
+    hub = make_hub()
+    with hub.span("one"):
+        pass
+    assert hub.flush(5)
+    (request,) = server.requests("traces")
+    assert request.headers["content-type"] == "application/x-protobuf"
+    assert request.headers["content-encoding"] == "gzip"
+    assert request.headers["x-langfuse-ingestion-version"] == "4"
+    assert request.headers["authorization"] == "Basic ***"
+    agent = request.headers["user-agent"]
+    assert agent.startswith(f"obshub/{obshub.__version__} ")
+    assert "obshub-langfuse/" in agent
+
+
+def test_compression_can_be_turned_off(make_hub: MakeHub, server: LangfuseStandIn) -> None:
+    hub = make_hub(compression="none")
+    with hub.span("one"):
+        pass
+    assert hub.flush(5)
+    (request,) = server.requests("traces")
+    assert "content-encoding" not in request.headers
+    assert server.observation("one").type == "SPAN"
+
+
+# -- retryable failures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_server_error_is_retried_and_the_span_delivered_once(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats, status: int
+) -> None:
+    server.inject("traces", Fault.error(status))
+    hub = make_hub()
+    with hub.span("agent"):
+        pass
+    assert hub.flush(5)
+    assert statuses(server) == [status, 200]
+    assert len(server.observations()) == 1
+    counters = stats(hub)
+    assert (counters.exported, counters.retried, counters.failed) == (1, 1, 0)
+
+
+def test_429_retry_after_is_honoured(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.inject("traces", Fault.error(429, retry_after=0.2))
+    hub = make_hub()
+    with capture_logs() as logs:
+        with hub.span("agent"):
+            pass
+        assert hub.flush(5)
+    first, second = server.requests("traces")
+    assert (first.status, second.status) == (429, 200)
+    assert second.received_at - first.received_at >= 0.15
+    (retry,) = events(logs, "export_retry")
+    assert retry["wait_s"] == 0.2
+    assert retry["status"] == 429
+    assert stats(hub).failed == 0
+
+
+def test_a_reset_connection_is_retried(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.inject("traces", Fault.connection_reset())
+    hub = make_hub()
+    with hub.span("agent"):
+        pass
+    assert hub.flush(5)
+    assert statuses(server) == [None, 200]
+    assert len(server.observations()) == 1
+    assert stats(hub).retried == 1
+
+
+def test_a_server_slower_than_the_timeout_is_a_retryable_timeout(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.inject("traces", Fault.slow(2.0))
+    hub = make_hub(timeout=0.2)
+    with capture_logs() as logs:
+        with hub.span("agent"):
+            pass
+        assert hub.flush(5)
+    (retry,) = events(logs, "export_retry")
+    assert "timed out after 0.2 s" in retry["error"]
+    assert stats(hub).retried == 1
+    assert stats(hub).exported == 1
+    assert server.observation("agent").name == "agent"
+
+
+# -- non-retryable failures -------------------------------------------------------------------
+
+
+def test_a_400_is_not_retried_and_counted_failed(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.inject("traces", Fault.error(400))
+    hub = make_hub()
+    with capture_logs() as logs:
+        with hub.span("agent"):
+            pass
+        assert not hub.flush(5)
+    assert statuses(server) == [400]
+    counters = stats(hub)
+    assert (counters.exported, counters.retried, counters.failed) == (0, 0, 1)
+    (failed,) = events(logs, "export_failed")
+    assert failed["status"] == 400
+    assert failed["retryable"] is False
+
+
+def test_a_401_pauses_sends_for_a_cooldown_then_resumes(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.inject("traces", Fault.error(401))
+    hub = make_hub()
+    (exporter,) = hub.exporters()
+    assert isinstance(exporter, LangfuseExporter)
+    with capture_logs() as logs:
+        with hub.span("rejected"):
+            pass
+        assert not hub.flush(5)
+        with hub.span("while-paused"):
+            pass
+        assert not hub.flush(5)
+    assert statuses(server) == [401]
+    (paused,) = events(logs, "auth_paused")
+    assert paused["status"] == 401
+    assert paused["pause_s"] == AUTH_PAUSE_INITIAL
+    assert paused["log_level"] == "error"
+    assert stats(hub).failed == 2
+    assert stats(hub).retried == 0
+
+    later = time.monotonic() + AUTH_PAUSE_INITIAL + 1
+    exporter._monotonic = lambda: later
+    with hub.span("after-cooldown"):
+        pass
+    assert hub.flush(5)
+    assert statuses(server) == [401, 200]
+    assert [o.name for o in server.observations()] == ["after-cooldown"]
+
+
+def test_repeated_401s_make_the_cooldown_grow(make_hub: MakeHub, server: LangfuseStandIn) -> None:
+    server.inject("traces", Fault.error(401), Fault.error(403))
+    hub = make_hub()
+    (exporter,) = hub.exporters()
+    assert isinstance(exporter, LangfuseExporter)
+    clock = [time.monotonic()]
+    exporter._monotonic = lambda: clock[0]
+    with capture_logs() as logs:
+        for name in ("first", "second"):
+            with hub.span(name):
+                pass
+            assert not hub.flush(5)
+            clock[0] += AUTH_PAUSE_INITIAL * 2 + 1
+    pauses = [(e["status"], e["pause_s"]) for e in events(logs, "auth_paused")]
+    assert pauses == [(401, AUTH_PAUSE_INITIAL), (403, AUTH_PAUSE_INITIAL * 2)]
+
+
+def test_wrong_keys_are_rejected_without_retries(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    hub = make_hub(secret_key="sk-lf-wrong")
+    with hub.span("agent"):
+        pass
+    assert not hub.flush(5)
+    assert statuses(server) == [401]
+    assert stats(hub).failed == 1
+
+
+# -- 413 -----------------------------------------------------------------------------------------
+
+
+def test_a_413_splits_the_batch_until_every_span_arrives(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.max_body_size = 20_000
+    hub = make_hub(compression="none")
+    for i in range(40):
+        with hub.span(f"step-{i}", input="x" * 2_000):
+            pass
+    assert hub.flush(10)
+    assert len(server.observations()) == 40
+    codes = statuses(server)
+    assert 413 in codes
+    assert all(r.body_size <= 20_000 for r in server.requests("traces") if r.status == 200)
+    counters = stats(hub)
+    assert (counters.exported, counters.failed, counters.retried) == (40, 0, 0)
+
+
+def test_a_single_span_too_large_is_sent_once_truncated(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.max_body_size = 20_000
+    hub = make_hub(compression="none")
+    with capture_logs() as logs:
+        with hub.span("huge", input="x" * 100_000, metadata={"blob": "y" * 50_000, "small": 1}):
+            pass
+        assert hub.flush(5)
+    assert statuses(server) == [413, 200]
+    obs = server.observation("huge")
+    assert obs.input == "[obshub: truncated, 100002 bytes]"
+    assert obs.metadata == {"obshub_truncated": "[obshub: truncated, 50021 bytes]"}
+    (truncated,) = events(logs, "span_truncated")
+    assert truncated["span"] == "huge"
+    assert stats(hub).exported == 1
+
+
+def test_a_span_still_too_large_after_truncation_fails_without_looping(
+    make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
+) -> None:
+    server.max_body_size = 100
+    hub = make_hub(compression="none")
+    with hub.span("anything", input="x" * 10_000):
+        pass
+    assert not hub.flush(5)
+    assert statuses(server) == [413, 413]
+    counters = stats(hub)
+    assert (counters.failed, counters.retried) == (1, 0)

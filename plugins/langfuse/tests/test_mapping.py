@@ -1,0 +1,191 @@
+"""The span → Langfuse attribute mapping, without a server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from obshub_langfuse.mapping import (
+    OBSERVATION_TYPES,
+    TraceOptions,
+    cost_details,
+    langfuse_attributes,
+    normalise_environment,
+    observation_type,
+    usage_details,
+)
+
+from obshub.spans import Cost, Level, Prompt, Span, SpanError, SpanType, Usage
+
+TRACE = "0123456789abcdef0123456789abcdef"
+
+
+def make_span(**fields: object) -> Span:
+    values: dict[str, object] = {"trace_id": TRACE, "span_id": "0123456789abcdef", "name": "s"}
+    values.update(fields)
+    return Span(**values)  # type: ignore[arg-type]
+
+
+def test_every_span_type_has_an_observation_type() -> None:
+    assert set(OBSERVATION_TYPES) == set(SpanType)
+
+
+@pytest.mark.parametrize(
+    ("span_type", "expected"),
+    [
+        (SpanType.AGENT_RUN, "agent"),
+        (SpanType.WORKFLOW_RUN, "chain"),
+        (SpanType.WORKFLOW_STEP, "chain"),
+        (SpanType.MODEL_GENERATION, "generation"),
+        (SpanType.MODEL_STEP, "span"),
+        (SpanType.TOOL_CALL, "tool"),
+        (SpanType.MCP_TOOL_CALL, "tool"),
+        (SpanType.EMBEDDING, "embedding"),
+        (SpanType.RETRIEVAL, "retriever"),
+        (SpanType.GUARDRAIL, "guardrail"),
+        (SpanType.EVALUATOR, "evaluator"),
+        (SpanType.GENERIC, "span"),
+    ],
+)
+def test_span_types_map_to_langfuse_observation_types(span_type: SpanType, expected: str) -> None:
+    assert observation_type(make_span(type=span_type)) == expected
+
+
+def test_an_event_span_is_an_event_whatever_its_type() -> None:
+    assert observation_type(make_span(type=SpanType.TOOL_CALL, is_event=True)) == "event"
+
+
+def test_usage_splits_cached_input_and_reasoning_out_of_provider_counts() -> None:
+    usage = Usage(input=1000, output=500, cached_input=300, cache_write=100, reasoning=200)
+    assert usage_details(usage) == {
+        "input": 600,
+        "input_cached_tokens": 300,
+        "input_cache_creation": 100,
+        "output": 300,
+        "output_reasoning_tokens": 200,
+        "total": 1500,
+    }
+
+
+def test_usage_total_is_kept_as_the_provider_reported_it() -> None:
+    assert usage_details(Usage(input=10, output=5, total=17))["total"] == 17
+
+
+def test_usage_never_goes_negative() -> None:
+    details = usage_details(Usage(input=10, output=3, cached_input=50, reasoning=9))
+    assert details["input"] == 0
+    assert details["output"] == 0
+
+
+def test_usage_keeps_provider_specific_counts() -> None:
+    details = usage_details(Usage.coerce({"input": 10, "output": 2, "audio_tokens": 7}))
+    assert details["audio_tokens"] == 7
+    assert details["input"] == 10
+
+
+def test_usage_leaves_out_counts_that_were_not_reported() -> None:
+    assert usage_details(Usage(output=4)) == {"output": 4, "total": 4}
+
+
+def test_cost_total_is_the_sum_when_not_given() -> None:
+    assert cost_details(Cost(input=0.25, output=0.5)) == {
+        "input": 0.25,
+        "output": 0.5,
+        "total": 0.75,
+    }
+    assert cost_details(Cost(total=2.0)) == {"total": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("production", "production"),
+        ("Production EU", "production-eu"),
+        ("staging_2", "staging_2"),
+        ("  QA!!  ", "qa"),
+        ("x" * 50, "x" * 40),
+        ("!!!", "default"),
+    ],
+)
+def test_environment_is_normalised_to_what_langfuse_keeps(given: str, expected: str) -> None:
+    assert normalise_environment(given) == expected
+
+
+def test_trace_level_values_are_on_every_span_and_trace_io_only_on_the_root() -> None:
+    options = TraceOptions(environment="prod", release="abc", version="1.0")
+    root = make_span(name="agent", tags=("beta",), input="q", output="a", metadata={"k": 1})
+    child = make_span(
+        span_id="1111111111111111",
+        parent_span_id="0123456789abcdef",
+        name="tool",
+        trace_name="agent",
+        tags=("beta",),
+        input={"x": 1},
+    )
+    root_attrs = langfuse_attributes(root, options)
+    child_attrs = langfuse_attributes(child, options)
+    for attributes in (root_attrs, child_attrs):
+        assert attributes["langfuse.trace.name"] == "agent"
+        assert attributes["langfuse.trace.tags"] == ["beta"]
+        assert attributes["langfuse.environment"] == "prod"
+        assert attributes["langfuse.release"] == "abc"
+        assert attributes["langfuse.version"] == "1.0"
+    assert root_attrs["langfuse.trace.input"] == '"q"'
+    assert root_attrs["langfuse.trace.metadata.k"] == "1"
+    assert "langfuse.trace.input" not in child_attrs
+    assert child_attrs["langfuse.observation.input"] == '{"x":1}'
+
+
+def test_structured_values_are_json_strings() -> None:
+    span = make_span(
+        parameters={"temperature": 0.2},
+        metadata={"key": "faq-12", "nested": {"a": [1, 2]}},
+        usage=Usage(input=3, output=4),
+        cost=Cost(input=0.1),
+    )
+    attributes = langfuse_attributes(span, TraceOptions())
+    assert json.loads(str(attributes["langfuse.observation.model.parameters"])) == {
+        "temperature": 0.2
+    }
+    assert attributes["langfuse.observation.metadata.key"] == '"faq-12"'
+    assert attributes["langfuse.observation.metadata.nested"] == '{"a":[1,2]}'
+    assert json.loads(str(attributes["langfuse.observation.usage_details"]))["total"] == 7
+    assert json.loads(str(attributes["langfuse.observation.cost_details"])) == {
+        "input": 0.1,
+        "total": 0.1,
+    }
+
+
+def test_an_error_sets_level_error_and_the_status_message() -> None:
+    span = make_span(error=SpanError(message="boom", type="ValueError"))
+    attributes = langfuse_attributes(span, TraceOptions())
+    assert attributes["langfuse.observation.level"] == "ERROR"
+    assert attributes["langfuse.observation.status_message"] == "boom"
+
+
+def test_levels_use_langfuse_names() -> None:
+    for level, name in [
+        (Level.DEBUG, "DEBUG"),
+        (Level.DEFAULT, "DEFAULT"),
+        (Level.WARNING, "WARNING"),
+        (Level.ERROR, "ERROR"),
+    ]:
+        attributes = langfuse_attributes(make_span(level=level), TraceOptions())
+        assert attributes["langfuse.observation.level"] == name
+
+
+def test_a_prompt_is_linked_only_with_both_name_and_version() -> None:
+    linked = langfuse_attributes(make_span(prompt=Prompt("support", "3")), TraceOptions())
+    assert linked["langfuse.observation.prompt.name"] == "support"
+    assert linked["langfuse.observation.prompt.version"] == 3
+    unversioned = langfuse_attributes(make_span(prompt=Prompt("support")), TraceOptions())
+    assert "langfuse.observation.prompt.name" not in unversioned
+    assert "langfuse.observation.prompt.version" not in unversioned
+
+
+def test_completion_start_time_is_iso_8601() -> None:
+    span = make_span(completion_start_time=1_767_225_600_123_456_000)
+    attributes = langfuse_attributes(span, TraceOptions())
+    assert attributes["langfuse.observation.completion_start_time"] == (
+        "2026-01-01T00:00:00.123456Z"
+    )

@@ -1,0 +1,108 @@
+"""Shared fixtures of the core test suite.
+
+Every hub a test builds goes through ``hub_factory`` so that it is always shut
+down, and every gate (a ``threading.Event`` an exporter blocks on) is opened at
+teardown, before the hubs are shut down, so no worker thread is left hanging.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+
+import obshub
+from obshub import _logging, hub, pipeline, tracing
+from obshub.hub import Hub
+
+#: Generous upper bound for waits that normally take milliseconds.
+WAIT = 5.0
+
+
+class HubFactory:
+    """Builds hubs and remembers them so the fixture can shut them all down."""
+
+    def __init__(self) -> None:
+        self.hubs: list[Hub] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Hub:
+        built = Hub(*args, **kwargs)
+        self.hubs.append(built)
+        return built
+
+    def from_config(self, source: Any, **kwargs: Any) -> Hub:
+        built = Hub.from_config(source, **kwargs)
+        self.hubs.append(built)
+        return built
+
+    def memory(self, **kwargs: Any) -> tuple[Hub, obshub.MemoryExporter]:
+        """A hub with one realtime memory exporter (the most common setup)."""
+        exporter = obshub.MemoryExporter()
+        return self(exporters=[exporter], **kwargs), exporter
+
+
+@pytest.fixture
+def hub_factory() -> Iterator[HubFactory]:
+    factory = HubFactory()
+    yield factory
+    for built in factory.hubs:
+        built.shutdown(timeout=WAIT)
+
+
+@pytest.fixture
+def gates(hub_factory: HubFactory) -> Iterator[Callable[[], threading.Event]]:
+    """Make events that exporters block on; all are set before hubs shut down.
+
+    Depends on ``hub_factory`` so that it is torn down first.
+    """
+    made: list[threading.Event] = []
+
+    def make() -> threading.Event:
+        event = threading.Event()
+        made.append(event)
+        return event
+
+    yield make
+    for event in made:
+        event.set()
+
+
+class GatedExporter(obshub.Exporter):
+    """Blocks in export() until its gate opens; ``entered`` is set on each call."""
+
+    name = "gated"
+
+    def __init__(self, *, gate: threading.Event, **common: Any) -> None:
+        super().__init__(**common)
+        self.gate = gate
+        self.entered = threading.Event()
+        self.received: list[obshub.SpanEvent] = []
+        self._lock = threading.Lock()
+
+    def export(self, events: Sequence[obshub.SpanEvent]) -> None:
+        self.entered.set()
+        self.gate.wait()
+        with self._lock:
+            self.received.extend(events)
+
+
+@pytest.fixture
+def gated_exporter(
+    gates: Callable[[], threading.Event],
+) -> Callable[..., GatedExporter]:
+    """``gated_exporter(**common)`` builds an exporter blocked until its ``gate`` is set."""
+
+    def make(**common: Any) -> GatedExporter:
+        common.setdefault("realtime", True)
+        return GatedExporter(gate=gates(), **common)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate-limited warnings logged by an earlier test must not hide this test's."""
+    for module in (tracing, pipeline, hub):
+        monkeypatch.setattr(module, "_limited", _logging.RateLimitedLog())
