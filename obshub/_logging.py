@@ -52,6 +52,9 @@ def exporter_logger(name: str, level: int, **bound: Any) -> Any:
     )
 
 
+_MAX_KEYS = 1024
+
+
 class RateLimitedLog:
     """Logs a recurring problem once per ``interval`` seconds, with a count.
 
@@ -65,15 +68,22 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    def __call__(self, log: Any, method: str, event: str, **kw: Any) -> None:
+    def __call__(
+        self, log: Any, method: str, event: str, *, limit_key: str = "", **kw: Any
+    ) -> None:
+        """Log ``event`` unless it (with the same ``limit_key``) was logged lately."""
         now = time.monotonic()
+        key = f"{event}\x00{limit_key}"
         with self._lock:
-            last = self._last.get(event)
+            last = self._last.get(key)
             if last is not None and now - last < self._interval:
-                self._suppressed[event] = self._suppressed.get(event, 0) + 1
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return
-            self._last[event] = now
-            suppressed = self._suppressed.pop(event, 0)
+            if len(self._last) >= _MAX_KEYS:
+                # Bounded memory even with endless distinct keys (e.g. typos in field names).
+                self._last.clear()
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
         if suppressed:
             kw["suppressed"] = suppressed
         try:

@@ -84,9 +84,14 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
         rows.append((p.name, p.distribution, p.version, ", ".join(p.exporters) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[3] + "\n")
-    for name in registry.blocked:
-        out.write(f"\nblocked by OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS: {name}\n")
+        padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        out.write(f"{padded}  {row[3]}\n")
+    if registry.blocked:
+        out.write(
+            "\nnot loaded (OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS): "
+            + ", ".join(registry.blocked)
+            + "\n"
+        )
     if registry.errors:
         out.write("\nFailed plugins:\n")
         for e in registry.errors:
@@ -144,6 +149,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 result, elapsed = _run_check(exporter)
                 latency = result.latency_ms if result.latency_ms is not None else elapsed
                 status = "ok  " if result.ok else "FAIL"
+                if result.ok and not exporter.enabled:
+                    status = "off "
                 mode = "realtime" if exporter.realtime else "batch"
                 out.write(
                     f"  {status}  {exporter.instance_name} ({type(exporter).name}, {mode}, "

@@ -29,7 +29,7 @@ from obshub.sampling import Sampler
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -71,7 +71,7 @@ class Config:
 
     name: str
     service_name: str
-    sampler: Sampler = Sampler()
+    sampler: Sampler = attrs.field(factory=Sampler)
     processors: tuple[SpanProcessor, ...] = ()
     exporters: tuple[Exporter, ...] = ()
 
@@ -83,7 +83,8 @@ def load_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     path = Path(source)
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            loaded: dict[str, Any] = tomllib.load(fh)
+            return loaded
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -145,7 +146,9 @@ def _join(prefix: str, key: str) -> str:
 def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"unknown key (expected one of: {', '.join(allowed)})", _join(path, key))
+            raise ConfigError(
+                f"unknown key (expected one of: {', '.join(allowed)})", _join(path, key)
+            )
 
 
 def default_service_name(environ: Mapping[str, str]) -> str:
@@ -160,7 +163,6 @@ def build_configs(
 ) -> tuple[dict[str, Config], str | None]:
     """Validate a whole config document; returns the configs and the default name."""
     env = os.environ if environ is None else environ
-    data = interpolate(data, env)
     if not isinstance(data, Mapping):
         raise ConfigError("the config must be a table")
     _reject_unknown(data, _TOP_KEYS, "")
@@ -169,15 +171,8 @@ def build_configs(
         raise ConfigError("required: at least one [configs.<name>] table", "configs")
     if not isinstance(raw_configs, Mapping):
         raise ConfigError(f"must be a table, got {type(raw_configs).__name__}", "configs")
-    configs: dict[str, Config] = {}
-    for name, table in raw_configs.items():
-        path = f"configs.{name}"
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"must be a table, got {type(table).__name__}", path)
-        if table.get("enabled", True) is False:
-            continue
-        configs[str(name)] = build_config(str(name), table, registry, env, path)
-    default = data.get("default")
+    configs = build_named_configs(raw_configs, registry, env)
+    default = interpolate(data.get("default"), env, "default")
     if default is not None:
         if not isinstance(default, str):
             raise ConfigError(f"must be a string, got {type(default).__name__}", "default")
@@ -185,6 +180,46 @@ def build_configs(
             known = ", ".join(configs) or "none"
             raise ConfigError(f"no config named {default!r} (configs: {known})", "default")
     return configs, default
+
+
+def build_named_configs(
+    raw_configs: Mapping[str, Any], registry: PluginRegistry, environ: Mapping[str, str]
+) -> dict[str, Config]:
+    """Build every enabled ``[configs.<name>]`` table (tables or ready Config objects)."""
+    configs: dict[str, Config] = {}
+    for name, table in raw_configs.items():
+        path = f"configs.{name}"
+        if isinstance(table, Config):
+            configs[str(name)] = table
+            continue
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"must be a table, got {type(table).__name__}", path)
+        if not is_enabled(table, environ, path):
+            continue
+        configs[str(name)] = build_config(str(name), table, registry, environ, path)
+    return configs
+
+
+_TRUE_WORDS = ("true", "1", "yes", "on")
+_FALSE_WORDS = ("false", "0", "no", "off")
+
+
+def is_enabled(table: Mapping[str, Any], environ: Mapping[str, str], path: str) -> bool:
+    """The table's ``enabled`` key, interpolated first (``"${FEATURE_X:-false}"`` works).
+
+    A disabled table is not interpolated further, so the variables it names
+    need not be set.
+    """
+    value = interpolate(table.get("enabled", True), environ, f"{path}.enabled")
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, got {_type_name(value)}", f"{path}.enabled")
+    return value
 
 
 def build_config(
@@ -195,10 +230,11 @@ def build_config(
     path: str,
 ) -> Config:
     """Validate one ``[configs.<name>]`` table and build its exporters."""
+    raw_exporters = table.get("exporters", {})
+    table = {
+        k: interpolate(v, environ, f"{path}.{k}") for k, v in table.items() if k != "exporters"
+    }
     _reject_unknown(table, _CONFIG_KEYS, path)
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"must be true or false, got {type(enabled).__name__}", f"{path}.enabled")
     service_name = table.get("service_name", default_service_name(environ))
     if not isinstance(service_name, str) or not service_name:
         raise ConfigError("must be a non-empty string", f"{path}.service_name")
@@ -216,7 +252,7 @@ def build_config(
             processors.append(redactor)
     else:
         raise ConfigError("must be true, false or a list of key names", f"{path}.redact")
-    exporters = build_exporters(table.get("exporters", {}), registry, f"{path}.exporters")
+    exporters = build_exporters(raw_exporters, registry, f"{path}.exporters", environ)
     return Config(
         name=name,
         service_name=service_name,
@@ -226,8 +262,19 @@ def build_config(
     )
 
 
-def build_exporters(raw: Any, registry: PluginRegistry, path: str) -> list[Exporter]:
-    """Exporters from a table of instance tables, or a list of instances/tables."""
+def build_exporters(
+    raw: Any,
+    registry: PluginRegistry,
+    path: str,
+    environ: Mapping[str, str] | None = None,
+) -> list[Exporter]:
+    """Exporters from a table of instance tables, or a list of instances/tables.
+
+    Tables with ``enabled = false`` are not built (nor interpolated). Instances
+    built in code with ``enabled=False`` are kept, so that ``obshub check``
+    lists them, but the hub gives them no channel.
+    """
+    env = os.environ if environ is None else environ
     built: list[Exporter] = []
     if isinstance(raw, Mapping):
         entries: list[tuple[str, Any, str]] = [(str(k), v, f"{path}.{k}") for k, v in raw.items()]
@@ -243,10 +290,11 @@ def build_exporters(raw: Any, registry: PluginRegistry, path: str) -> list[Expor
     seen: dict[str, str] = {}
     for instance_name, spec, item_path in entries:
         if isinstance(spec, Exporter):
-            # An instance built with enabled=False is skipped, like its table form.
-            exporter: Exporter | None = spec if spec.enabled else None
+            exporter: Exporter | None = spec
         elif isinstance(spec, Mapping):
-            table = dict(spec)
+            if not is_enabled(spec, env, item_path):
+                continue
+            table = {k: interpolate(v, env, f"{item_path}.{k}") for k, v in spec.items()}
             if isinstance(raw, (list, tuple)):
                 table.pop("name", None)
             exporter = build_exporter(instance_name, table, registry, item_path)
@@ -271,7 +319,7 @@ def build_exporters(raw: Any, registry: PluginRegistry, path: str) -> list[Expor
 def build_exporter(
     instance_name: str, table: dict[str, Any], registry: PluginRegistry, path: str
 ) -> Exporter | None:
-    """Build one exporter from its config table (None when ``enabled = false``)."""
+    """Build one exporter from its (interpolated, enabled) config table."""
     type_name = table.pop("type", instance_name)
     if not isinstance(type_name, str) or not type_name:
         raise ConfigError("must be a non-empty string", f"{path}.type")
@@ -280,9 +328,8 @@ def build_exporter(
     cls = registry.exporter_class(type_name)
     if cls is None:
         raise ConfigError(_unknown_type_message(type_name, registry), f"{path}.type")
+    table.pop("enabled", None)
     _check_keys(cls, table, path)
-    if table.get("enabled", True) is False:
-        return None
     try:
         return cls(instance_name=instance_name or type_name, **table)
     except ConfigError as exc:
@@ -394,10 +441,10 @@ def _matches(value: Any, hint: Any) -> bool:
         return isinstance(value, Mapping)
     if origin is typing.Literal:
         return value in args
+    if origin is os.PathLike or hint is os.PathLike:
+        return isinstance(value, (str, os.PathLike))
     if isinstance(hint, type):
-        if hint.__module__ == "os" or hint is os.PathLike:
-            return isinstance(value, (str, os.PathLike))
-        return isinstance(value, hint) or isinstance(value, Mapping)
+        return isinstance(value, (hint, Mapping))
     return True
 
 
@@ -426,4 +473,3 @@ def _describe_hint(hint: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in args)
     return getattr(hint, "__name__", str(hint))
-

@@ -97,8 +97,13 @@ def run_demo(hub: Hub, session_id: str = "demo-session-1", pause: float = 0.01) 
             trace_ids.append(agent.trace_id)
             docs = search_help_center(question)
             tool_call = {"name": turn["tool"], "arguments": turn["tool_args"]}
-            _generation(hub, "plan", [*history, {"role": "system", "content": docs[0]}],
-                        {"tool_call": tool_call}, turn["plan_usage"])
+            _generation(
+                hub,
+                "plan",
+                [*history, {"role": "system", "content": docs[0]}],
+                {"tool_call": tool_call},
+                turn["plan_usage"],
+            )
             with hub.span(turn["tool"], type=SpanType.TOOL_CALL, input=turn["tool_args"]) as tool:
                 time.sleep(pause)
                 tool.update(output=turn["tool_result"])

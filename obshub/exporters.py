@@ -198,10 +198,10 @@ class Exporter:
         """Deliver scores. Exporters that do not override this receive none."""
         raise NotImplementedError(f"{type(self).__name__} does not export scores")
 
-    def flush(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def flush(self) -> None:
         """Push out anything the exporter buffers itself (called by ``hub.flush()``)."""
 
-    def shutdown(self) -> None:  # noqa: B027 - optional hook, empty by design
+    def shutdown(self) -> None:
         """Release resources; called once, from the exporter's worker, at hub shutdown."""
 
     def check(self) -> CheckResult:

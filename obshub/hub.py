@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -15,9 +16,9 @@ from obshub._logging import RateLimitedLog, get_logger
 from obshub.config import (
     Config,
     ConfigError,
-    build_config,
     build_configs,
     build_exporters,
+    build_named_configs,
     default_service_name,
     load_source,
 )
@@ -93,6 +94,13 @@ class Hub:
         env = os.environ if environ is None else environ
         reg = registry
         built: dict[str, Config] = {}
+        if exporters is None and (
+            service_name is not None or sampling is not None or redact or processors
+        ):
+            raise ConfigError(
+                "service_name=, sampling=, redact= and processors= go with exporters=; "
+                "with configs=, put them in each config"
+            )
         if exporters is not None:
             if configs:
                 raise ConfigError("give either configs= or exporters=, not both")
@@ -110,17 +118,10 @@ class Hub:
                 service_name=service_name or default_service_name(env),
                 sampler=sampler,
                 processors=tuple(procs),
-                exporters=tuple(build_exporters(list(exporters), reg, "exporters")),
+                exporters=tuple(build_exporters(list(exporters), reg, "exporters", env)),
             )
-        for name, spec in (configs or {}).items():
-            if isinstance(spec, Config):
-                built[name] = spec
-            elif isinstance(spec, Mapping):
-                reg = reg or get_registry()
-                built[name] = build_config(name, spec, reg, env, f"configs.{name}")
-            else:
-                raise ConfigError(f"must be a table or an obshub.Config, got {type(spec).__name__}",
-                                  f"configs.{name}")
+        if configs:
+            built.update(build_named_configs(configs, reg or get_registry(), env))
         if default is not None and default not in built:
             raise ConfigError(f"no config named {default!r}", "default")
         _check_exporters_unique(built)
@@ -178,12 +179,12 @@ class Hub:
         return dict(self._configs)
 
     def exporters(self, config: str | None = None) -> list[Exporter]:
-        """The exporter instances of one config (default: every config)."""
+        """The exporter instances of one config (default: every config), disabled ones too."""
         return [
-            c.exporter
+            exporter
             for name, route in self._routes.items()
             if config is None or name == config
-            for c in route.channels
+            for exporter in route.exporters
         ]
 
     def __repr__(self) -> str:
@@ -235,12 +236,10 @@ class Hub:
             if fields:
                 if not TRACE_FIELDS.isdisjoint(fields):
                     trace.set_trace_fields(fields)
-                for key in ("input", "metadata", "parameters", "attributes"):
+                for key in ("input", "output", "metadata", "parameters", "attributes"):
                     if key in fields:
                         fields[key] = _capture(fields[key])
-            live = LiveSpan(
-                trace, parent_id, name, span_type, fields, start_time or _time_ns()
-            )
+            live = LiveSpan(trace, parent_id, name, span_type, fields, start_time or _time_ns())
             if trace.sampled and trace.route.started:  # type: ignore[union-attr]
                 trace.route.emit(_STARTED, live, dict(fields), None)  # type: ignore[union-attr]
             return live
@@ -378,10 +377,8 @@ class Hub:
             recent = self._recent
             recent[trace_id] = trace
             if len(recent) > RECENT_TRACES:
-                try:
+                with contextlib.suppress(KeyError):
                     recent.popitem(last=False)
-                except KeyError:
-                    pass
         return trace
 
     # -- delivery --------------------------------------------------------------------
@@ -435,9 +432,7 @@ class Hub:
 
     def stats(self) -> dict[str, ChannelStats]:
         """Counters per exporter instance, keyed ``"<config>/<exporter>"``."""
-        return {
-            f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()
-        }
+        return {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
 
 
 def _check_exporters_unique(configs: Mapping[str, Config]) -> None:
@@ -530,4 +525,3 @@ def make_global_observer(fn: Any, **options: Any) -> Any:
         options.pop("capture_output", True),
         options,
     )
-

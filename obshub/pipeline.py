@@ -10,6 +10,7 @@ processors) once, and every exporter of the config shares it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +99,9 @@ class Route:
         self.processors = tuple(processors)
         self.exporters = tuple(exporters)
         self.limits = limits
-        self.channels: tuple[Channel, ...] = tuple(Channel(e, name) for e in exporters)
+        # A disabled exporter (enabled=False in code, or one that disabled itself,
+        # e.g. for missing credentials) gets no channel: nothing is queued for it.
+        self.channels: tuple[Channel, ...] = tuple(Channel(e, name) for e in exporters if e.enabled)
         self.started = self._wanting(EventKind.STARTED)
         self.updated = self._wanting(EventKind.UPDATED)
         self.ended = self._wanting(EventKind.ENDED)
@@ -125,7 +128,23 @@ class Route:
                 channel.put(record)
 
     def score(self, **fields: Any) -> None:
-        """Queue a score for every exporter of the config that takes scores."""
+        """Queue a score for every exporter of the config that takes scores.
+
+        Scores are rare, so they are made JSON-safe here rather than on a worker.
+        """
+        value = fields.get("value")
+        if not isinstance(value, (bool, int, float, str)):
+            raise TypeError(
+                f"a score value is a number, bool or string, not {type(value).__name__}"
+            )
+        if isinstance(value, float) and value - value != 0.0:
+            raise ValueError("a score value must be a finite number")
+        if fields.get("metadata") is not None:
+            metadata = to_jsonable(fields["metadata"], self.limits)
+            fields["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
+        if fields.get("comment") is not None:
+            fields["comment"] = to_jsonable(str(fields["comment"]), self.limits)
+        fields.setdefault("timestamp", time.time_ns())
         score = Score(config_name=self.name, **fields)
         for channel in self.channels:
             channel.put_score(score)
@@ -223,11 +242,18 @@ class Route:
         return value
 
     def _bad_field(self, key: str, problem: str) -> None:
-        _limited(_log, "warning", "invalid_span_field", config=self.name, field=key, problem=problem)
+        _limited(
+            _log,
+            "warning",
+            "invalid_span_field",
+            limit_key=key,
+            config=self.name,
+            field=key,
+            problem=problem,
+        )
 
     # -- lifecycle -------------------------------------------------------------
 
     def stats(self) -> Mapping[str, Any]:
         """Per exporter instance counters."""
         return {c.exporter.instance_name: c.stats() for c in self.channels}
-

@@ -112,8 +112,10 @@ class PluginRegistry:
         for plugin in extra_plugins:
             name = getattr(plugin, "__name__", type(plugin).__name__)
             self._add(plugin, name, "obshub", _core_version())
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else (
-            entry_points
+        eps = (
+            metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if entry_points is None
+            else (entry_points)
         )
         self._load_entry_points(eps, env)
         self._register_all()
@@ -139,7 +141,7 @@ class PluginRegistry:
             try:
                 plugin = ep.load()
                 self._add(plugin, ep.name, dist or ep.name, version)
-            except BaseException as exc:  # noqa: BLE001 - a plugin must never take the host down
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 self._error(ep.name, dist, "load", _describe(exc), exc)
@@ -166,7 +168,7 @@ class PluginRegistry:
             try:
                 kwargs = {"register": register} if "register" in impl.argnames else {}
                 impl.function(**kwargs)
-            except BaseException as exc:  # noqa: BLE001 - isolate each plugin
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 self._error(plugin_name, dist, "register", _describe(exc), exc)
@@ -241,4 +243,3 @@ def get_registry(reload: bool = False) -> PluginRegistry:
         if _registry is None or reload:
             _registry = PluginRegistry()
         return _registry
-

@@ -111,13 +111,28 @@ class Redactor:
         return normalize_key(key).endswith(self._suffixes)
 
     def process(self, span: Span) -> Span:
-        """The span with secrets replaced."""
+        """The span with secrets replaced.
+
+        Keys are checked in input, output, metadata, attributes and parameters
+        (frameworks pass ``api_key`` among model parameters); credential-looking
+        values are also masked in the status message and the error.
+        """
+        error = span.error
+        if error is not None and self.values:
+            error = attrs.evolve(
+                error,
+                message=self._clean(error.message),
+                stack=None if error.stack is None else self._clean(error.stack),
+            )
         return attrs.evolve(
             span,
             input=self._clean(span.input),
             output=self._clean(span.output),
             metadata=self._clean(span.metadata),
             attributes=self._clean(span.attributes),
+            parameters=self._clean(span.parameters),
+            status_message=self._clean(span.status_message),
+            error=error,
         )
 
     def _clean(self, value: Any) -> Any:

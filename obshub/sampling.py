@@ -46,15 +46,13 @@ class Sampler:
             raise ConfigError(f"must be one of {', '.join(STRATEGIES)}", "strategy")
         if strategy != "ratio":
             if "probability" in value:
-                raise ConfigError("only allowed with strategy = \"ratio\"", "probability")
+                raise ConfigError('only allowed with strategy = "ratio"', "probability")
             return cls(strategy=strategy, probability=1.0 if strategy == "always" else 0.0)
         if "probability" not in value:
-            raise ConfigError("required with strategy = \"ratio\"", "probability")
+            raise ConfigError('required with strategy = "ratio"', "probability")
         probability = value["probability"]
         if isinstance(probability, bool) or not isinstance(probability, (int, float)):
-            raise ConfigError(
-                f"must be a number, got {type(probability).__name__}", "probability"
-            )
+            raise ConfigError(f"must be a number, got {type(probability).__name__}", "probability")
         if not 0.0 <= probability <= 1.0:
             raise ConfigError(f"must be between 0 and 1, got {probability}", "probability")
         return cls(strategy="ratio", probability=float(probability))

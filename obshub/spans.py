@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -361,7 +361,7 @@ class SpanEvent:
         )
 
 
-ScoreValue = Union[float, int, bool, str]
+ScoreValue = float | int | bool | str
 
 
 def _infer_data_type(value: ScoreValue) -> ScoreDataType:
@@ -370,6 +370,11 @@ def _infer_data_type(value: ScoreValue) -> ScoreDataType:
     if isinstance(value, (int, float)):
         return ScoreDataType.NUMERIC
     return ScoreDataType.CATEGORICAL
+
+
+def _data_type(value: ScoreDataType | str) -> ScoreDataType:
+    # Accept "numeric" as well as "NUMERIC".
+    return ScoreDataType(str(value).upper())
 
 
 def _new_score_id() -> str:
@@ -390,7 +395,7 @@ class Score:
     trace_id: str | None = None
     span_id: str | None = None
     session_id: str | None = None
-    data_type: ScoreDataType = attrs.field(converter=ScoreDataType)
+    data_type: ScoreDataType = attrs.field(converter=_data_type)
     comment: str | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
     id: str = attrs.field(factory=_new_score_id)

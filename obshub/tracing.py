@@ -103,19 +103,28 @@ class TraceState:
         """Move session_id, user_id and tags out of ``fields`` onto the trace."""
         if "session_id" in fields:
             value = fields.pop("session_id")
-            self.session_id = None if value is None else str(value)
+            self.session_id = None if value is None else _text(value)
         if "user_id" in fields:
             value = fields.pop("user_id")
-            self.user_id = None if value is None else str(value)
+            self.user_id = None if value is None else _text(value)
         if "tags" in fields:
             value = fields.pop("tags")
             if isinstance(value, str):
                 value = (value,)
             try:
-                added = tuple(str(t) for t in value or ())
+                added = tuple(_text(t) for t in value or ())
             except TypeError:
-                added = (str(value),)
+                added = (_text(value),)
             self.tags = self.tags + tuple(t for t in added if t not in self.tags)
+
+
+def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 class LiveSpan:
@@ -361,14 +370,12 @@ def _argument_capturer(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dic
         return lambda args, kwargs: {"args": list(args), **kwargs}
     params = list(sig.parameters.values())
     skip_first = bool(params) and params[0].name in ("self", "cls")
-    simple = all(
-        p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params
-    )
+    simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
     if simple:
         names = [p.name for p in params]
 
         def capture_simple(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            captured = dict(zip(names, args))
+            captured = dict(zip(names, args, strict=False))
             if kwargs:
                 captured.update(kwargs)
             if skip_first:
@@ -401,7 +408,9 @@ def observe(
     fields: dict[str, Any],
 ) -> Callable[..., Any]:
     """Wrap ``fn`` so each call records a span (see :meth:`obshub.Hub.observe`)."""
-    span_name = name or getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
+    qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function"))
+    # "Agent.run" says more than "run"; "outer.<locals>.helper" says less than "helper".
+    span_name = name or qualname.rsplit("<locals>.", 1)[-1]
     capture = _argument_capturer(fn) if capture_input else None
 
     def open_span(args: tuple[Any, ...], kwargs: dict[str, Any]) -> LiveSpan:
@@ -565,4 +574,3 @@ async def _traced_async_generator(
     finally:
         set_output(span, _collected_output(items, truncated))
         span.end()
-

@@ -38,8 +38,10 @@ def test_demo_on_the_builtin_default_prints_a_tree_and_writes_jsonl(
     # The console exporter draws one tree per trace with types, tokens and the event.
     assert printed.count("trace ") >= 2
     assert "support-agent [agent_run]" in printed
-    assert "[model_generation]" in printed and "tokens" in printed
-    assert "[tool_call]" in printed and "[event]" in printed
+    assert "[model_generation]" in printed
+    assert "tokens" in printed
+    assert "[tool_call]" in printed
+    assert "[event]" in printed
     lines = (tmp_path / "obshub-traces.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     ended = [r for r in records if r.get("kind") == "ended"]

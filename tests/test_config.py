@@ -278,7 +278,7 @@ def test_a_bad_batch_size_names_the_full_path_and_the_rule() -> None:
         ({"retry": {"max_attempts": 0}}, "retry.max_attempts", ">= 1"),
         ({"retry": {"jitter": 2}}, "retry.jitter", "between 0 and 1"),
         ({"retry": "often"}, "retry", "table"),
-        ({"enabled": "no"}, "enabled", "true or false"),
+        ({"enabled": "maybe"}, "enabled", "true or false"),
         ({"type": ""}, "type", "non-empty"),
     ],
 )
@@ -328,7 +328,7 @@ def test_wrong_values_of_an_exporters_own_keys_name_the_key_path(
         ({"sampling": 0.5}, "configs.prod.sampling", "string or a table"),
         ({"redact": "password"}, "configs.prod.redact", "true, false or a list"),
         ({"exporters": 5}, "configs.prod.exporters", "table or a list"),
-        ({"enabled": "yes"}, "configs.prod.enabled", "true or false"),
+        ({"enabled": "sometimes"}, "configs.prod.enabled", "true or false"),
     ],
 )
 def test_wrong_values_at_config_level_name_the_key_path(
@@ -463,3 +463,78 @@ def test_a_missing_env_var_error_does_not_echo_other_values() -> None:
     error = error_of(data, environ={})
     assert SECRET not in str(error)
     assert "NOPE" in str(error)
+
+
+# -- enabled, interpolation order, configs given in code -------------------------------------
+
+
+def test_a_disabled_table_does_not_need_its_env_vars(
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    hub = hub_factory.from_config(
+        {
+            "configs": {
+                "on": {
+                    "exporters": {
+                        "mem": {"type": "memory"},
+                        "off": {
+                            "type": "jsonl",
+                            "enabled": False,
+                            "path": "${NOT_SET_ANYWHERE}",
+                        },
+                    }
+                },
+                "later": {"enabled": False, "service_name": "${NOT_SET_ANYWHERE}"},
+            }
+        }
+    )
+    assert list(hub.configs) == ["on"]
+    assert [e.instance_name for e in hub.exporters()] == ["mem"]
+
+
+def test_enabled_may_come_from_an_env_var(
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FILE_EXPORT", "false")
+    hub = hub_factory.from_config(
+        one_exporter({"type": "memory", "enabled": "${FILE_EXPORT:-true}"})
+    )
+    assert hub.exporters() == []
+
+
+def test_configs_given_as_dicts_in_code_are_interpolated_and_honour_enabled(
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SVC", "from-env")
+    hub = hub_factory(
+        configs={
+            "a": {"service_name": "${SVC}", "exporters": [obshub.MemoryExporter()]},
+            "b": {"enabled": False},
+        }
+    )
+    assert list(hub.configs) == ["a"]
+    assert hub.configs["a"].service_name == "from-env"
+
+
+def test_config_level_options_with_configs_are_rejected_not_ignored() -> None:
+    with pytest.raises(ConfigError, match="put them in each config"):
+        obshub.Hub(configs={"a": {}}, service_name="lost")
+
+
+def test_an_exporter_disabled_in_code_is_listed_but_gets_nothing(hub_factory: Any) -> None:
+    off = obshub.MemoryExporter(enabled=False, instance_name="off")
+    on = obshub.MemoryExporter(instance_name="on")
+    hub = hub_factory(exporters=[off, on])
+    with hub.span("work"):
+        pass
+    assert hub.flush(timeout=5)
+    assert [e.instance_name for e in hub.exporters()] == ["off", "on"]
+    assert list(hub.stats()) == ["default/on"]
+    assert off.events == []
+    assert len(on.spans()) == 1
+
+
+def test_a_wrong_spool_dir_type_names_the_key_path() -> None:
+    error = error_of(one_exporter({"type": "memory", "spool_dir": 5}))
+    assert error.key == "configs.prod.exporters.local.spool_dir"

@@ -470,3 +470,28 @@ def test_every_name_of_the_public_contract_is_importable_from_obshub() -> None:
         assert getattr(obshub, name) is not None, name
     for name in ("Hub", "Exporter", "ExportError", "SpanEvent", "Score", "hookimpl", "configure"):
         assert name in obshub.__all__
+
+
+def test_scores_are_made_json_safe_and_stamped_from_hub_and_span(hub_factory: Any) -> None:
+    import json
+
+    hub, memory = hub_factory.memory()
+    with hub.span("agent") as agent:
+        agent.score("quality", 0.5, metadata={"when": {1, 2}, "raw": b"\xff"})
+    hub.score(trace_id=agent.trace_id, name="verdict", value="good", data_type="categorical")
+    assert memory.wait_for_scores(2, timeout=5)
+    first, second = memory.scores
+    assert first.timestamp is not None
+    assert second.timestamp is not None
+    assert json.loads(json.dumps(first.metadata, allow_nan=False)) == first.metadata
+    assert second.data_type is obshub.ScoreDataType.CATEGORICAL
+
+
+def test_a_score_with_a_nan_or_object_value_is_refused_without_raising(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
+    hub.score(trace_id="0" * 31 + "1", name="bad", value=float("nan"))
+    hub.score(trace_id="0" * 31 + "1", name="bad", value=object())  # type: ignore[arg-type]
+    hub.score(trace_id="0" * 31 + "1", name="good", value=1)
+    assert memory.wait_for_scores(1, timeout=5)
+    assert hub.flush(timeout=5)
+    assert [s.name for s in memory.scores] == ["good"]

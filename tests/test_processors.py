@@ -172,3 +172,18 @@ def test_without_redact_nothing_is_masked(hub_factory: Any) -> None:
         pass
     assert hub.flush(WAIT)
     assert memory.span("login").input == {"password": "hunter2"}
+
+
+def test_parameters_status_message_and_error_are_redacted_too() -> None:
+    span = make_span(
+        parameters={"temperature": 0.2, "api_key": OPENAI_KEY},
+        status_message=f"auth failed with Bearer {JWT}",
+        error=obshub.SpanError(message=f"bad key {OPENAI_KEY}", type="AuthError", stack=OPENAI_KEY),
+    )
+    cleaned = Redactor().process(span)
+    assert cleaned.parameters == {"temperature": 0.2, "api_key": REDACTED}
+    assert JWT not in (cleaned.status_message or "")
+    assert cleaned.error is not None
+    assert OPENAI_KEY not in cleaned.error.message
+    assert OPENAI_KEY not in (cleaned.error.stack or "")
+    assert cleaned.error.type == "AuthError"

@@ -955,3 +955,55 @@ def test_the_module_level_observe_uses_the_hub_configured_when_the_function_runs
         obshub.hub._global_hub = previous
     assert hub.flush(WAIT)
     assert memory.span("late-bound").output == 7
+
+
+def test_output_given_at_start_is_copied_so_later_mutation_is_not_recorded(
+    recorded: tuple[obshub.Hub, obshub.MemoryExporter],
+) -> None:
+    hub, memory = recorded
+    chunks = ["partial"]
+    with hub.span("stream", output=chunks):
+        chunks.append("appended after")
+    assert only_span(hub, memory).output == ["partial"]
+
+
+def test_observe_names_a_nested_function_after_itself_not_its_locals_path(
+    recorded: tuple[obshub.Hub, obshub.MemoryExporter],
+) -> None:
+    hub, memory = recorded
+
+    @hub.observe
+    def helper() -> int:
+        return 1
+
+    helper()
+    assert only_span(hub, memory).name == "helper"
+
+
+def test_an_unprintable_session_id_does_not_lose_the_span(
+    recorded: tuple[obshub.Hub, obshub.MemoryExporter],
+) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    hub, memory = recorded
+    with hub.span("kept", session_id=Unprintable(), tags=[Unprintable()]):
+        pass
+    span = only_span(hub, memory)
+    assert span.session_id == "<unprintable Unprintable>"
+    assert span.tags == ("<unprintable Unprintable>",)
+
+
+def test_each_bad_field_is_named_in_its_own_warning(
+    recorded: tuple[obshub.Hub, obshub.MemoryExporter],
+) -> None:
+    from structlog.testing import capture_logs
+
+    hub, memory = recorded
+    with capture_logs() as logs:
+        with hub.span("typos", usge={"input": 1}, modle="gpt-4o"):
+            pass
+        only_span(hub, memory)
+    named = {e["field"] for e in logs if e["event"] == "invalid_span_field"}
+    assert named == {"usge", "modle"}

@@ -26,9 +26,9 @@ FORMAT_VERSION = 1
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode(
-        "utf-8"
-    )
+    return (
+        json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    ).encode("utf-8")
 
 
 class JsonlExporter(Exporter):
@@ -93,7 +93,9 @@ class JsonlExporter(Exporter):
         self._write(e.to_dict() for e in events)
 
     def export_scores(self, scores: Sequence[Score]) -> None:
-        self._write({"kind": "score", "score": s.to_dict()} for s in scores)
+        self._write(
+            {"kind": "score", "config": s.config_name, "score": s.to_dict()} for s in scores
+        )
 
     def shutdown(self) -> None:
         with self._lock:

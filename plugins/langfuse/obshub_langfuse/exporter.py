@@ -172,6 +172,10 @@ class LangfuseExporter(obshub.Exporter):
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
         self.disabled_reason = self._missing_credentials(secret)
+        if self.disabled_reason is not None:
+            # The hub gives a disabled exporter no channel: nothing is queued for it
+            # or counted as exported, and `obshub check` reports why.
+            self.enabled = False
         self._auth = _Secret(http.basic_auth(self.public_key or "", secret or ""))
         self._user_agent = http.user_agent(f"obshub-langfuse/{_plugin_version()}")
         self._resource = (

@@ -162,9 +162,7 @@ def test_the_default_base_url_is_langfuse_cloud() -> None:
 # -- missing credentials -----------------------------------------------------------------------
 
 
-def test_missing_keys_disable_the_exporter_with_one_warning(
-    server: LangfuseStandIn, stats: Stats
-) -> None:
+def test_missing_keys_disable_the_exporter_with_one_warning(server: LangfuseStandIn) -> None:
     with capture_logs() as logs:
         exporter = LangfuseExporter(base_url=server.url)
     (warning,) = logs
@@ -183,7 +181,7 @@ def test_missing_keys_disable_the_exporter_with_one_warning(
             assert hub.flush(5)
         assert later == []
         assert server.requests() == []
-        assert stats(hub).failed == 0
+        assert hub.stats() == {}  # disabled: no channel, nothing queued or counted
     finally:
         hub.shutdown(timeout=2)
 
@@ -275,6 +273,12 @@ def test_an_unset_variable_with_an_empty_default_disables_only_this_exporter(
         (exporter,) = hub.exporters()
         assert isinstance(exporter, LangfuseExporter)
         assert exporter.disabled_reason is not None
+        assert not exporter.enabled
         assert [e["event"] for e in logs] == ["credentials_missing"]
+        with hub.span("unsent"):
+            pass
+        assert hub.flush(timeout=2)
+        assert hub.stats() == {}  # no channel: nothing queued, nothing counted as exported
+        assert server.observations() == []
     finally:
         hub.shutdown(timeout=2)
