@@ -107,6 +107,7 @@ def _proto() -> _Proto:
     return _Proto()
 
 
+@functools.lru_cache(maxsize=1)
 def _obshub_version() -> str:
     try:
         return metadata.version("obshub")
@@ -147,11 +148,26 @@ def _set_scalar(target: AnyValue, kind: str, value: Any) -> None:
 
 def _set_value(target: AnyValue, value: object) -> None:
     """Store ``value`` in an ``AnyValue`` of the right kind."""
+    # Exact types first: nearly every attribute is a plain str or number, and
+    # this runs a dozen times per span on the exporter worker.
+    kind = type(value)
+    if kind is str:
+        target.string_value = value  # type: ignore[assignment]
+        return
+    if kind is int and _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+        target.int_value = value  # type: ignore[assignment]
+        return
+    if kind is float:
+        target.double_value = value  # type: ignore[assignment]
+        return
+    if kind is bool:
+        target.bool_value = value  # type: ignore[assignment]
+        return
     if isinstance(value, enum.Enum):
         value = value.value
-    kind = _scalar_kind(value)
-    if kind is not None:
-        _set_scalar(target, kind, value)
+    scalar = _scalar_kind(value)
+    if scalar is not None:
+        _set_scalar(target, scalar, value)
         return
     if isinstance(value, (list, tuple)):
         kinds = {_scalar_kind(item) for item in value}

@@ -293,3 +293,22 @@ def test_tags_accept_a_single_string_or_any_sequence() -> None:
     assert as_tags("beta") == ("beta",)
     assert as_tags(["a", 2]) == ("a", "2")
     assert as_tags(None) == ()
+
+
+def test_to_dict_covers_every_field_exactly_as_attrs_would() -> None:
+    from obshub.spans import _serialize_value
+
+    span = Span(
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        name="x",
+        type=SpanType.MODEL_GENERATION,
+        input=[{"a": 1}],
+        usage=Usage(input=1, output=2, details={"audio": 3}),
+        cost=Cost(total=0.1),
+        prompt=Prompt("p", 3),
+        error=SpanError("m", "t", "s"),
+        tags=("x",),
+        metadata={"k": {"n": 1}},
+    )
+    assert span.to_dict() == attrs.asdict(span, recurse=True, value_serializer=_serialize_value)
