@@ -16,6 +16,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -23,6 +24,7 @@ import attrs
 from obshub._logging import RateLimitedLog
 from obshub.exporters import Exporter, ExportError
 from obshub.spans import Score, SpanEvent
+from obshub.spool import Spool
 
 __all__ = ["Channel", "ChannelStats"]
 
@@ -39,11 +41,15 @@ class ChannelStats:
 
     - ``queued``: waiting in the queue or being exported right now;
     - ``exported``: accepted by the exporter;
-    - ``dropped``: never handed to the exporter (queue full, hub shut down,
-      left behind when shutdown timed out);
+    - ``dropped``: lost without reaching the exporter or the spool (queue full
+      with no spool, hub shut down, left behind when shutdown timed out);
     - ``retried``: re-sent after a retryable failure (counted per attempt);
-    - ``failed``: given up after a non-retryable failure or exhausted retries;
-    - ``spooled``: written to the disk spool instead of being lost.
+    - ``failed``: given up (a non-retryable failure, an exporter bug, or
+      retries exhausted with no spool);
+    - ``spooled``: written to the disk spool instead of being lost;
+    - ``replayed``: read back from the spool (or a file) and queued again;
+    - ``evicted``: deleted from a full spool, oldest first;
+    - ``paused``: the backend refused this client (401/403) and sends wait.
     """
 
     config: str
@@ -56,24 +62,40 @@ class ChannelStats:
     retried: int
     failed: int
     spooled: int = 0
+    replayed: int = 0
+    evicted: int = 0
+    paused: bool = False
 
 
 class _FlushRequest:
     """A marker put in the queue: everything before it is handled when it is reached."""
 
-    __slots__ = ("done", "failed_before", "ok")
+    __slots__ = ("done", "lost_before", "ok")
 
-    def __init__(self, failed_before: int) -> None:
+    def __init__(self, lost_before: int) -> None:
         self.done = threading.Event()
-        self.failed_before = failed_before
+        self.lost_before = lost_before
         self.ok = False
 
 
 _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
 
+#: Seconds between replay passes while the spool holds segments and sends succeed.
+REPLAY_INTERVAL = 30.0
+#: Items spilled to disk per spool append when the queue overflows.
+_SPILL_CHUNK = 512
+
 
 class Channel:
-    """The queue and worker that deliver one exporter instance's items."""
+    """The queue and worker that deliver one exporter instance's items.
+
+    With a spool (``spool_dir``), what cannot be delivered goes to disk instead
+    of being lost: batches whose retries ran out, batches held while the
+    backend refuses this client (401/403), items that overflow a full queue
+    (written by a spill thread, never by the application thread), and what is
+    still queued when shutdown times out. A replay thread sends the spool again
+    at start-up, after the backend recovers, and every ``REPLAY_INTERVAL``.
+    """
 
     def __init__(
         self,
@@ -93,40 +115,64 @@ class Channel:
         self._log = exporter.log
         self._debug = exporter.log_level == "debug"
         self._limited = RateLimitedLog()
+        self.spool: Spool | None = None
+        if exporter.spool_dir is not None:
+            self.spool = Spool(
+                Path(exporter.spool_dir) / f"{config_name}.{exporter.instance_name}",
+                max_bytes=exporter.spool_max_bytes,
+                log=self._log,
+            )
+        self._replay_lock = threading.Lock()
         self._reset_state()
         _channels.add(self)
         self._start()
 
     def _reset_state(self) -> None:
         self._queue: deque[Any] = deque()
+        self._overflow: deque[Any] = deque()
         self._wake = threading.Event()
+        self._room = threading.Event()
+        self._spill_wake = threading.Event()
+        self._replay_wake = threading.Event()
         self._stop = threading.Event()
         self._counter_lock = threading.Lock()
         self._closed = False
         self._stopped = False
         self._pending_flushes = 0
-        self._in_flight = 0
+        self._in_flight: list[Any] = []
+        self._paused_until = 0.0
         self._exported = 0
         self._dropped = 0
         self._retried = 0
         self._failed = 0
+        self._spooled = 0
+        self._replayed = 0
+        self._lost = 0  # failed + spooled at the worker: what a flush could not deliver
         self._thread: threading.Thread | None = None
+        self._spill_thread: threading.Thread | None = None
+        self._replay_thread: threading.Thread | None = None
 
     def _start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run,
-            name=f"obshub-{self.config_name}.{self.exporter.instance_name}",
-            daemon=True,
-        )
+        base = f"obshub-{self.config_name}.{self.exporter.instance_name}"
+        self._thread = threading.Thread(target=self._run, name=base, daemon=True)
         self._thread.start()
+        if self.spool is not None:
+            self._spill_thread = threading.Thread(
+                target=self._spill_loop, name=f"{base}-spill", daemon=True
+            )
+            self._spill_thread.start()
+            self._replay_thread = threading.Thread(
+                target=self._replay_loop, name=f"{base}-replay", daemon=True
+            )
+            self._replay_thread.start()
 
     # -- application side -----------------------------------------------------
 
     def put(self, item: Any) -> None:
-        """Queue one item; drop it (counted) when the queue is full or closed."""
+        """Queue one item; spill or drop it (counted) when the queue is full or closed."""
         queue = self._queue
         if len(queue) >= self._maxsize or self._closed:
-            self._drop(1, "closed" if self._closed else "queue_full")
+            self._overflowing(item)
             return
         queue.append(item)
         if self._realtime or len(queue) >= self._max_batch:
@@ -139,6 +185,16 @@ class Channel:
         if self._wants_scores:
             self.put(score)
 
+    def _overflowing(self, item: Any) -> None:
+        # The application thread never touches the disk: the spill thread does,
+        # from a second queue of the same bound.
+        if self.spool is not None and not self._stopped and len(self._overflow) < self._maxsize:
+            self._overflow.append(item)
+            if not self._spill_wake.is_set():
+                self._spill_wake.set()
+            return
+        self._drop(1, "closed" if self._closed else "queue_full")
+
     def _drop(self, count: int, reason: str) -> None:
         with self._counter_lock:
             self._dropped += count
@@ -147,6 +203,7 @@ class Channel:
             self._log,
             "warning",
             "events_dropped",
+            limit_key=reason,
             reason=reason,
             count=count,
             dropped_total=total,
@@ -157,7 +214,7 @@ class Channel:
 
     def request_flush(self) -> _FlushRequest:
         """Ask the worker to send everything queued now; wait on the result's ``done``."""
-        request = _FlushRequest(self._failed)
+        request = _FlushRequest(self._lost)
         if self._stopped:
             request.ok = not self._queue
             request.done.set()
@@ -180,8 +237,9 @@ class Channel:
     def stop(self, timeout: float | None) -> bool:
         """Stop the worker (after a flush, normally); False if it did not stop in time.
 
-        Whatever is still queued, or stuck in an export that did not return,
-        is counted as dropped.
+        Whatever is still queued, overflowing, or stuck in an export that did
+        not return is spooled when a spool is configured, else counted as
+        dropped.
         """
         if self._stopped:
             return True
@@ -189,21 +247,36 @@ class Channel:
         self._stopped = True
         self._stop.set()
         self._wake.set()
+        self._spill_wake.set()
+        self._replay_wake.set()
+        self._room.set()
+        deadline = None if timeout is None else self._monotonic() + timeout
         thread = self._thread
         alive = False
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             alive = thread.is_alive()
-        left = 0
+        for helper in (self._spill_thread, self._replay_thread):
+            if helper is not None and helper is not threading.current_thread():
+                remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
+                helper.join(remaining)
+        left: list[Any] = []
         for item in self._queue:
             if isinstance(item, _FlushRequest):
                 item.done.set()  # ok stays False: its items were not delivered
             else:
-                left += 1
+                left.append(item)
+        self._queue.clear()
+        left.extend(self._overflow)
+        self._overflow.clear()
         if alive:
-            left += self._in_flight
+            # An export that never returned: spooling its batch may duplicate
+            # it at the backend if it does return, which ids make harmless.
+            left.extend(self._in_flight)
         if left:
-            self._drop(left, "shutdown_timeout")
+            self._save(left, "shutdown_timeout")
+        if self.spool is not None:
+            self.spool.close()
         return not alive
 
     def shutdown(self, timeout: float | None) -> bool:
@@ -222,11 +295,15 @@ class Channel:
             exporter=self.exporter.instance_name,
             type=type(self.exporter).name,
             realtime=self._realtime,
-            queued=queued + self._in_flight,
+            queued=queued + len(self._in_flight) + len(self._overflow),
             exported=self._exported,
             dropped=self._dropped,
             retried=self._retried,
             failed=self._failed,
+            spooled=self._spooled,
+            replayed=self._replayed,
+            evicted=self.spool.evicted if self.spool is not None else 0,
+            paused=self._monotonic() < self._paused_until,
         )
 
     # -- worker side --------------------------------------------------------
@@ -257,6 +334,7 @@ class Channel:
             if self._stop.is_set():
                 break
             self._drain_once()
+            self._room.set()
             deadline = self._monotonic() + self._interval
         self._close_exporter()
 
@@ -264,16 +342,18 @@ class Channel:
         """Send up to one batch; answer any flush request met on the way."""
         queue = self._queue
         items: list[Any] = []
+        self._in_flight = items
         while queue and len(items) < self._max_batch:
             item = queue.popleft()
             if isinstance(item, _FlushRequest):
                 self._send(items)
                 items = []
+                self._in_flight = items
                 self._answer_flush(item)
                 continue
             items.append(item)
-            self._in_flight = len(items)
         self._send(items)
+        self._in_flight = []
 
     def _answer_flush(self, request: _FlushRequest) -> None:
         try:
@@ -282,22 +362,24 @@ class Channel:
             self._limited(self._log, "error", "exporter_flush_failed", error=_describe(exc))
         with self._counter_lock:
             self._pending_flushes -= 1
-        request.ok = self._failed == request.failed_before
+        request.ok = self._lost == request.lost_before
         request.done.set()
 
-    def _send(self, items: list[Any]) -> None:
-        if not items:
-            return
+    def _events_and_scores(self, items: list[Any]) -> tuple[list[SpanEvent], list[Score]]:
         events: list[SpanEvent] = []
         scores: list[Score] = []
         for item in items:
             if isinstance(item, Score):
                 scores.append(item)
                 continue
+            if isinstance(item, SpanEvent):  # replayed from the spool or a file
+                events.append(item)
+                continue
             try:
                 event = item.build_event()
             except Exception as exc:
                 self._count("failed", 1)
+                self._count("lost", 1)
                 self._limited(self._log, "error", "event_build_failed", error=_describe(exc))
                 continue
             if event is not None:
@@ -305,20 +387,30 @@ class Channel:
             else:
                 # A processor chose to drop it: handled, not lost.
                 self._count("exported", 1)
+        return events, scores
+
+    def _send(self, items: list[Any]) -> None:
+        if not items:
+            return
+        events, scores = self._events_and_scores(items)
         if events:
             self._deliver(self.exporter.export, events, "spans")
         if scores:
             self._deliver(self.exporter.export_scores, scores, "scores")
-        self._in_flight = 0
 
     def _deliver(self, fn: Callable[[Sequence[Any]], None], batch: list[Any], what: str) -> bool:
         retry = self.exporter.retry
         count = len(batch)
         while True:
+            if not self._wait_while_paused(batch, what):
+                return False
             started = time.perf_counter()
             try:
                 fn(batch)
             except ExportError as exc:
+                if exc.pause is not None:
+                    self._pause(exc, count, what)
+                    continue
                 if exc.retryable:
                     retry = retry.increment(exc.retry_after, now=self._monotonic())
                     if not retry.is_exhausted(now=self._monotonic()) and not self._stop.is_set():
@@ -343,6 +435,7 @@ class Channel:
                 return self._give_up(batch, what, exc, made)
             except Exception as exc:  # an exporter bug: contained, counted, logged
                 self._count("failed", count)
+                self._count("lost", count)
                 self._limited(
                     self._log,
                     "error",
@@ -352,21 +445,59 @@ class Channel:
                     error=_describe(exc),
                 )
                 return False
-            self._count("exported", count)
-            if self._debug:
-                # A broken log pipeline must not kill the worker.
-                with contextlib.suppress(Exception):
-                    self._log.debug(
-                        "batch_sent",
-                        what=what,
-                        count=count,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        attempts=retry.attempts + 1,
-                    )
+            self._succeeded(count, what, started, retry.attempts + 1)
             return True
 
+    def _succeeded(self, count: int, what: str, started: float, attempts: int) -> None:
+        self._count("exported", count)
+        if self._paused_until:
+            self._paused_until = 0.0
+            self.exporter.log.info("export_resumed", what=what, count=count)
+            self._replay_wake.set()
+        if self._debug:
+            # A broken log pipeline must not kill the worker.
+            with contextlib.suppress(Exception):
+                self._log.debug(
+                    "batch_sent",
+                    what=what,
+                    count=count,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    attempts=attempts,
+                )
+
+    def _pause(self, exc: ExportError, count: int, what: str) -> None:
+        pause = exc.pause or 0.0
+        first = not self._paused_until
+        self._paused_until = self._monotonic() + pause
+        self._limited(
+            self._log,
+            "error",
+            "export_paused",
+            limit_key=str(exc.status),
+            what=what,
+            status=exc.status,
+            pause_s=round(pause, 3),
+            held=count + len(self._queue),
+            first=first,
+            error=str(exc),
+        )
+
+    def _wait_while_paused(self, batch: list[Any], what: str) -> bool:
+        """Wait out a pause; False when the batch was spooled or dropped instead."""
+        while True:
+            remaining = self._paused_until - self._monotonic()
+            if remaining <= 0:
+                return True
+            if self.spool is not None or self._stop.is_set():
+                # Held back on disk instead of in memory; replayed after the resume.
+                self._save(batch, "paused")
+                return False
+            if self._stop.wait(remaining):
+                self._save(batch, "paused")
+                return False
+
     def _give_up(self, batch: list[Any], what: str, exc: ExportError, attempts: int) -> bool:
-        self._count("failed", len(batch))
+        spool_it = exc.retryable and self.spool is not None
         self._limited(
             self._log,
             "error",
@@ -377,8 +508,51 @@ class Channel:
             retryable=exc.retryable,
             status=exc.status,
             error=str(exc),
+            spooled=spool_it,
         )
+        if spool_it:
+            self._save(batch, "retries_exhausted")
+        else:
+            self._count("failed", len(batch))
+            self._count("lost", len(batch))
         return False
+
+    def _save(self, items: Sequence[Any], reason: str) -> None:
+        """Spool ``items`` (queued records, events or scores), or count them as lost."""
+        if not items:
+            return
+        if self.spool is None:
+            if reason in ("paused",):
+                self._count("failed", len(items))
+                self._count("lost", len(items))
+            else:
+                self._drop(len(items), reason)
+            return
+        built: list[SpanEvent | Score] = []
+        if any(not isinstance(i, (SpanEvent, Score)) for i in items):
+            events, scores = self._events_and_scores(list(items))
+            built.extend(events)
+            built.extend(scores)
+        else:
+            built.extend(items)
+        try:
+            written = self.spool.append(built)
+        except OSError as exc:
+            self._limited(self._log, "error", "spool_write_failed", error=exc.strerror)
+            self._drop(len(built), "spool_write_failed")
+            self._count("lost", len(built))
+            return
+        self._count("spooled", written)
+        self._count("lost", written)
+        self._limited(
+            self._log,
+            "warning",
+            "events_spooled",
+            limit_key=reason,
+            reason=reason,
+            count=written,
+            spooled_total=self._spooled,
+        )
 
     def _count(self, name: str, n: int) -> None:
         with self._counter_lock:
@@ -390,12 +564,99 @@ class Channel:
         except Exception as exc:
             self._limited(self._log, "error", "exporter_shutdown_failed", error=_describe(exc))
 
+    # -- spill and replay (with a spool only) ------------------------------------------
+
+    def _spill_loop(self) -> None:
+        overflow = self._overflow
+        while not self._stop.is_set():
+            self._spill_wake.wait()
+            self._spill_wake.clear()
+            while overflow and not self._stop.is_set():
+                chunk: list[Any] = []
+                while overflow and len(chunk) < _SPILL_CHUNK:
+                    chunk.append(overflow.popleft())
+                self._save(chunk, "queue_full")
+
+    def _replay_loop(self) -> None:
+        while not self._stop.is_set():
+            self.replay()
+            self._replay_wake.wait(REPLAY_INTERVAL)
+            self._replay_wake.clear()
+
+    def replay(self, timeout: float | None = None) -> int:
+        """Re-send what the spool holds; returns how many items were queued again.
+
+        Stops early (leaving the rest on disk) when the backend fails again or
+        the channel stops. Safe to call from any thread; one pass at a time.
+        """
+        spool = self.spool
+        if spool is None or self._stopped or self._monotonic() < self._paused_until:
+            return 0
+        deadline = None if timeout is None else self._monotonic() + timeout
+        with self._replay_lock:
+            queued = 0
+            segments = spool.claim()
+            for index, path in enumerate(segments):
+                items = spool.read(path)
+                fed = self.feed(items, deadline)
+                queued += fed
+                if fed < len(items) or not self._flush_until(deadline):
+                    # Stopped or still failing: what was queued is accounted for
+                    # (delivered, spooled again or dropped); keep the rest on disk.
+                    if fed == 0:
+                        spool.release(path)
+                    else:
+                        spool.done(path)
+                    for rest in segments[index + 1 :]:
+                        spool.release(rest)
+                    break
+                spool.done(path)
+            if queued:
+                self.exporter.log.info("spool_replayed", count=queued, segments=len(segments))
+            return queued
+
+    def feed(self, items: Sequence[SpanEvent | Score], deadline: float | None = None) -> int:
+        """Queue ready-made events and scores (replay), waiting for room; returns how many."""
+        fed = 0
+        for item in items:
+            if isinstance(item, Score) and not self._wants_scores:
+                continue
+            if isinstance(item, SpanEvent) and item.kind not in self.exporter.event_kinds:
+                continue
+            while len(self._queue) >= self._maxsize // 2 or len(self._queue) >= self._max_batch * 4:
+                if self._stopped or (deadline is not None and self._monotonic() >= deadline):
+                    return fed
+                self._room.clear()
+                self._wake.set()
+                self._room.wait(0.5)
+            if self._stopped:
+                return fed
+            self._queue.append(item)
+            fed += 1
+            self._count("replayed", 1)
+        self._wake.set()
+        return fed
+
+    def _flush_until(self, deadline: float | None) -> bool:
+        request = self.request_flush()
+        while not request.done.is_set():
+            if self._stopped:
+                return False
+            remaining = None if deadline is None else deadline - self._monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            request.done.wait(1.0 if remaining is None else min(1.0, remaining))
+        return request.ok
+
     # -- fork -------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
         """The child starts empty: the parent still owns what it had queued."""
         if self._stopped:
             return
+        self._replay_lock = threading.Lock()
+        if self.spool is not None:
+            self.spool.reset_after_fork()
         self._reset_state()
         self._start()
 

@@ -34,8 +34,11 @@ class ExportError(Exception):
 
     ``retryable`` says whether the same batch may succeed later (timeouts, 5xx,
     429); ``retry_after`` is the server's wish in seconds, if it said one;
-    ``status`` is the backend's status code, if any. The message must not
-    contain secrets: it is logged.
+    ``status`` is the backend's status code, if any. ``pause`` (seconds) says
+    the backend refuses this client for now (401/403, a suspended quota): the
+    channel holds the batch (or spools it), sends nothing for that long, then
+    probes with the held batch and resumes by itself once a send succeeds.
+    The message must not contain secrets: it is logged.
     """
 
     def __init__(
@@ -45,8 +48,10 @@ class ExportError(Exception):
         retryable: bool = False,
         retry_after: float | None = None,
         status: int | None = None,
+        pause: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.pause = _seconds(pause) or None
         self.retryable = retryable
         self.retry_after = _seconds(retry_after)
         self.status = status
@@ -54,7 +59,7 @@ class ExportError(Exception):
     def __repr__(self) -> str:
         return (
             f"ExportError({str(self)!r}, retryable={self.retryable}, "
-            f"retry_after={self.retry_after}, status={self.status})"
+            f"retry_after={self.retry_after}, status={self.status}, pause={self.pause})"
         )
 
 
@@ -101,6 +106,8 @@ class Batch:
 
 DEFAULT_BATCH = Batch()
 DEFAULT_MAX_QUEUE_SIZE = 10_000
+#: Default bound of one exporter's spool directory (256 MiB).
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 _COMMON_KEYS = (
     "realtime",
@@ -109,6 +116,7 @@ _COMMON_KEYS = (
     "max_queue_size",
     "retry",
     "spool_dir",
+    "spool_max_bytes",
     "enabled",
 )
 
@@ -133,7 +141,7 @@ class Exporter:
     The same keywords work in code and in a config table, where the hub builds
     the exporter as ``WebhookExporter(**table)``. The common keys, handled
     here, are ``realtime``, ``log_level``, ``batch``, ``max_queue_size``,
-    ``retry``, ``spool_dir`` and ``enabled``; ``instance_name`` names the
+    ``retry``, ``spool_dir``, ``spool_max_bytes`` and ``enabled``; ``instance_name`` names the
     instance (the config table's key; defaults to ``name``).
 
     ``event_kinds`` says which span events the exporter wants; the default is
@@ -158,6 +166,7 @@ class Exporter:
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
         retry: Retry | Mapping[str, Any] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         enabled: bool = True,
     ) -> None:
         if not isinstance(realtime, bool):
@@ -180,7 +189,16 @@ class Exporter:
         self.batch = _coerce_batch(batch)
         self.max_queue_size = max_queue_size
         self.retry = _coerce_retry(retry)
+        if spool_dir is not None and not isinstance(spool_dir, (str, os.PathLike)):
+            raise ConfigError(f"must be a path, got {type(spool_dir).__name__}", "spool_dir")
+        if isinstance(spool_max_bytes, bool) or not isinstance(spool_max_bytes, int):
+            raise ConfigError(
+                f"must be an integer, got {type(spool_max_bytes).__name__}", "spool_max_bytes"
+            )
+        if spool_max_bytes < 4096:
+            raise ConfigError(f"must be >= 4096, got {spool_max_bytes}", "spool_max_bytes")
         self.spool_dir = None if spool_dir is None else os.fspath(spool_dir)
+        self.spool_max_bytes = spool_max_bytes
         self.enabled = enabled
         self.log: Any = exporter_logger(self.instance_name, level)
 

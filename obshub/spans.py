@@ -468,6 +468,33 @@ class Score:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+#: Version of the record format shared by the JSONL exporter and the disk spool.
+RECORD_VERSION = 1
+
+
+def item_record(item: SpanEvent | Score) -> dict[str, Any]:
+    """The JSON record of an event or a score (one JSONL / spool line).
+
+    Events: ``{"v": 1, "kind": "ended", "config": ..., "service": ..., "span": {...}}``;
+    scores: ``{"v": 1, "kind": "score", "config": ..., "score": {...}}``.
+    """
+    if isinstance(item, Score):
+        return {
+            "v": RECORD_VERSION,
+            "kind": "score",
+            "config": item.config_name,
+            "score": item.to_dict(),
+        }
+    return {"v": RECORD_VERSION, **item.to_dict()}
+
+
+def record_to_item(record: Mapping[str, Any]) -> SpanEvent | Score:
+    """Rebuild an event or a score from :func:`item_record` output."""
+    if record.get("kind") == "score":
+        return Score.from_dict(record["score"])
+    return SpanEvent.from_dict(record)
+
+
 def time_to_ns(value: Any) -> int | None:
     """Nanoseconds since the epoch from a datetime, epoch seconds or ns int."""
     if value is None:

@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 from obshub.config_errors import ConfigError
 from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.spans import EventKind, Score, SpanEvent
+from obshub.spans import RECORD_VERSION, EventKind, Score, SpanEvent, item_record, record_to_item
 
 __all__ = ["JsonlExporter"]
 
 #: Version of the line format; written as ``"v"`` in every line.
-FORMAT_VERSION = 1
+FORMAT_VERSION = RECORD_VERSION
 
 
 def _encode(record: dict[str, Any]) -> bytes:
@@ -70,7 +70,7 @@ class JsonlExporter(Exporter):
         return self._fd
 
     def _write(self, records: Iterable[dict[str, Any]]) -> None:
-        data = b"".join(_encode({"v": FORMAT_VERSION, **r}) for r in records)
+        data = b"".join(_encode(r) for r in records)
         if not data:
             return
         with self._lock:
@@ -90,12 +90,10 @@ class JsonlExporter(Exporter):
                 ) from None
 
     def export(self, events: Sequence[SpanEvent]) -> None:
-        self._write(e.to_dict() for e in events)
+        self._write(item_record(e) for e in events)
 
     def export_scores(self, scores: Sequence[Score]) -> None:
-        self._write(
-            {"kind": "score", "config": s.config_name, "score": s.to_dict()} for s in scores
-        )
+        self._write(item_record(s) for s in scores)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -129,11 +127,12 @@ def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[SpanEvent], list[Scor
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                if record.get("kind") == "score":
-                    scores.append(Score.from_dict(record["score"]))
-                else:
-                    events.append(SpanEvent.from_dict(record))
-            except (ValueError, KeyError, TypeError):
+                item = record_to_item(json.loads(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 bad += 1
+                continue
+            if isinstance(item, Score):
+                scores.append(item)
+            else:
+                events.append(item)
     return events, scores, bad

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
@@ -28,7 +27,8 @@ SCORES_PATH = "/api/public/scores"
 PROJECTS_PATH = "/api/public/projects"
 #: Opts into Langfuse's real-time write path; servers reject values above 4.
 INGESTION_VERSION = "4"
-#: Sends pause this long after a 401/403, doubling on each repeat up to the maximum.
+#: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
+#: up to the maximum.
 AUTH_PAUSE_INITIAL = 30.0
 AUTH_PAUSE_MAX = 600.0
 #: A field of an oversize span larger than this (as JSON) is replaced by a marker.
@@ -151,6 +151,7 @@ class LangfuseExporter(obshub.Exporter):
         options: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         compression: Literal["gzip", "none"] = "gzip",
+        auth_cooldown: float = AUTH_PAUSE_INITIAL,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -163,6 +164,13 @@ class LangfuseExporter(obshub.Exporter):
                 raise obshub.ConfigError(f"must be a string, got {type(value).__name__}", key)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise obshub.ConfigError("must be a number of seconds > 0", "timeout")
+        if (
+            isinstance(auth_cooldown, bool)
+            or not isinstance(auth_cooldown, (int, float))
+            or auth_cooldown <= 0
+        ):
+            raise obshub.ConfigError("must be a number of seconds > 0", "auth_cooldown")
+        self.auth_cooldown = float(auth_cooldown)
         if compression not in ("gzip", "none"):
             raise obshub.ConfigError("must be 'gzip' or 'none'", "compression")
         self.timeout = float(timeout)
@@ -181,11 +189,8 @@ class LangfuseExporter(obshub.Exporter):
         self._resource = (
             {"service.version": self.trace_options.version} if self.trace_options.version else {}
         )
-        self._monotonic: Callable[[], float] = time.monotonic
         self._pause_lock = threading.Lock()
-        self._paused_until = 0.0
-        self._paused_status: int | None = None
-        self._next_pause = AUTH_PAUSE_INITIAL
+        self._next_pause = self.auth_cooldown
 
     # -- settings ----------------------------------------------------------------------
 
@@ -274,18 +279,6 @@ class LangfuseExporter(obshub.Exporter):
             "x-langfuse-ingestion-version": INGESTION_VERSION,
         }
 
-    def _check_paused(self) -> None:
-        with self._pause_lock:
-            remaining = self._paused_until - self._monotonic()
-            status = self._paused_status
-        if remaining > 0:
-            raise obshub.ExportError(
-                f"sends to Langfuse paused for {remaining:.0f} s more after HTTP {status} "
-                "(keys rejected or ingestion refused)",
-                retryable=False,
-                status=status,
-            )
-
     def _post(self, path: str, body: bytes, content_type: str, *, compress: bool) -> None:
         headers = self._headers(content_type)
         # Only the OTLP endpoint is documented to take gzip; score bodies are small.
@@ -296,27 +289,25 @@ class LangfuseExporter(obshub.Exporter):
             http.post(f"{self.base_url}{path}", body, headers, timeout=self.timeout)
         except obshub.ExportError as exc:
             if exc.status in (401, 403):
-                self._pause(exc.status)
+                raise self._auth_refused(exc.status) from None
             raise
         with self._pause_lock:
-            self._next_pause = AUTH_PAUSE_INITIAL
+            self._next_pause = self.auth_cooldown
 
-    def _pause(self, status: int) -> None:
+    def _auth_refused(self, status: int) -> obshub.ExportError:
+        # Not retried at once (that would hammer Langfuse with bad keys): the
+        # channel holds the batch (or spools it) for the cooldown, then probes.
         with self._pause_lock:
             pause = self._next_pause
             self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
-            self._paused_until = self._monotonic() + pause
-            self._paused_status = status
-        self.log.error(
-            "auth_paused",
+        reason = "rejected the API keys" if status == 401 else "refuses ingestion for this project"
+        return obshub.ExportError(
+            f"Langfuse {reason} (HTTP {status}) at {self.base_url} for public key "
+            f"{self.public_key}; check public_key, secret_key and base_url (keys belong to one "
+            f"region); sends pause for {pause:.0f} s",
+            retryable=False,
             status=status,
-            pause_s=pause,
-            base_url=self.base_url,
-            public_key=self.public_key,
-            hint=(
-                "Langfuse rejected the API keys (401) or the project refuses ingestion (403); "
-                "check public_key, secret_key and base_url (the keys belong to one region)"
-            ),
+            pause=pause,
         )
 
     # -- spans ---------------------------------------------------------------------------
@@ -335,7 +326,6 @@ class LangfuseExporter(obshub.Exporter):
         """Send ended spans as one OTLP request (split on 413)."""
         if self.disabled_reason is not None or not events:
             return
-        self._check_paused()
         rejected = self._send(list(events))
         if rejected:
             raise obshub.ExportError(
@@ -409,7 +399,6 @@ class LangfuseExporter(obshub.Exporter):
         """POST each score; its stable id makes a resend idempotent."""
         if self.disabled_reason is not None or not scores:
             return
-        self._check_paused()
         first_error: obshub.ExportError | None = None
         failed = 0
         for score in scores:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from obshub_langfuse import LangfuseExporter
-from obshub_langfuse.exporter import AUTH_PAUSE_INITIAL
 from obshub_langfuse.testing import Fault, LangfuseStandIn
 from structlog.testing import capture_logs
 
@@ -178,63 +175,57 @@ def test_a_400_is_not_retried_and_counted_failed(
     assert failed["retryable"] is False
 
 
-def test_a_401_pauses_sends_for_a_cooldown_then_resumes(
+def test_a_401_pauses_sends_for_a_cooldown_then_probes_and_resumes(
     make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
 ) -> None:
     server.inject("traces", Fault.error(401))
-    hub = make_hub()
-    (exporter,) = hub.exporters()
-    assert isinstance(exporter, LangfuseExporter)
+    hub = make_hub(auth_cooldown=0.3)
     with capture_logs() as logs:
         with hub.span("rejected"):
             pass
-        assert not hub.flush(5)
+        assert not hub.flush(0.1)  # held through the cooldown, not failed
+        assert stats(hub).paused
         with hub.span("while-paused"):
             pass
-        assert not hub.flush(5)
-    assert statuses(server) == [401]
-    (paused,) = events(logs, "auth_paused")
+        assert hub.flush(5)  # the probe (the held batch) succeeds, then the rest
+    assert statuses(server) == [401, 200, 200]
+    assert sorted(o.name for o in server.observations()) == ["rejected", "while-paused"]
+    (paused,) = events(logs, "export_paused")
     assert paused["status"] == 401
-    assert paused["pause_s"] == AUTH_PAUSE_INITIAL
+    assert paused["pause_s"] == 0.3
     assert paused["log_level"] == "error"
-    assert stats(hub).failed == 2
-    assert stats(hub).retried == 0
-
-    later = time.monotonic() + AUTH_PAUSE_INITIAL + 1
-    exporter._monotonic = lambda: later
-    with hub.span("after-cooldown"):
-        pass
-    assert hub.flush(5)
-    assert statuses(server) == [401, 200]
-    assert [o.name for o in server.observations()] == ["after-cooldown"]
+    assert "rejected the API keys" in paused["error"]
+    assert [e["event"] for e in logs if e["event"] == "export_resumed"] == ["export_resumed"]
+    counters = stats(hub)
+    assert (counters.failed, counters.retried, counters.exported) == (0, 0, 2)
+    assert not counters.paused
 
 
 def test_repeated_401s_make_the_cooldown_grow(make_hub: MakeHub, server: LangfuseStandIn) -> None:
     server.inject("traces", Fault.error(401), Fault.error(403))
-    hub = make_hub()
-    (exporter,) = hub.exporters()
-    assert isinstance(exporter, LangfuseExporter)
-    clock = [time.monotonic()]
-    exporter._monotonic = lambda: clock[0]
+    hub = make_hub(auth_cooldown=0.05)
     with capture_logs() as logs:
-        for name in ("first", "second"):
-            with hub.span(name):
-                pass
-            assert not hub.flush(5)
-            clock[0] += AUTH_PAUSE_INITIAL * 2 + 1
-    pauses = [(e["status"], e["pause_s"]) for e in events(logs, "auth_paused")]
-    assert pauses == [(401, AUTH_PAUSE_INITIAL), (403, AUTH_PAUSE_INITIAL * 2)]
+        with hub.span("first"):
+            pass
+        assert hub.flush(5)
+    pauses = [(e["status"], e["pause_s"]) for e in events(logs, "export_paused")]
+    assert pauses == [(401, 0.05), (403, 0.1)]
+    assert statuses(server) == [401, 403, 200]
 
 
-def test_wrong_keys_are_rejected_without_retries(
+def test_wrong_keys_hold_sends_without_hammering_the_server(
     make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
 ) -> None:
     hub = make_hub(secret_key="sk-lf-wrong")
-    with hub.span("agent"):
-        pass
-    assert not hub.flush(5)
-    assert statuses(server) == [401]
-    assert stats(hub).failed == 1
+    for name in ("a", "b", "c"):
+        with hub.span(name):
+            pass
+    assert not hub.flush(0.5)
+    assert statuses(server) == [401]  # one request, then a 30 s cooldown
+    counters = stats(hub)
+    assert counters.paused
+    assert counters.failed == 0
+    assert counters.queued == 3
 
 
 # -- 413 -----------------------------------------------------------------------------------------

@@ -1,0 +1,295 @@
+"""The disk spool: what an exporter could not deliver, kept on disk until it can.
+
+One directory per exporter instance (``<spool_dir>/<config>.<exporter>/``)
+holds append-only segment files. Each line is one record — a span event or a
+score, in the JSONL exporter's format — behind a CRC-32 of its bytes::
+
+    1c291ca3 {"v":1,"kind":"ended","config":"prod","service":"bot","span":{...}}
+
+Every append is one ``write()`` followed by ``fsync()``. A segment is closed
+once it passes ``segment_bytes``; the directory is kept under ``max_bytes`` by
+deleting the oldest segments (counted and logged as evicted). Replaying
+claims a segment by renaming it, so two processes sharing a spool directory
+never replay the same segment; a claim left by a process that died is taken
+back. Corrupt or truncated lines are skipped with a warning, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from obshub._logging import RateLimitedLog
+from obshub.exporters import DEFAULT_SPOOL_MAX_BYTES
+from obshub.spans import Score, SpanEvent, item_record, record_to_item
+
+__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "Spool", "encode_line", "read_records"]
+
+#: A segment is closed (and becomes replayable) past this size.
+DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
+
+_SEGMENT = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log$")
+_CLAIMED = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log\.replaying-(\d+)$")
+
+
+def encode_line(record: dict[str, Any]) -> bytes:
+    """One spool line: CRC-32 (8 hex digits), a space, compact JSON, newline."""
+    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def _decode_line(line: bytes) -> dict[str, Any] | None:
+    """The record of a spool line or a plain JSONL line; None when corrupt."""
+    line = line.rstrip(b"\r\n")
+    if not line:
+        return None
+    body = line
+    if len(line) > 9 and line[8:9] == b" " and not line.startswith(b"{"):
+        try:
+            expected = int(line[:8], 16)
+        except ValueError:
+            return None
+        body = line[9:]
+        if zlib.crc32(body) != expected:
+            return None
+    try:
+        record = json.loads(body)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[list[SpanEvent | Score], int]:
+    """The items of a spool segment or a JSONL file, and how many lines were unreadable."""
+    items: list[SpanEvent | Score] = []
+    bad = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            record = _decode_line(line)
+            if record is None:
+                bad += 1
+                continue
+            try:
+                items.append(record_to_item(record))
+            except (KeyError, TypeError, ValueError):
+                bad += 1
+    return items, bad
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Spool:
+    """Append-only, size-bounded segment files for one exporter instance."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        log: Any = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = min(segment_bytes, max(1, max_bytes // 4))
+        self._log = log
+        self._limited = RateLimitedLog()
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._active: Path | None = None
+        self._active_size = 0
+        self._seq = 0
+        self.evicted = 0
+
+    # -- writing ---------------------------------------------------------------------
+
+    def append(self, items: Iterable[SpanEvent | Score]) -> int:
+        """Write ``items`` as one fsync'd append; returns how many were written.
+
+        Raises OSError when the disk refuses (the caller counts them as lost).
+        """
+        lines = [encode_line(item_record(item)) for item in items]
+        if not lines:
+            return 0
+        data = b"".join(lines)
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self._fd is None or self._active_size >= self.segment_bytes:
+                self._rotate()
+            assert self._fd is not None
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+            self._active_size += len(data)
+            self._enforce_bound()
+        return len(lines)
+
+    def _rotate(self) -> None:
+        self._close_active()
+        self._seq += 1
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.log"
+        self._active = self.directory / name
+        self._fd = os.open(self._active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._active_size = 0
+
+    def _close_active(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+        self._active = None
+        self._active_size = 0
+
+    def close(self) -> None:
+        """Close the segment being written (it becomes replayable)."""
+        with self._lock:
+            self._close_active()
+
+    def _enforce_bound(self) -> None:
+        files = self._all_files()
+        total = sum(size for _, size in files)
+        for path, size in files:
+            if total <= self.max_bytes:
+                break
+            if path == self._active:
+                continue
+            lost = _count_lines(path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            total -= size
+            self.evicted += lost
+            if self._log is not None:
+                self._limited(
+                    self._log,
+                    "error",
+                    "spool_evicted",
+                    segment=path.name,
+                    records=lost,
+                    evicted_total=self.evicted,
+                    max_bytes=self.max_bytes,
+                )
+
+    def _all_files(self) -> list[tuple[Path, int]]:
+        found: list[tuple[str, Path, int]] = []
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            match = _SEGMENT.match(entry.name) or _CLAIMED.match(entry.name)
+            if match is None:
+                continue
+            try:
+                size = entry.stat().st_size
+            except FileNotFoundError:
+                continue
+            found.append((match.group(1), Path(entry.path), size))
+        found.sort(key=lambda f: (f[0], f[1].name))
+        return [(path, size) for _, path, size in found]
+
+    # -- replaying -------------------------------------------------------------------
+
+    def size(self) -> int:
+        """Bytes on disk in this spool."""
+        return sum(size for _, size in self._all_files())
+
+    def pending(self) -> int:
+        """How many segments wait to be replayed (the open one included)."""
+        return len(self._all_files())
+
+    def claim(self) -> list[Path]:
+        """Claim every replayable segment, oldest first (renamed ``*.replaying-<pid>``).
+
+        The segment being written is closed first so that it is included.
+        Claims of processes that no longer run are taken over.
+        """
+        with self._lock:
+            self._close_active()
+        claimed: list[Path] = []
+        me = os.getpid()
+        for path, _ in self._all_files():
+            segment = _SEGMENT.match(path.name)
+            stale = _CLAIMED.match(path.name)
+            if stale is not None:
+                owner = int(stale.group(4))
+                if owner != me and _pid_alive(owner):
+                    continue
+                base = path.name.rsplit(".replaying-", 1)[0]
+            elif segment is not None:
+                base = path.name
+            else:
+                continue
+            target = path.with_name(f"{base}.replaying-{me}")
+            try:
+                os.rename(path, target)
+            except FileNotFoundError:
+                continue  # another process claimed it first
+            claimed.append(target)
+        return claimed
+
+    def read(self, path: Path) -> list[SpanEvent | Score]:
+        """The items of a claimed segment; unreadable lines are skipped with a warning."""
+        try:
+            items, bad = read_records(path)
+        except OSError as exc:
+            self._warn("spool_segment_unreadable", segment=path.name, error=exc.strerror)
+            return []
+        if bad:
+            self._warn("spool_segment_corrupt", segment=path.name, skipped_lines=bad)
+        return items
+
+    def done(self, path: Path) -> None:
+        """Delete a replayed segment."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+
+    def release(self, path: Path) -> None:
+        """Give a claimed segment back (not replayed this time)."""
+        base = path.name.rsplit(".replaying-", 1)[0]
+        try:
+            os.rename(path, path.with_name(base))
+        except FileNotFoundError:
+            return
+
+    def _warn(self, event: str, **kw: Any) -> None:
+        if self._log is not None:
+            self._limited(self._log, "warning", event, **kw)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's open segment (it stays the parent's)."""
+        self._lock = threading.Lock()
+        self._fd = None
+        self._active = None
+        self._active_size = 0
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
