@@ -60,7 +60,9 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
     },
 }
 
-_TOP_KEYS = ("default", "configs")
+_TOP_KEYS = ("default", "configs", "shutdown_timeout")
+#: Environment variable overriding the seconds shutdown (and so exit) may wait.
+SHUTDOWN_TIMEOUT_ENV_VAR = "OBSHUB_SHUTDOWN_TIMEOUT"
 _CONFIG_KEYS = ("service_name", "sampling", "redact", "exporters", "enabled")
 _VAR = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -180,6 +182,27 @@ def build_configs(
             known = ", ".join(configs) or "none"
             raise ConfigError(f"no config named {default!r} (configs: {known})", "default")
     return configs, default
+
+
+def shutdown_timeout_of(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None, fallback: float
+) -> float:
+    """``$OBSHUB_SHUTDOWN_TIMEOUT``, else the document's ``shutdown_timeout``, else ``fallback``."""
+    env = os.environ if environ is None else environ
+    raw: Any = env.get(SHUTDOWN_TIMEOUT_ENV_VAR)
+    key = SHUTDOWN_TIMEOUT_ENV_VAR
+    if raw is None:
+        raw = interpolate(data.get("shutdown_timeout"), env, "shutdown_timeout")
+        key = "shutdown_timeout"
+    if raw is None:
+        return fallback
+    try:
+        value = float(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ConfigError("must be a number of seconds", key) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ConfigError("must be a number of seconds >= 0", key)
+    return float(value)
 
 
 def build_named_configs(

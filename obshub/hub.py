@@ -19,6 +19,7 @@ from obshub.config import (
     build_configs,
     build_exporters,
     build_named_configs,
+    shutdown_timeout_of,
     default_service_name,
     load_source,
 )
@@ -28,6 +29,7 @@ from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
 from obshub.processors import Redactor, SpanProcessor
 from obshub.sampling import Sampler
+from obshub.spool import read_records
 from obshub.spans import EventKind, SpanType, new_trace_id
 from obshub.tracing import (
     TRACE_FIELDS,
@@ -166,7 +168,7 @@ class Hub:
             configs,
             default=default,
             selector=selector,
-            shutdown_timeout=shutdown_timeout,
+            shutdown_timeout=shutdown_timeout_of(data, environ, shutdown_timeout),
             registry=reg,
             environ=environ,
         )
@@ -433,6 +435,52 @@ class Hub:
     def stats(self) -> dict[str, ChannelStats]:
         """Counters per exporter instance, keyed ``"<config>/<exporter>"``."""
         return {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
+
+    def _matching(self, exporter: str | None) -> list[Channel]:
+        channels = [
+            c
+            for c in self._channels()
+            if exporter is None
+            or exporter in (c.exporter.instance_name, f"{c.config_name}/{c.exporter.instance_name}")
+        ]
+        if exporter is not None and not channels:
+            known = ", ".join(self.stats()) or "none"
+            raise ValueError(f"no exporter named {exporter!r} (exporters: {known})")
+        return channels
+
+    def replay(self, exporter: str | None = None, timeout: float | None = None) -> dict[str, int]:
+        """Re-send what the exporters' disk spools hold, now; returns counts per exporter.
+
+        ``exporter`` is an instance name (or ``"<config>/<exporter>"``); by
+        default every exporter with a ``spool_dir``. A hub re-sends its spools
+        in the background anyway; this is for ``obshub replay`` and scripts.
+        """
+        return {
+            f"{c.config_name}/{c.exporter.instance_name}": c.replay(timeout)
+            for c in self._matching(exporter)
+            if c.spool is not None
+        }
+
+    def replay_file(
+        self,
+        path: str | os.PathLike[str],
+        exporter: str | None = None,
+        timeout: float | None = DEFAULT_FLUSH_TIMEOUT,
+    ) -> tuple[dict[str, int], int]:
+        """Send the events and scores of a JSONL file (or spool segment) to exporters.
+
+        Each exporter gets the event kinds it asks for. Returns the count
+        queued per exporter and the number of unreadable lines skipped.
+        """
+        items, bad = read_records(path)
+        channels = self._matching(exporter)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fed = {
+            f"{c.config_name}/{c.exporter.instance_name}": c.feed(items, deadline) for c in channels
+        }
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self.flush(remaining)
+        return fed, bad
 
 
 def _check_exporters_unique(configs: Mapping[str, Config]) -> None:
