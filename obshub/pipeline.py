@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from obshub._logging import RateLimitedLog, get_logger
@@ -32,7 +32,6 @@ from obshub.spans import (
     Usage,
     time_to_ns,
 )
-from obshub.tracing import SETTABLE_FIELDS
 
 if TYPE_CHECKING:
     from obshub.tracing import LiveSpan
@@ -42,7 +41,6 @@ __all__ = ["PendingEvent", "Route"]
 _log = get_logger()
 _limited = RateLimitedLog()
 _UNBUILT: Any = object()
-_INTERNAL_FIELDS = frozenset({"error"})
 _LEVELS = {level.value: level for level in Level} | {level: level for level in Level}
 
 
@@ -79,6 +77,51 @@ class PendingEvent:
             )
             self._event = event
         return event  # type: ignore[no-any-return]
+
+
+def _as_table(value: Any, limits: Limits) -> dict[str, Any]:
+    if value is None:  # e.g. an optional ``metadata=None`` passed through
+        return {}
+    converted = to_jsonable(value, limits)
+    return converted if isinstance(converted, dict) else {"value": converted}
+
+
+def _as_text(value: Any, limits: Limits) -> str | None:
+    return None if value is None else str(to_jsonable(str(value), limits))
+
+
+def _as_level(value: Any, _limits: Limits) -> Level:
+    level = _LEVELS.get(value.lower() if isinstance(value, str) else value)
+    if level is None:
+        raise ValueError("expected debug, default, warning or error")
+    return level
+
+
+def _as_error(value: Any, _limits: Limits) -> SpanError:
+    if not isinstance(value, SpanError):
+        raise TypeError("expected a SpanError")
+    return value
+
+
+#: How each span field set by the application is made safe on the worker; a key
+#: not listed here is not a span field.
+_NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
+    "input": to_jsonable,
+    "output": to_jsonable,
+    "metadata": _as_table,
+    "attributes": _as_table,
+    "parameters": _as_table,
+    "usage": lambda v, _l: None if v is None else Usage.coerce(v),
+    "cost": lambda v, _l: None if v is None else Cost.coerce(v),
+    "prompt": lambda v, _l: None if v is None else Prompt.coerce(v),
+    "level": _as_level,
+    "completion_start_time": lambda v, _l: time_to_ns(v),
+    "error": _as_error,
+    "model": _as_text,
+    "provider": _as_text,
+    "status_message": _as_text,
+    "name": _as_text,
+}
 
 
 class Route:
@@ -186,13 +229,15 @@ class Route:
         self, live: LiveSpan, fields: dict[str, Any], end_time: int | None, is_event: bool
     ) -> Span:
         trace = live._trace
+        limits = self.limits
         values: dict[str, Any] = {}
         for key, value in fields.items():
-            if key not in SETTABLE_FIELDS and key not in _INTERNAL_FIELDS:
+            normalise = _NORMALISERS.get(key)
+            if normalise is None:
                 self._bad_field(key, "unknown span field (ignored)")
                 continue
             try:
-                values[key] = self._normalise(key, value)
+                values[key] = normalise(value, limits)
             except Exception as exc:
                 self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
         return Span(
@@ -210,36 +255,6 @@ class Route:
             trace_name=trace.name,
             **values,
         )
-
-    def _normalise(self, key: str, value: Any) -> Any:
-        limits = self.limits
-        if key in ("input", "output"):
-            return to_jsonable(value, limits)
-        if key in ("metadata", "attributes", "parameters"):
-            if value is None:  # e.g. an optional ``metadata=None`` passed through
-                return {}
-            converted = to_jsonable(value, limits)
-            return converted if isinstance(converted, dict) else {"value": converted}
-        if key == "usage":
-            return None if value is None else Usage.coerce(value)
-        if key == "cost":
-            return None if value is None else Cost.coerce(value)
-        if key == "prompt":
-            return None if value is None else Prompt.coerce(value)
-        if key == "level":
-            level = _LEVELS.get(value.lower() if isinstance(value, str) else value)
-            if level is None:
-                raise ValueError("expected debug, default, warning or error")
-            return level
-        if key == "completion_start_time":
-            return time_to_ns(value)
-        if key == "error":
-            if not isinstance(value, SpanError):
-                raise TypeError("expected a SpanError")
-            return value
-        if key in ("model", "provider", "status_message", "name"):
-            return None if value is None else to_jsonable(str(value), limits)
-        return value
 
     def _bad_field(self, key: str, problem: str) -> None:
         _limited(

@@ -1007,3 +1007,11 @@ def test_each_bad_field_is_named_in_its_own_warning(
         only_span(hub, memory)
     named = {e["field"] for e in logs if e["event"] == "invalid_span_field"}
     assert named == {"usge", "modle"}
+
+
+def test_every_settable_field_has_a_normaliser_on_the_worker() -> None:
+    from obshub.pipeline import _NORMALISERS
+    from obshub.tracing import SETTABLE_FIELDS, TRACE_FIELDS
+
+    # Trace-level fields live on the trace; "error" is set by record_exception().
+    assert set(_NORMALISERS) == (SETTABLE_FIELDS - TRACE_FIELDS) | {"error"}
