@@ -27,7 +27,7 @@ import platform
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -149,21 +149,26 @@ def gzip_compress(data: bytes, level: int = 6) -> bytes:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without user info (``https://user:pw@host`` → ``https://host``)."""
+    """``url`` fit for messages: no user info, query masked.
+
+    ``https://user:pw@host/p?api_key=k`` → ``https://host/p?***`` (vendors put
+    API keys in query strings too).
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<invalid url>"
-    if "@" not in parts.netloc:
+    if "@" not in parts.netloc and not parts.query:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
 
 
-def _secrets_of(headers: Mapping[str, str]) -> list[str]:
+def _secrets_of(headers: Mapping[str, str], secret_headers: Iterable[str] = ()) -> list[str]:
+    names = {*_SECRET_HEADERS, *(n.lower() for n in secret_headers)}
     found: list[str] = []
     for name, value in headers.items():
-        if name.lower() not in _SECRET_HEADERS or not value:
+        if name.lower() not in names or not value:
             continue
         found.append(value)
         scheme, _, token = value.partition(" ")
@@ -195,13 +200,20 @@ def _excerpt(body: bytes) -> str:
 
 
 def status_error(
-    method: str, url: str, response: Response, headers: Mapping[str, str] | None = None
+    method: str,
+    url: str,
+    response: Response,
+    headers: Mapping[str, str] | None = None,
+    *,
+    secret_headers: Iterable[str] = (),
 ) -> ExportError:
     """The :class:`ExportError` for a response with an error status.
 
     Retryable for :data:`RETRYABLE_STATUSES` (with ``retry_after`` from a
     ``Retry-After`` header); the message quotes the start of the body, with
-    the secrets of ``headers`` (the request's) scrubbed out.
+    the secrets of ``headers`` (the request's) scrubbed out: the values of
+    ``Authorization`` and the like, and of every header named in
+    ``secret_headers`` (e.g. a vendor's ``x-honeycomb-team``).
     """
     status = response.status
     retry_after = parse_retry_after(response.headers.get("retry-after"))
@@ -214,7 +226,7 @@ def status_error(
     elif excerpt:
         message = f"{message}: {excerpt}"
     return ExportError(
-        _scrub(message, _secrets_of(headers or {})),
+        _scrub(message, _secrets_of(headers or {}, secret_headers)),
         retryable=status in RETRYABLE_STATUSES,
         retry_after=retry_after if status in RETRYABLE_STATUSES else None,
         status=status,
@@ -265,13 +277,15 @@ def request(
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
     raise_for_status: bool = True,
+    secret_headers: Iterable[str] = (),
 ) -> Response:
     """Send one request through the shared pool; never retries.
 
     ``timeout`` bounds connecting and reading alike. Raises
     :class:`ExportError` on timeouts and connection errors (retryable) and,
     with ``raise_for_status``, on a status of 300 or above (see
-    :func:`status_error`); otherwise any status is returned.
+    :func:`status_error`, which also takes ``secret_headers``); otherwise any
+    status is returned.
     """
     sent_headers = dict(headers or {})
     started = time.perf_counter()
@@ -296,7 +310,7 @@ def request(
         elapsed=elapsed,
     )
     if raise_for_status and response.status >= 300:
-        raise status_error(method, url, response, sent_headers)
+        raise status_error(method, url, response, sent_headers, secret_headers=secret_headers)
     return response
 
 

@@ -1,0 +1,438 @@
+"""``otlp``: send spans to an OpenTelemetry Collector or any OTLP/HTTP receiver."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+import obshub
+from obshub import http
+from obshub.otlp import AttrValue, encode_spans
+from obshub.spans import SpanEvent
+from obshub_otlp import wire
+from obshub_otlp.mapping import content_attributes, truncated
+from obshub_otlp.settings import TRACES_PATH, Settings, resolve
+
+__all__ = ["AUTH_PAUSE_INITIAL", "AUTH_PAUSE_MAX", "UNKNOWN_SERVICE", "OtlpExporter"]
+
+#: The service name OpenTelemetry (and obshub) use when none was configured.
+UNKNOWN_SERVICE = "unknown_service"
+_SERVICE_NAME = "service.name"
+#: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
+#: up to the maximum, until a send succeeds.
+AUTH_PAUSE_INITIAL = 30.0
+AUTH_PAUSE_MAX = 600.0
+_AUTH_STATUSES = frozenset({401, 403})
+# The key of a span event: the same span may arrive as started and as ended.
+_EventKey = tuple[str, str, str]
+
+
+def _plugin_version() -> str:
+    try:
+        return metadata.version("obshub-otlp")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _display_url(url: str) -> str:
+    """``url`` fit for messages: no user info, and the query (it may hold a token) masked."""
+    safe = http.safe_url(url)
+    parts = urlsplit(safe)
+    if not parts.query:
+        return safe
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "***", ""))
+
+
+def _secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Every string that would give a header value away, longest first."""
+    found: set[str] = set()
+    for value in headers.values():
+        value = value.strip()
+        if not value:
+            continue
+        found.add(value)
+        scheme, _, token = value.partition(" ")
+        token = token.strip()
+        if not token:
+            continue
+        found.add(token)
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(token, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            found.add(decoded)
+            found.add(decoded.partition(":")[2])
+    # Longest first, so a secret inside a longer one is not half-replaced.
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
+def _event_key(event: SpanEvent) -> _EventKey:
+    return (event.span.trace_id, event.span.span_id, event.kind.value)
+
+
+class OtlpExporter(obshub.Exporter):
+    """Sends spans over OTLP/HTTP to an OpenTelemetry Collector, Jaeger, Phoenix or a vendor.
+
+    Settings (each also read from the standard ``OTEL_EXPORTER_OTLP_*``
+    variables when not given, see :mod:`obshub_otlp.settings`):
+
+    - ``endpoint``: the full traces URL, default ``http://localhost:4318/v1/traces``;
+    - ``headers``: extra request headers, e.g. ``{"authorization": "Bearer ..."}``.
+      Their values are treated as secrets: never in a repr, a log event or an error;
+    - ``compression``: ``"gzip"`` (default) or ``"none"``;
+    - ``timeout``: seconds per request (default 10);
+    - ``protocol``: ``"http/protobuf"`` (default) or ``"http/json"``;
+    - ``resource_attributes``: added to the resource of every span (with
+      ``OTEL_RESOURCE_ATTRIBUTES``; the table wins);
+    - ``include_content``: send input, output, metadata and tags as
+      attributes (default true; see :mod:`obshub_otlp.mapping`);
+    - ``auth_cooldown``: seconds sends pause after a 401/403 (default 30,
+      doubling on each repeat up to 10 minutes).
+
+    Spans carry the OpenTelemetry GenAI semantic conventions. 429, 5xx,
+    timeouts and connection errors are retried by the delivery channel;
+    other 4xx are not, and a 401/403 (credentials refused) pauses sends
+    while the channel holds the batch, then probes with it. A 413 splits
+    the batch in halves; a single span still too large is sent once with its
+    large fields truncated. Spans a receiver rejects in a partial success are
+    logged (``spans_rejected``), not retried.
+    """
+
+    name: ClassVar[str] = "otlp"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"headers"})
+
+    def __init__(
+        self,
+        *,
+        endpoint: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        compression: Literal["gzip", "none"] | None = None,
+        timeout: float | None = None,
+        protocol: Literal["http/protobuf", "http/json"] | None = None,
+        resource_attributes: Mapping[str, Any] | None = None,
+        include_content: bool = True,
+        auth_cooldown: float = AUTH_PAUSE_INITIAL,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        if not isinstance(include_content, bool):
+            raise obshub.ConfigError(
+                f"must be true or false, got {type(include_content).__name__}", "include_content"
+            )
+        if (
+            isinstance(auth_cooldown, bool)
+            or not isinstance(auth_cooldown, (int, float))
+            or not auth_cooldown > 0
+        ):
+            raise obshub.ConfigError("must be a number of seconds > 0", "auth_cooldown")
+        self.auth_cooldown = float(auth_cooldown)
+        self._next_pause = self.auth_cooldown
+        settings = resolve(
+            endpoint=endpoint,
+            headers=headers,
+            compression=compression,
+            timeout=timeout,
+            protocol=protocol,
+            resource_attributes=resource_attributes,
+            environ=os.environ,
+            warn=self.log.warning,
+        )
+        self.endpoint: str = settings.endpoint
+        self.compression: str = settings.compression
+        self.timeout: float = settings.timeout
+        self.protocol: str = settings.protocol
+        self.include_content = include_content
+        self.sources: Mapping[str, str] = settings.sources
+        self._settings = settings
+        self._display = _display_url(settings.endpoint)
+        self._secrets = _secrets_of(settings.headers)
+        self._content_type = wire.CONTENT_TYPES[settings.protocol]
+        self._user_agent = http.user_agent(f"obshub-otlp/{_plugin_version()}")
+        self._resource, self._env_service_name = self._split_resource(settings, resource_attributes)
+        self._rejected_total = 0
+        # Spans of a split batch already delivered when a later part failed
+        # retryably: the retry of that same batch skips them instead of
+        # sending them twice (an OTLP backend may not deduplicate).
+        self._resume: tuple[Sequence[SpanEvent], frozenset[_EventKey]] | None = None
+        if urlsplit(self.endpoint).path in ("", "/"):
+            self.log.warning(
+                "endpoint_without_path",
+                endpoint=self._display,
+                hint=f"OTLP/HTTP receivers take traces at {TRACES_PATH}; "
+                "the endpoint is the full traces URL",
+            )
+
+    @staticmethod
+    def _split_resource(
+        settings: Settings, given: Mapping[str, Any] | None
+    ) -> tuple[dict[str, AttrValue], str | None]:
+        """The resource attributes to send, and ``service.name`` from the environment.
+
+        The config's ``service_name`` (or ``OTEL_SERVICE_NAME``) names the
+        service; ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES`` only stands
+        in for an unnamed service, as in the OpenTelemetry SDKs. Given in the
+        exporter's own ``resource_attributes``, it wins (for this exporter).
+        """
+        resource = dict(settings.resource_attributes)
+        if given is not None and _SERVICE_NAME in given:
+            return resource, None
+        value = resource.pop(_SERVICE_NAME, None)
+        return resource, value if isinstance(value, str) and value else None
+
+    # -- what users see -----------------------------------------------------------------
+
+    @property
+    def header_names(self) -> tuple[str, ...]:
+        """The names of the extra headers sent (lowercase); their values stay private."""
+        return tuple(sorted(self._settings.headers))
+
+    @property
+    def resource_attributes(self) -> Mapping[str, AttrValue]:
+        """The attributes added to every span's resource."""
+        return dict(self._resource)
+
+    @property
+    def rejected_spans(self) -> int:
+        """Spans receivers refused in partial successes since the exporter was built.
+
+        The delivery channel counts them as exported: the request succeeded.
+        """
+        return self._rejected_total
+
+    def __repr__(self) -> str:
+        mode = "realtime" if self.realtime else "batch"
+        return (
+            f"<OtlpExporter {self.instance_name!r} {mode} endpoint={self._display!r} "
+            f"protocol={self.protocol!r} headers={list(self.header_names)!r}>"
+        )
+
+    # -- requests -------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _request_headers(self) -> dict[str, str]:
+        headers = {"User-Agent": self._user_agent, **self._settings.headers}
+        headers["Content-Type"] = self._content_type
+        if self.compression == "gzip":
+            headers["Content-Encoding"] = "gzip"
+        return headers
+
+    def _post_raw(self, body: bytes, headers: Mapping[str, str]) -> http.Response:
+        """POST ``body`` as it is; any status is returned, transport failures raised."""
+        try:
+            return http.post(
+                self.endpoint, body, headers, timeout=self.timeout, raise_for_status=False
+            )
+        except obshub.ExportError as exc:
+            raise self._rewritten(exc) from None
+
+    def _post(self, body: bytes) -> http.Response:
+        """POST ``body`` to the endpoint; an :class:`obshub.ExportError` for any failure.
+
+        Error messages quote what the receiver said (a ``google.rpc.Status``
+        message, or the body's text), with every header value scrubbed out.
+        """
+        headers = self._request_headers()
+        if self.compression == "gzip":
+            body = http.gzip_compress(body)
+        response = self._post_raw(body, headers)
+        if response.status in _AUTH_STATUSES:
+            raise self._auth_refused(self._status_error(response, headers))
+        if response.status >= 300:
+            raise self._status_error(response, headers)
+        self._next_pause = self.auth_cooldown
+        return response
+
+    def _auth_refused(self, error: obshub.ExportError) -> obshub.ExportError:
+        # Retrying at once would only repeat the refusal: the channel holds the
+        # batch (or spools it) for the cooldown, then probes with it.
+        pause = self._next_pause
+        self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
+        return obshub.ExportError(
+            f"{error}; the receiver refused the credentials: check headers "
+            f"(or OTEL_EXPORTER_OTLP_HEADERS); sends pause for {pause:g} s",
+            retryable=False,
+            status=error.status,
+            pause=pause,
+        )
+
+    def _status_error(
+        self, response: http.Response, headers: Mapping[str, str]
+    ) -> obshub.ExportError:
+        said = wire.error_message(response.body, response.headers.get("content-type", ""))
+        readable = response._replace(body=self._scrub(said).encode("utf-8"))
+        return http.status_error("POST", self._display, readable, headers)
+
+    def _rewritten(self, exc: obshub.ExportError) -> obshub.ExportError:
+        message = self._scrub(str(exc).replace(http.safe_url(self.endpoint), self._display))
+        return obshub.ExportError(
+            message, retryable=exc.retryable, retry_after=exc.retry_after, status=exc.status
+        )
+
+    # -- spans ----------------------------------------------------------------------------
+
+    def _extra(self, event: SpanEvent) -> Mapping[str, AttrValue]:
+        return content_attributes(event.span)
+
+    def _encode(self, events: Sequence[SpanEvent]) -> bytes:
+        if self._env_service_name is not None:
+            events = [
+                attrs.evolve(e, service_name=self._env_service_name)
+                if e.service_name == UNKNOWN_SERVICE
+                else e
+                for e in events
+            ]
+        request = encode_spans(
+            events,
+            extra_attributes=self._extra if self.include_content else None,
+            resource_attributes=self._resource,
+        )
+        return wire.encode_request(request, self.protocol)
+
+    def export(self, events: Sequence[SpanEvent]) -> None:
+        """Send the spans as one OTLP request (split on 413)."""
+        if not events:
+            return
+        todo = list(events)
+        done: frozenset[_EventKey] = frozenset()
+        if self._resume is not None and self._resume[0] is events:
+            done = self._resume[1]
+            todo = [e for e in events if _event_key(e) not in done]
+            self.log.debug("batch_resumed", spans=len(events), already_sent=len(events) - len(todo))
+        self._resume = None
+        if not todo:
+            return
+        delivered: set[_EventKey] = set()
+        try:
+            too_large = self._send(todo, delivered)
+        except obshub.ExportError as exc:
+            # Retried (or held through a pause, then probed) with this same batch.
+            if (exc.retryable or exc.pause is not None) and delivered:
+                self._resume = (events, done | delivered)
+            raise
+        if too_large:
+            raise obshub.ExportError(
+                f"{too_large} of {len(events)} spans rejected as too large (HTTP 413) "
+                "even with their input, output, metadata and attributes truncated",
+                retryable=False,
+                status=413,
+            )
+
+    def _send(self, events: list[SpanEvent], delivered: set[_EventKey]) -> int:
+        """Send ``events``, halving on 413; returns how many were too large to send."""
+        try:
+            response = self._post(self._encode(events))
+        except obshub.ExportError as exc:
+            if exc.status != 413:
+                raise
+        else:
+            delivered.update(_event_key(e) for e in events)
+            self._note_partial_success(response, len(events))
+            return 0
+        if len(events) > 1:
+            half = len(events) // 2
+            self.log.info("batch_split", spans=len(events), status=413)
+            return self._send(events[:half], delivered) + self._send(events[half:], delivered)
+        return self._send_truncated(events[0], delivered)
+
+    def _send_truncated(self, event: SpanEvent, delivered: set[_EventKey]) -> int:
+        span = event.span
+        where = {"span": span.name, "span_id": span.span_id, "trace_id": span.trace_id}
+        self.log.warning("span_truncated", status=413, **where)
+        try:
+            response = self._post(self._encode([attrs.evolve(event, span=truncated(span))]))
+        except obshub.ExportError as exc:
+            if exc.status != 413:
+                raise
+            self.log.error("span_too_large", status=413, **where)
+            return 1
+        delivered.add(_event_key(event))
+        self._note_partial_success(response, 1)
+        return 0
+
+    def _note_partial_success(self, response: http.Response, sent: int) -> None:
+        partial = wire.parse_partial_success(
+            response.body, response.headers.get("content-type", ""), self.protocol
+        )
+        if partial is None:
+            return
+        message = self._scrub(partial.error_message)
+        if partial.rejected_spans == 0:
+            # Everything was accepted; the receiver only had advice.
+            self.log.info("receiver_warning", spans=sent, message=message)
+            return
+        self._rejected_total += partial.rejected_spans
+        # Not retried: the specification says a partial success must not be,
+        # since the same spans would be rejected again.
+        self.log.warning(
+            "spans_rejected",
+            rejected=partial.rejected_spans,
+            spans=sent,
+            error=message,
+            rejected_total=self._rejected_total,
+            endpoint=self._display,
+        )
+
+    # -- check ------------------------------------------------------------------------------
+
+    def check(self) -> obshub.CheckResult:
+        """POST an empty export: a working OTLP receiver answers 200 (no span is created)."""
+        details: dict[str, Any] = {
+            "endpoint": self._display,
+            "protocol": self.protocol,
+            "endpoint_source": self.sources["endpoint"],
+            "headers": list(self.header_names),
+        }
+        headers = self._request_headers()
+        empty = b"{}" if self.protocol == "http/json" else b""
+        if self.compression == "gzip":
+            empty = http.gzip_compress(empty)
+        try:
+            response = self._post_raw(empty, headers)
+        except obshub.ExportError as exc:
+            # The error starts with "POST <endpoint>: ", which the message already says.
+            reason = str(exc).removeprefix(f"POST {self._display}: ")
+            return obshub.CheckResult(
+                ok=False, message=f"cannot reach {self._display}: {reason}", details=details
+            )
+        details["status"] = response.status
+        latency_ms = round(response.elapsed * 1000, 1)
+        if response.status >= 300:
+            error = self._status_error(response, headers)
+            return obshub.CheckResult(
+                ok=False,
+                message=self._check_failure(error),
+                latency_ms=latency_ms,
+                details=details,
+            )
+        return obshub.CheckResult(
+            ok=True,
+            message=f"OTLP receiver at {self._display} accepted an empty {self.protocol} export "
+            f"(HTTP {response.status})",
+            latency_ms=latency_ms,
+            details=details,
+        )
+
+    def _check_failure(self, exc: obshub.ExportError) -> str:
+        hints = {
+            401: "the receiver wants credentials: check the authorization header in headers "
+            "(or OTEL_EXPORTER_OTLP_HEADERS)",
+            403: "the credentials in headers were refused",
+            404: f"no OTLP traces receiver at this URL: the endpoint is the full traces URL, "
+            f"usually ending in {TRACES_PATH}",
+            405: f"the URL does not take POST: is it the OTLP/HTTP port (4318) and {TRACES_PATH}?",
+            415: f"the receiver does not take {self.protocol}: try the other protocol",
+        }
+        hint = hints.get(exc.status or 0)
+        return f"{exc}; {hint}" if hint else str(exc)

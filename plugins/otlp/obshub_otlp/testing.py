@@ -1,0 +1,729 @@
+"""A local OTLP/HTTP receiver for tests: :class:`OtlpReceiver`.
+
+It takes ``POST /v1/traces`` as an OpenTelemetry Collector's ``otlp``
+receiver does, on ``127.0.0.1``: protobuf or OTLP/JSON bodies
+(``Content-Type: application/x-protobuf`` or ``application/json``),
+optionally gzipped, decoded with the official ``opentelemetry-proto``
+messages. It answers in the encoding of the request: an
+``ExportTraceServiceResponse`` on success, a ``google.rpc.Status`` on failure.
+
+Faults can be injected to test retries and error handling::
+
+    from obshub_otlp import OtlpExporter
+    from obshub_otlp.testing import Fault, OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        receiver.inject(Fault.error(503), Fault.connection_reset())
+        hub = obshub.Hub(exporters=[OtlpExporter(
+            endpoint=receiver.url, retry={"initial_backoff": 0.01})])
+        with hub.span("agent", type="agent_run"):
+            ...
+        assert hub.flush(5)
+        assert receiver.wait_for_spans(1, timeout=5)
+        assert receiver.span("agent").attributes["gen_ai.operation.name"] == "invoke_agent"
+
+Every accessor is thread-safe and returns a copy; the ``wait_for_*`` methods
+block on a condition variable instead of polling.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+__all__ = [
+    "DEFAULT_REDACTED_HEADERS",
+    "GRPC_CODES",
+    "TRACES_PATH",
+    "Fault",
+    "FaultFunction",
+    "IncomingRequest",
+    "OtlpReceiver",
+    "ReceivedSpan",
+    "RecordedRequest",
+    "status_body",
+]
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+#: Headers whose values are recorded as ``***`` unless told otherwise.
+DEFAULT_REDACTED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie"}
+)
+#: The ``google.rpc.Code`` of an error body, per HTTP status (as the Collector maps them).
+GRPC_CODES: Mapping[int, int] = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED
+    413: 8,  # RESOURCE_EXHAUSTED
+    415: 3,
+    429: 8,
+    500: 13,  # INTERNAL
+    502: 14,  # UNAVAILABLE
+    503: 14,
+    504: 4,  # DEADLINE_EXCEEDED
+}
+_UNKNOWN_CODE = 2
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+_ID_SIZES = {"trace_id": 16, "span_id": 8}
+
+
+# -- records ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Fault:
+    """What to do instead of (or before) answering one request normally.
+
+    - ``status``: answer with this status (a ``google.rpc.Status`` body saying
+      ``message``; ``retry_after`` as the ``Retry-After`` header);
+    - ``reset``: close the connection without any response;
+    - ``delay``: wait this many seconds first, then answer (normally, or as
+      the other fields say);
+    - ``rejected``: accept the request but answer 200 with a partial
+      success rejecting that many spans (the last ones; the others are
+      stored) and ``message`` as its ``error_message``.
+    """
+
+    status: int | None = None
+    retry_after: str | None = None
+    message: str | None = None
+    reset: bool = False
+    delay: float = 0.0
+    rejected: int | None = None
+
+    @classmethod
+    def error(
+        cls, status: int, *, retry_after: float | str | None = None, message: str | None = None
+    ) -> Fault:
+        """Answer with ``status`` (e.g. 503, or 429 with ``retry_after`` seconds)."""
+        after = None if retry_after is None else str(retry_after)
+        return cls(status=status, retry_after=after, message=message)
+
+    @classmethod
+    def connection_reset(cls) -> Fault:
+        """Read the request, then reset the connection without a response."""
+        return cls(reset=True)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """Answer normally, but only after ``seconds``."""
+        return cls(delay=seconds)
+
+    @classmethod
+    def partial_success(cls, rejected: int, message: str = "") -> Fault:
+        """Answer 200 with ``partial_success`` (``rejected`` 0 and a message: a warning)."""
+        return cls(rejected=rejected, message=message)
+
+
+@attrs.frozen
+class IncomingRequest:
+    """A request as a fault function sees it (lowercase header names, raw values and body)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+#: Decides a fault per request (None: answer normally).
+FaultFunction = Callable[[IncomingRequest], "Fault | None"]
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the receiver got.
+
+    ``headers`` have lowercase names, the redacted ones' values replaced by
+    ``***`` (a scheme such as ``Bearer`` is kept); ``body`` is as received
+    (compressed, if it was) and ``content`` the decompressed bytes (as
+    received when the request was refused before its body was read);
+    ``status`` is None when the connection was reset instead of answered;
+    ``spans`` is the number of spans stored from it; ``received_at`` is a
+    ``time.monotonic()`` reading.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    content: bytes
+    status: int | None
+    spans: int
+    fault: Fault | None
+    received_at: float
+
+    @property
+    def body_size(self) -> int:
+        """Bytes of the body as received."""
+        return len(self.body)
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body, without parameters."""
+        return self.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+    def json(self) -> Any:
+        """The decompressed body parsed as JSON (for OTLP/JSON requests)."""
+        return json.loads(self.content)
+
+
+@attrs.frozen
+class ReceivedSpan:
+    """One span as the receiver decoded it.
+
+    Ids are lowercase hex (``parent_span_id`` None for a root); times are
+    nanoseconds since the epoch; ``attributes`` and ``resource`` map keys to
+    plain Python values (lists for arrays, dicts for key-value lists);
+    ``events`` are dicts with ``name``, ``time_unix_nano`` and
+    ``attributes``; ``protocol`` is how the span came in
+    (``http/protobuf`` or ``http/json``).
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: int
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    attributes: Mapping[str, Any]
+    status_code: int
+    status_message: str
+    events: tuple[Mapping[str, Any], ...]
+    resource: Mapping[str, Any]
+    scope_name: str
+    scope_version: str
+    protocol: str
+
+
+class _Rejected(Exception):
+    """A request answered with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def _any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
+    return getattr(value, kind)
+
+
+def _attributes(repeated: Any) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in repeated}
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    # OTLP/JSON writes ids as hex; the protobuf JSON parser reads bytes as base64.
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    out[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise _Rejected(400, f"{key} is not hex") from None
+            else:
+                out[key] = _hex_ids_to_base64(value)
+        return out
+    if isinstance(node, list):
+        return [_hex_ids_to_base64(item) for item in node]
+    return node
+
+
+def _decode(protocol: str, content: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    if protocol == "http/protobuf":
+        try:
+            request.ParseFromString(content)
+        except DecodeError:
+            raise _Rejected(400, "invalid protobuf body") from None
+        return request
+    try:
+        document = json.loads(content) if content.strip() else {}
+    except ValueError:
+        raise _Rejected(400, "invalid JSON body") from None
+    text = json.dumps(_hex_ids_to_base64(document))
+    try:
+        # OTLP/JSON receivers must ignore fields they do not know.
+        json_format.Parse(text, request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise _Rejected(400, f"invalid OTLP/JSON body: {exc}") from None
+    return request
+
+
+def _spans_of(request: ExportTraceServiceRequest, protocol: str) -> list[ReceivedSpan]:
+    spans: list[ReceivedSpan] = []
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                for field, size in _ID_SIZES.items():
+                    if len(getattr(span, field)) != size:
+                        raise _Rejected(400, f"span {span.name!r}: {field} must be {size} bytes")
+                if span.parent_span_id and len(span.parent_span_id) != _ID_SIZES["span_id"]:
+                    raise _Rejected(400, f"span {span.name!r}: parent_span_id must be 8 bytes")
+                spans.append(
+                    ReceivedSpan(
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex() or None,
+                        name=span.name,
+                        kind=span.kind,
+                        start_time_unix_nano=span.start_time_unix_nano,
+                        end_time_unix_nano=span.end_time_unix_nano,
+                        attributes=_attributes(span.attributes),
+                        status_code=span.status.code,
+                        status_message=span.status.message,
+                        events=tuple(
+                            {
+                                "name": event.name,
+                                "time_unix_nano": event.time_unix_nano,
+                                "attributes": _attributes(event.attributes),
+                            }
+                            for event in span.events
+                        ),
+                        resource=dict(resource),
+                        scope_name=scope_spans.scope.name,
+                        scope_version=scope_spans.scope.version,
+                        protocol=protocol,
+                    )
+                )
+    return spans
+
+
+# -- encoding answers -------------------------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def status_body(code: int, message: str, protocol: str) -> bytes:
+    """A ``google.rpc.Status`` with ``code`` and ``message``, in ``protocol``'s encoding.
+
+    The protobuf form is written by hand (field 1 ``code``, field 2
+    ``message``): the message class lives in googleapis-common-protos, which
+    this receiver does not need otherwise; the tests check the bytes against it.
+    """
+    if protocol == "http/json":
+        return json.dumps({"code": code, "message": message}).encode("utf-8")
+    text = message.encode("utf-8")
+    out = b""
+    if code:
+        out += b"\x08" + _varint(code)
+    if text:
+        out += b"\x12" + _varint(len(text)) + text
+    return out
+
+
+def _success_body(protocol: str, rejected: int | None, message: str) -> bytes:
+    response = ExportTraceServiceResponse()
+    if rejected is not None:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if protocol == "http/json":
+        text: str = json_format.MessageToJson(response, indent=None)
+        return text.encode("utf-8")
+    data: bytes = response.SerializeToString()
+    return data
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"status {status}"
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, receiver: OtlpReceiver) -> None:
+        self.receiver = receiver
+        super().__init__((receiver.host, 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request is normal in fault tests; the
+        # handler records its own failures, so nothing is printed.
+        return
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without it, keep-alive answers wait ~40 ms for a delayed ACK (Nagle).
+    disable_nagle_algorithm = True
+    server_version = "OtlpReceiver/1"
+    # An idle keep-alive connection is dropped after this many seconds.
+    timeout = 30
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.receiver._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.receiver._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _handle(self, method: str) -> None:
+        receiver = self.server.receiver
+        received_at = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        incoming = IncomingRequest(
+            method=method,
+            path=urlsplit(self.path).path,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+        )
+        fault = receiver._next_fault(incoming)
+        if fault is not None and fault.delay and receiver._stopping.wait(fault.delay):
+            self._reset()
+            return
+        if fault is not None and fault.reset:
+            receiver._record(incoming, b"", None, 0, fault, received_at)
+            self._reset()
+            return
+        try:
+            status, payload, content_type, content, spans = receiver._answer(incoming, fault)
+        except Exception as exc:
+            receiver._server_error(exc)
+            status, content_type, content, spans = 500, JSON, b"", 0
+            payload = status_body(13, "receiver error", "http/json")
+        extra = {}
+        if fault is not None and fault.status is not None and fault.retry_after:
+            extra["Retry-After"] = fault.retry_after
+        # Recorded before answering, so a client that saw the answer finds it logged.
+        receiver._record(incoming, content, status, spans, fault, received_at)
+        self._reply(status, payload, content_type, extra)
+
+    def _reply(
+        self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: the close sends a TCP reset, like a crashed proxy.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+
+class OtlpReceiver:
+    """A local OTLP/HTTP receiver on ``127.0.0.1`` that records what it receives.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`);
+    ``url`` is the endpoint to give an exporter. Options:
+
+    - ``max_body_size``: POST bodies larger than this (bytes as received)
+      are answered 413, as a proxy would;
+    - ``required_headers``: headers a request must carry with exactly these
+      values, else 401 (as a collector with an authenticator); the expected
+      values are never echoed;
+    - ``redact_headers``: header names whose values are recorded as ``***``
+      (default :data:`DEFAULT_REDACTED_HEADERS`; ``()`` keeps every value).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        path: str = TRACES_PATH,
+        max_body_size: int | None = None,
+        required_headers: Mapping[str, str] | None = None,
+        redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS,
+    ) -> None:
+        self.host = host
+        self.path = path
+        self.max_body_size = max_body_size
+        self.redact_headers = frozenset(name.lower() for name in redact_headers)
+        self._required = {k.lower(): v for k, v in (required_headers or {}).items()}
+        #: Called for each request that no queued fault claimed.
+        self.fault_function: FaultFunction | None = None
+        self._cond = threading.Condition()
+        self._faults: list[Fault] = []
+        self._spans: list[ReceivedSpan] = []
+        self._requests: list[RecordedRequest] = []
+        self._errors: list[str] = []
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        state = self.url if self._server is not None else "stopped"
+        return f"<OtlpReceiver {state} spans={len(self._spans)}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> OtlpReceiver:
+        """Start serving in a background thread (idempotent)."""
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server(self)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.01},
+                name="otlp-receiver",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._cond:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> OtlpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (for ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
+        if self._server is None:
+            raise RuntimeError("the receiver is not running; call start() first")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        """The traces endpoint, ``http://127.0.0.1:<port>/v1/traces``."""
+        return f"{self.base_url}{self.path}"
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue ``faults`` for the next requests, one per request."""
+        with self._cond:
+            self._faults.extend(faults)
+
+    def _next_fault(self, incoming: IncomingRequest) -> Fault | None:
+        with self._cond:
+            if self._faults:
+                return self._faults.pop(0)
+        function = self.fault_function
+        return function(incoming) if function is not None else None
+
+    # -- accessors ------------------------------------------------------------------------
+
+    def spans(self) -> list[ReceivedSpan]:
+        """Every span received, in arrival order (a resent span appears again)."""
+        with self._cond:
+            return list(self._spans)
+
+    def span(self, name: str) -> ReceivedSpan:
+        """The span called ``name`` (KeyError if none, ValueError if several)."""
+        found = [s for s in self.spans() if s.name == name]
+        if not found:
+            raise KeyError(name)
+        if len(found) > 1:
+            raise ValueError(f"{len(found)} spans are called {name!r}")
+        return found[0]
+
+    def requests(self) -> list[RecordedRequest]:
+        """The requests received, oldest first."""
+        with self._cond:
+            return list(self._requests)
+
+    def statuses(self) -> list[int | None]:
+        """The status of each request answered (None for a reset), oldest first."""
+        return [r.status for r in self.requests()]
+
+    def server_errors(self) -> list[str]:
+        """Exceptions raised inside the receiver itself (answered with 500)."""
+        with self._cond:
+            return list(self._errors)
+
+    def clear(self) -> None:
+        """Forget everything received, and any queued faults."""
+        with self._cond:
+            self._faults.clear()
+            self._spans.clear()
+            self._requests.clear()
+            self._errors.clear()
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def wait_for_spans(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` spans arrived; False on timeout."""
+        return self._wait(lambda: len(self._spans) >= count, timeout)
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` requests were answered (or reset); False on timeout."""
+        return self._wait(lambda: len(self._requests) >= count, timeout)
+
+    # -- request handling -----------------------------------------------------------------
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._cond:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def _redacted(self, headers: Mapping[str, str]) -> dict[str, str]:
+        out = dict(headers)
+        for name in self.redact_headers & out.keys():
+            scheme, _, token = out[name].partition(" ")
+            out[name] = f"{scheme} ***" if token else "***"
+        return out
+
+    def _record(
+        self,
+        incoming: IncomingRequest,
+        content: bytes,
+        status: int | None,
+        spans: int,
+        fault: Fault | None,
+        received_at: float,
+    ) -> None:
+        record = RecordedRequest(
+            method=incoming.method,
+            path=incoming.path,
+            headers=self._redacted(incoming.headers),
+            body=incoming.body,
+            content=content,
+            status=status,
+            spans=spans,
+            fault=fault,
+            received_at=received_at,
+        )
+        with self._cond:
+            self._requests.append(record)
+            self._cond.notify_all()
+
+    def _server_error(self, exc: BaseException) -> None:
+        with self._cond:
+            self._errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _answer(
+        self, incoming: IncomingRequest, fault: Fault | None
+    ) -> tuple[int, bytes, str, bytes, int]:
+        """``(status, body, content type, decompressed request body, spans stored)``."""
+        media = incoming.headers.get("content-type", "").partition(";")[0].strip().lower()
+        protocol = "http/json" if media == JSON else "http/protobuf"
+        answer_type = JSON if protocol == "http/json" else PROTOBUF
+        content = incoming.body
+        try:
+            if incoming.path != self.path:
+                raise _Rejected(404, f"no receiver at {incoming.path}")
+            if incoming.method != "POST":
+                raise _Rejected(405, f"{incoming.method} not allowed; OTLP/HTTP takes POST")
+            if fault is not None and fault.status is not None:
+                raise _Rejected(fault.status, fault.message or _reason(fault.status))
+            if self.max_body_size is not None and len(incoming.body) > self.max_body_size:
+                raise _Rejected(413, f"request body larger than {self.max_body_size} bytes")
+            for name, expected in self._required.items():
+                if incoming.headers.get(name) != expected:
+                    raise _Rejected(401, f"missing or wrong {name} header")
+            if media not in (PROTOBUF, JSON):
+                raise _Rejected(415, f"unsupported content type {media!r}")
+            content = self._decompressed(incoming)
+            spans = _spans_of(_decode(protocol, content), protocol)
+        except _Rejected as rejected:
+            code = GRPC_CODES.get(rejected.status, _UNKNOWN_CODE)
+            body = status_body(code, rejected.message, protocol)
+            return rejected.status, body, answer_type, content, 0
+        rejected_count = None if fault is None else fault.rejected
+        kept = spans
+        if rejected_count:
+            kept = spans[: max(0, len(spans) - rejected_count)]
+        with self._cond:
+            self._spans.extend(kept)
+            self._cond.notify_all()
+        message = (fault.message if fault is not None else None) or ""
+        body = _success_body(protocol, rejected_count, message)
+        return 200, body, answer_type, content, len(kept)
+
+    @staticmethod
+    def _decompressed(incoming: IncomingRequest) -> bytes:
+        encoding = incoming.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            return incoming.body
+        if encoding != "gzip":
+            raise _Rejected(415, f"unsupported content encoding {encoding!r}")
+        try:
+            return gzip.decompress(incoming.body)
+        except (OSError, EOFError):
+            raise _Rejected(400, "invalid gzip body") from None
