@@ -360,8 +360,8 @@ def test_an_unknown_exporter_type_says_which_distribution_to_install() -> None:
 
 
 def test_an_exporter_instance_named_after_an_unknown_type_says_what_to_install() -> None:
-    error = error_of({"configs": {"prod": {"exporters": {"webhook": {}}}}})
-    assert "pip install obshub-webhook" in str(error)
+    error = error_of({"configs": {"prod": {"exporters": {"carrier-pigeon": {}}}}})
+    assert "pip install obshub-carrier-pigeon" in str(error)
 
 
 class WebhookExporter(obshub.Exporter):
