@@ -80,6 +80,12 @@ GENAI_PARAMETERS: Mapping[str, str] = types.MappingProxyType(
 
 _TOOL_TYPES = frozenset({SpanType.TOOL_CALL, SpanType.MCP_TOOL_CALL})
 _SPAN_KIND_INTERNAL = 1
+_SPAN_KIND_CLIENT = 3
+# The GenAI conventions make calls to a model (or a vector store) CLIENT spans;
+# agent runs, tool executions and workflow steps stay INTERNAL.
+_CLIENT_TYPES = frozenset(
+    {SpanType.MODEL_GENERATION, SpanType.MODEL_STEP, SpanType.EMBEDDING, SpanType.RETRIEVAL}
+)
 _STATUS_ERROR = 2
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -261,7 +267,7 @@ def _fill_span(target: Any, event: SpanEvent, extra: ExtraAttributes | None) -> 
     if span.parent_span_id:
         target.parent_span_id = bytes.fromhex(span.parent_span_id)
     target.name = span.name
-    target.kind = _SPAN_KIND_INTERNAL
+    target.kind = _SPAN_KIND_CLIENT if span.type in _CLIENT_TYPES else _SPAN_KIND_INTERNAL
     target.start_time_unix_nano = span.start_time
     end = span.end_time if span.end_time is not None else span.start_time
     target.end_time_unix_nano = end

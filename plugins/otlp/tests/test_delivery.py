@@ -87,7 +87,8 @@ def test_otlp_json_has_hex_ids_integer_enums_and_int64_as_strings(
     assert len(gen["traceId"]) == 32
     assert gen["spanId"] == received.span_id
     assert gen["parentSpanId"] == agent["spanId"]
-    assert gen["kind"] == 1
+    assert gen["kind"] == 3  # SPAN_KIND_CLIENT: a model call
+    assert agent["kind"] == 1  # SPAN_KIND_INTERNAL
     assert gen["startTimeUnixNano"] == str(received.start_time_unix_nano)
     tokens = {a["key"]: a["value"] for a in gen["attributes"]}["gen_ai.usage.input_tokens"]
     assert tokens == {"intValue": "812"}
