@@ -141,6 +141,7 @@ class Channel:
         self._pending_flushes = 0
         self._in_flight: list[Any] = []
         self._paused_until = 0.0
+        self._backlog = False  # spooled since the last successful send: replay on recovery
         self._exported = 0
         self._dropped = 0
         self._retried = 0
@@ -452,7 +453,14 @@ class Channel:
         self._count("exported", count)
         if self._paused_until:
             self._paused_until = 0.0
-            self.exporter.log.info("export_resumed", what=what, count=count)
+            # A broken log pipeline must not kill the worker.
+            with contextlib.suppress(Exception):
+                self.exporter.log.info("export_resumed", what=what, count=count)
+            self._replay_wake.set()
+        elif self._backlog:
+            # The backend is back after batches were spooled: send them now, not
+            # at the next REPLAY_INTERVAL.
+            self._backlog = False
             self._replay_wake.set()
         if self._debug:
             # A broken log pipeline must not kill the worker.
@@ -469,6 +477,10 @@ class Channel:
         pause = exc.pause or 0.0
         first = not self._paused_until
         self._paused_until = self._monotonic() + pause
+        if self.spool is not None:
+            # The held batch goes to the spool: the replay thread probes once the
+            # pause is over, even if nothing new is recorded.
+            self._replay_wake.set()
         self._limited(
             self._log,
             "error",
@@ -537,13 +549,16 @@ class Channel:
             built.extend(items)
         try:
             written = self.spool.append(built)
-        except OSError as exc:
-            self._limited(self._log, "error", "spool_write_failed", error=exc.strerror)
+        except Exception as exc:  # the disk refused (OSError), or an item would not encode
+            error = exc.strerror if isinstance(exc, OSError) else _describe(exc)
+            self._limited(self._log, "error", "spool_write_failed", error=error)
             self._drop(len(built), "spool_write_failed")
             self._count("lost", len(built))
             return
         self._count("spooled", written)
         self._count("lost", written)
+        if reason != "queue_full":
+            self._backlog = True  # the backend failed: replay as soon as it answers again
         self._limited(
             self._log,
             "warning",
@@ -580,7 +595,11 @@ class Channel:
     def _replay_loop(self) -> None:
         while not self._stop.is_set():
             self.replay()
-            self._replay_wake.wait(REPLAY_INTERVAL)
+            wait = REPLAY_INTERVAL
+            paused_for = self._paused_until - self._monotonic()
+            if paused_for > 0:
+                wait = min(wait, paused_for)
+            self._replay_wake.wait(wait)
             self._replay_wake.clear()
 
     def replay(self, timeout: float | None = None) -> int:
@@ -612,7 +631,8 @@ class Channel:
                     break
                 spool.done(path)
             if queued:
-                self.exporter.log.info("spool_replayed", count=queued, segments=len(segments))
+                with contextlib.suppress(Exception):  # a broken log pipeline
+                    self.exporter.log.info("spool_replayed", count=queued, segments=len(segments))
             return queued
 
     def feed(self, items: Sequence[SpanEvent | Score], deadline: float | None = None) -> int:

@@ -19,9 +19,9 @@ from obshub.config import (
     build_configs,
     build_exporters,
     build_named_configs,
-    shutdown_timeout_of,
     default_service_name,
     load_source,
+    shutdown_timeout_of,
 )
 from obshub.delivery import Channel, ChannelStats
 from obshub.exporters import Exporter
@@ -29,8 +29,8 @@ from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
 from obshub.processors import Redactor, SpanProcessor
 from obshub.sampling import Sampler
-from obshub.spool import read_records
 from obshub.spans import EventKind, SpanType, new_trace_id
+from obshub.spool import read_records
 from obshub.tracing import (
     TRACE_FIELDS,
     LiveSpan,
@@ -247,7 +247,9 @@ class Hub:
             return live
         except Exception as exc:
             _recording_failed("span", exc)
-            return LiveSpan(_NOT_RECORDING, None, str(name), SpanType.GENERIC, {}, _time_ns())
+            return LiveSpan(
+                _NOT_RECORDING, None, _printable(name, str), SpanType.GENERIC, {}, _time_ns()
+            )
 
     def event(self, name: str, **fields: Any) -> None:
         """Record a point-in-time event under the current span (or as its own trace)."""
@@ -498,8 +500,16 @@ def _check_exporters_unique(configs: Mapping[str, Config]) -> None:
 
 
 def _bad_type(value: Any) -> SpanType:
-    _limited(_log, "warning", "unknown_span_type", type=repr(value))
+    _limited(_log, "warning", "unknown_span_type", type=_printable(value, repr))
     return SpanType.GENERIC
+
+
+def _printable(value: Any, how: Callable[[Any], str]) -> str:
+    """``str(value)`` or ``repr(value)``, never raising (they are the caller's code)."""
+    try:
+        return how(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def _make_observer(
@@ -542,7 +552,7 @@ _global_lock = threading.Lock()
 _NOOP_HUB: Hub | None = None
 
 
-def set_global_hub(hub: Hub) -> Hub | None:
+def set_global_hub(hub: Hub | None) -> Hub | None:
     """Make ``hub`` the process default; returns the previous one."""
     global _global_hub
     with _global_lock:

@@ -23,6 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from obshub.serialization import clean_text, to_jsonable
 from obshub.spans import Level, Span, SpanEvent, SpanType
 
 if TYPE_CHECKING:
@@ -328,8 +331,57 @@ def encode_spans(
             scope.scope.name = SCOPE_NAME
             scope.scope.version = version
             scopes[event.service_name] = scope
-        _fill_span(scope.spans.add(), event, extra_attributes)
+        try:
+            _fill_span(scope.spans.add(), event, extra_attributes)
+        except (UnicodeEncodeError, ValueError):
+            # Protobuf refuses text without a UTF-8 form (a lone surrogate, e.g.
+            # in an event replayed from a file): encode a cleaned copy instead.
+            del scope.spans[-1]
+            _fill_span(scope.spans.add(), _text_cleaned(event), extra_attributes)
     return request
+
+
+def _text_cleaned(event: SpanEvent) -> SpanEvent:
+    span = event.span
+
+    def text(value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
+    error = span.error
+    if error is not None:
+        error = attrs.evolve(
+            error,
+            message=clean_text(error.message),
+            type=clean_text(error.type),
+            stack=text(error.stack),
+        )
+    prompt = span.prompt
+    if prompt is not None:
+        prompt = attrs.evolve(prompt, name=clean_text(prompt.name))
+    cleaned = attrs.evolve(
+        span,
+        name=clean_text(span.name),
+        input=to_jsonable(span.input),
+        output=to_jsonable(span.output),
+        metadata=to_jsonable(span.metadata),
+        attributes=to_jsonable(span.attributes),
+        parameters=to_jsonable(span.parameters),
+        tags=tuple(clean_text(t) for t in span.tags),
+        session_id=text(span.session_id),
+        user_id=text(span.user_id),
+        status_message=text(span.status_message),
+        model=text(span.model),
+        provider=text(span.provider),
+        trace_name=text(span.trace_name),
+        error=error,
+        prompt=prompt,
+    )
+    return attrs.evolve(
+        event,
+        span=cleaned,
+        config_name=clean_text(event.config_name),
+        service_name=clean_text(event.service_name),
+    )
 
 
 def encoded_size(request: ExportTraceServiceRequest) -> int:

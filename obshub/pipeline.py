@@ -19,7 +19,7 @@ from obshub.delivery import Channel
 from obshub.exporters import Exporter
 from obshub.processors import SpanProcessor
 from obshub.sampling import Sampler
-from obshub.serialization import DEFAULT_LIMITS, Limits, to_jsonable
+from obshub.serialization import DEFAULT_LIMITS, Limits, clean_text, to_jsonable
 from obshub.spans import (
     Cost,
     EventKind,
@@ -187,6 +187,7 @@ class Route:
             fields["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
         if fields.get("comment") is not None:
             fields["comment"] = to_jsonable(str(fields["comment"]), self.limits)
+        fields["name"] = clean_text(str(fields.get("name", "")))
         fields.setdefault("timestamp", time.time_ns())
         score = Score(config_name=self.name, **fields)
         for channel in self.channels:
@@ -240,19 +241,21 @@ class Route:
                 values[key] = normalise(value, limits)
             except Exception as exc:
                 self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
+        session_id = trace.session_id
+        user_id = trace.user_id
         return Span(
             trace_id=trace.trace_id,
             span_id=live.span_id,
             parent_span_id=live.parent_span_id,
-            name=str(values.pop("name", live.name)),
+            name=clean_text(str(values.pop("name", live.name))),
             type=live.type,
             start_time=live.start_time,
             end_time=end_time,
-            session_id=trace.session_id,
-            user_id=trace.user_id,
-            tags=trace.tags,
+            session_id=None if session_id is None else clean_text(session_id),
+            user_id=None if user_id is None else clean_text(user_id),
+            tags=tuple(clean_text(t) for t in trace.tags),
             is_event=is_event,
-            trace_name=trace.name,
+            trace_name=clean_text(trace.name),
             **values,
         )
 

@@ -150,7 +150,10 @@ class PluginRegistry:
         hook = self._pm.hook.obshub_register_exporters
         # In registration order: the built-in types first, so that a plugin
         # cannot take over their names (the clash is reported against it).
-        for impl in hook.get_hookimpls():
+        # pluggy's own order puts trylast implementations first: sort by the
+        # order plugins were added, built-in first.
+        order = {name: index for index, name in enumerate(self._dists)}
+        for impl in sorted(hook.get_hookimpls(), key=lambda i: order.get(i.plugin_name, 0)):
             plugin_name = impl.plugin_name
             dist, version = self._dists.get(plugin_name, (plugin_name, "0+unknown"))
             registered: list[str] = []

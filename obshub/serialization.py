@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Limits", "to_jsonable"]
+__all__ = ["Limits", "clean_text", "to_jsonable"]
 
 
 @attrs.frozen
@@ -57,6 +57,24 @@ def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
         return f"<unserializable {type(value).__name__}: {type(exc).__name__}>"
 
 
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it has a UTF-8 form.
+
+    Python strings may hold them (from ``surrogateescape`` decoding, broken
+    JSON, some C extensions); UTF-8 files, protobuf and HTTP bodies may not.
+    ``str.isascii()`` is constant-time, so ASCII text costs nothing here.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16 with surrogatepass: a lone surrogate becomes U+FFFD,
+        # a valid pair (only possible via surrogatepass input) is kept as is.
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def _truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
@@ -83,6 +101,8 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     # applications pass almost always, and they need no isinstance() walk.
     kind = type(value)
     if kind is str:
+        if not value.isascii():
+            value = clean_text(value)
         return value if len(value) <= limits.max_string else _truncate(value, limits.max_string)
     if kind is int or kind is bool or value is None:
         return value
@@ -148,7 +168,7 @@ _AS_STRING = (uuid.UUID, PurePath, complex)
 
 def _key(key: Any, limits: Limits) -> str:
     if isinstance(key, str):
-        return str.__str__(key)
+        return clean_text(str.__str__(key))
     if isinstance(key, (int, float, bool)) or key is None:
         return str(key)
     return _safe_repr(key, limits)
@@ -158,7 +178,9 @@ def _convert_mapping(items: Any, size: int, limits: Limits, depth: int, seen: se
     depth += 1
     if size <= limits.max_items:
         return {
-            (key if type(key) is str else _key(key, limits)): _convert(item, limits, depth, seen)
+            (key if type(key) is str and key.isascii() else _key(key, limits)): _convert(
+                item, limits, depth, seen
+            )
             for key, item in items
         }
     out: dict[str, Any] = {}

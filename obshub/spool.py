@@ -8,14 +8,18 @@ score, in the JSONL exporter's format — behind a CRC-32 of its bytes::
 
 Every append is one ``write()`` followed by ``fsync()``. A segment is closed
 once it passes ``segment_bytes``; the directory is kept under ``max_bytes`` by
-deleting the oldest segments (counted and logged as evicted). Replaying
-claims a segment by renaming it, so two processes sharing a spool directory
-never replay the same segment; a claim left by a process that died is taken
-back. Corrupt or truncated lines are skipped with a warning, never fatal.
+deleting the oldest segments (counted and logged as evicted). The segment
+being written is named ``*.log.open`` and only becomes ``*.log`` (replayable)
+when it is closed, so a replay never takes a segment another process is still
+appending to. Replaying claims a segment by renaming it, so two processes (or
+two spools of one process) sharing a spool directory never replay the same
+segment; a claim or an open segment left by a process that died is taken back.
+Corrupt or truncated lines are skipped with a warning, never fatal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,11 +41,48 @@ DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
 
 _SEGMENT = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log$")
 _CLAIMED = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log\.replaying-(\d+)$")
+_OPEN = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log\.open$")
+_OPEN_SUFFIX = ".open"
+
+# Segments this process is writing or replaying right now (paths as str): the pid
+# in a file name cannot tell two spools of one process apart.
+_held: set[str] = set()
+_held_lock = threading.Lock()
+
+
+def _hold(path: Path) -> None:
+    with _held_lock:
+        _held.add(str(path))
+
+
+def _unhold(path: Path) -> None:
+    with _held_lock:
+        _held.discard(str(path))
+
+
+def _is_held(path: Path) -> bool:
+    with _held_lock:
+        return str(path) in _held
+
+
+def _reset_held_after_fork() -> None:
+    global _held_lock
+    _held_lock = threading.Lock()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_held_after_fork)
 
 
 def encode_line(record: dict[str, Any]) -> bytes:
     """One spool line: CRC-32 (8 hex digits), a space, compact JSON, newline."""
-    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    try:
+        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (e.g. from a badly decoded file name) has no UTF-8
+        # form; as a JSON escape it is kept exactly.
+        body = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -148,14 +189,21 @@ class Spool:
     def _rotate(self) -> None:
         self._close_active()
         self._seq += 1
-        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.log"
+        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}.log{_OPEN_SUFFIX}"
         self._active = self.directory / name
         self._fd = os.open(self._active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        _hold(self._active)
         self._active_size = 0
 
     def _close_active(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+            active = self._active
+            if active is not None:
+                # Closed: from now on it may be replayed (by any process).
+                with contextlib.suppress(OSError):
+                    os.rename(active, active.with_name(active.name[: -len(_OPEN_SUFFIX)]))
+                _unhold(active)
         self._fd = None
         self._active = None
         self._active_size = 0
@@ -171,8 +219,8 @@ class Spool:
         for path, size in files:
             if total <= self.max_bytes:
                 break
-            if path == self._active:
-                continue
+            if path == self._active or _is_held(path) or not self._claimable(path):
+                continue  # being written or replayed (by this process or another)
             lost = _count_lines(path)
             try:
                 path.unlink()
@@ -198,7 +246,9 @@ class Spool:
         except FileNotFoundError:
             return []
         for entry in entries:
-            match = _SEGMENT.match(entry.name) or _CLAIMED.match(entry.name)
+            match = (
+                _SEGMENT.match(entry.name) or _CLAIMED.match(entry.name) or _OPEN.match(entry.name)
+            )
             if match is None:
                 continue
             try:
@@ -219,33 +269,48 @@ class Spool:
         """How many segments wait to be replayed (the open one included)."""
         return len(self._all_files())
 
+    @staticmethod
+    def _claimable(path: Path) -> bool:
+        """False for an open segment or a claim of another live process."""
+        claimed = _CLAIMED.match(path.name)
+        if claimed is not None:
+            owner = int(claimed.group(4))
+        else:
+            opened = _OPEN.match(path.name)
+            if opened is None:
+                return _SEGMENT.match(path.name) is not None
+            owner = int(opened.group(2))
+        # Our own pid on a file no spool of this process holds: left behind by
+        # an earlier process that had the same pid (a restarted container).
+        return owner == os.getpid() or not _pid_alive(owner)
+
     def claim(self) -> list[Path]:
         """Claim every replayable segment, oldest first (renamed ``*.replaying-<pid>``).
 
         The segment being written is closed first so that it is included.
-        Claims of processes that no longer run are taken over.
+        Segments other processes still write, or replay, are left alone;
+        claims and open segments of processes that no longer run are taken over.
         """
         with self._lock:
             self._close_active()
         claimed: list[Path] = []
         me = os.getpid()
         for path, _ in self._all_files():
-            segment = _SEGMENT.match(path.name)
-            stale = _CLAIMED.match(path.name)
-            if stale is not None:
-                owner = int(stale.group(4))
-                if owner != me and _pid_alive(owner):
-                    continue
-                base = path.name.rsplit(".replaying-", 1)[0]
-            elif segment is not None:
-                base = path.name
-            else:
+            if _is_held(path) or not self._claimable(path):
                 continue
+            base = path.name.rsplit(".replaying-", 1)[0]
+            base = base.removesuffix(_OPEN_SUFFIX)
             target = path.with_name(f"{base}.replaying-{me}")
-            try:
-                os.rename(path, target)
-            except FileNotFoundError:
-                continue  # another process claimed it first
+            with _held_lock:
+                # Checked again under the lock: another spool of this process
+                # may have claimed it since.
+                if str(path) in _held:
+                    continue
+                try:
+                    os.rename(path, target)
+                except FileNotFoundError:
+                    continue  # another process claimed it first
+                _held.add(str(target))
             claimed.append(target)
         return claimed
 
@@ -262,18 +327,16 @@ class Spool:
 
     def done(self, path: Path) -> None:
         """Delete a replayed segment."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            return
+        _unhold(path)  # only once it is gone, or another spool could take it meanwhile
 
     def release(self, path: Path) -> None:
         """Give a claimed segment back (not replayed this time)."""
         base = path.name.rsplit(".replaying-", 1)[0]
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.rename(path, path.with_name(base))
-        except FileNotFoundError:
-            return
+        _unhold(path)
 
     def _warn(self, event: str, **kw: Any) -> None:
         if self._log is not None:

@@ -85,7 +85,7 @@ class ConsoleExporter(Exporter):
             line = f"score {score.name} = {score.value!r} on {target[:12]}"
             if score.comment:
                 line += f" ({score.comment})"
-            out.write(_paint(line, "35", color) + "\n")
+            _write(out, _paint(line, "35", color) + "\n")
         out.flush()
 
     def shutdown(self) -> None:
@@ -100,11 +100,21 @@ class ConsoleExporter(Exporter):
         out = self._out()
         color = self._use_color(out)
         text = "".join(render_trace(t, color=color, show_io=self.show_io) for t in traces)
-        out.write(text)
+        _write(out, text)
         out.flush()
 
     def check(self) -> CheckResult:
         return CheckResult(ok=True, message=f"prints to {self.stream}")
+
+
+def _write(out: TextIO, text: str) -> None:
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        # The stream's encoding cannot show some character (a lone surrogate,
+        # or anything outside ASCII on a C-locale terminal): escape it.
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        out.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
 
 def _paint(text: str, code: str, color: bool) -> str:

@@ -26,9 +26,12 @@ FORMAT_VERSION = RECORD_VERSION
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    return (
-        json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-    ).encode("utf-8")
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form; JSON's \u escape keeps it, in ASCII.
+        return (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("ascii")
 
 
 class JsonlExporter(Exporter):

@@ -1,0 +1,115 @@
+"""obshub-webhook: POST each batch of finished spans as JSON to a URL.
+
+Installing the distribution is enough: obshub finds this module through the
+``obshub`` entry-point group, and a config names the exporter with
+``type = "webhook"``. In code::
+
+    from obshub_webhook import WebhookExporter
+
+    hub = obshub.Hub(exporters=[WebhookExporter(url="https://example.com/hook")])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from typing import Any, ClassVar
+
+import obshub
+from obshub import http
+
+__all__ = ["WebhookExporter", "__version__", "obshub_register_exporters"]
+
+try:
+    __version__ = metadata.version("obshub-webhook")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+
+class WebhookExporter(obshub.Exporter):
+    """POSTs each batch of finished spans, and each batch of scores, as JSON to ``url``.
+
+    Settings: ``url`` (required), ``headers`` (sent with every request, e.g.
+    ``Authorization``; secret: never logged) and ``timeout`` (seconds per
+    request, default 5).
+    """
+
+    name: ClassVar[str] = "webhook"
+    secret_keys: ClassVar[frozenset[str]] = frozenset({"headers"})
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 5.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise obshub.ConfigError("must be an http:// or https:// URL", "url")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise obshub.ConfigError("must be a number of seconds > 0", "timeout")
+        headers = dict(headers or {})
+        for header, value in headers.items():
+            if not isinstance(value, str):
+                # The value is not echoed: it may be a secret.
+                raise obshub.ConfigError("must be a string", f"headers.{header}")
+        self.url = url
+        self.timeout = float(timeout)
+        self._headers = {
+            "Content-Type": "application/json",
+            "User-Agent": http.user_agent(f"obshub-webhook/{__version__}"),
+            **headers,
+        }
+        # Any header may carry a token. Values too short to be one are left alone, or
+        # scrubbing them would garble every message that contains, say, a "1".
+        self._secrets = sorted((v for v in headers.values() if len(v) >= 4), key=len, reverse=True)
+
+    def export(self, events: Sequence[obshub.SpanEvent]) -> None:
+        """POST ``{"events": [...]}``: one JSON record per finished span."""
+        if events:
+            self._post({"events": [event.to_dict() for event in events]})
+
+    def export_scores(self, scores: Sequence[obshub.Score]) -> None:
+        """POST ``{"scores": [...]}``."""
+        if scores:
+            self._post({"scores": [score.to_dict() for score in scores]})
+
+    def _post(self, payload: Mapping[str, Any]) -> http.Response:
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        try:
+            return http.post(self.url, body, self._headers, timeout=self.timeout)
+        except obshub.ExportError as exc:
+            # Keeps ``retryable`` and ``retry_after``: the hub retries 429, 5xx and timeouts.
+            raise obshub.ExportError(
+                self._scrub(str(exc)),
+                retryable=exc.retryable,
+                retry_after=exc.retry_after,
+                status=exc.status,
+            ) from None
+
+    def _scrub(self, text: str) -> str:
+        # A server may echo a request header back in its error body.
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def check(self) -> obshub.CheckResult:
+        """POST an empty batch: is the URL reachable, and are the headers accepted?"""
+        try:
+            response = self._post({"events": []})
+        except obshub.ExportError as exc:
+            return obshub.CheckResult(ok=False, message=str(exc))
+        return obshub.CheckResult(
+            ok=True,
+            message=f"{http.safe_url(self.url)} answered HTTP {response.status}",
+            latency_ms=round(response.elapsed * 1000, 1),
+        )
+
+
+@obshub.hookimpl
+def obshub_register_exporters(register: Callable[[type[obshub.Exporter]], None]) -> None:
+    """Register the ``webhook`` exporter type."""
+    register(WebhookExporter)
