@@ -288,6 +288,11 @@ class Channel:
         remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
         return self.stop(remaining) and ok
 
+    @property
+    def paused(self) -> bool:
+        """True while the backend refuses this client and sends wait."""
+        return self._monotonic() < self._paused_until
+
     def stats(self) -> ChannelStats:
         """A snapshot of the counters."""
         queued = sum(1 for item in self._queue if not isinstance(item, _FlushRequest))
@@ -304,7 +309,7 @@ class Channel:
             spooled=self._spooled,
             replayed=self._replayed,
             evicted=self.spool.evicted if self.spool is not None else 0,
-            paused=self._monotonic() < self._paused_until,
+            paused=self.paused,
         )
 
     # -- worker side --------------------------------------------------------

@@ -412,8 +412,10 @@ class Hub:
         """Flush and stop every exporter within ``timeout`` s (default ``shutdown_timeout``).
 
         Idempotent; also run at interpreter exit. A hung backend cannot make
-        it wait longer than the timeout; what it could not deliver is counted
-        as dropped. Returns True when everything was delivered.
+        it wait longer than the timeout, and a paused one (401/403) is not
+        waited for; what could not be delivered is spooled (with a
+        ``spool_dir``) or counted as dropped. Returns True when everything was
+        delivered.
         """
         with self._shutdown_lock:
             if self._shutdown_result is not None:
@@ -424,7 +426,13 @@ class Hub:
                 channels = self._channels()
                 for channel in channels:
                     channel.close()
-                ok = self.flush(timeout)
+                # A paused channel (backend refusing the keys) will not send before
+                # its pause ends: waiting for it would only stretch the exit.
+                requests = [c.request_flush() for c in channels if not c.paused]
+                ok = len(requests) == len(channels)
+                for request in requests:
+                    remaining = max(0.0, deadline - time.monotonic())
+                    ok = request.done.wait(remaining) and request.ok and ok
                 for channel in channels:
                     ok = channel.stop(max(0.0, deadline - time.monotonic())) and ok
             except Exception as exc:

@@ -495,3 +495,22 @@ def test_a_score_with_a_nan_or_object_value_is_refused_without_raising(hub_facto
     assert memory.wait_for_scores(1, timeout=5)
     assert hub.flush(timeout=5)
     assert [s.name for s in memory.scores] == ["good"]
+
+
+def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(hub_factory: Any) -> None:
+    class Refused(obshub.Exporter):
+        name = "refused"
+
+        def export(self, events: Any) -> None:
+            raise obshub.ExportError("keys rejected", status=401, pause=60.0)
+
+    exporter = Refused(realtime=True)
+    hub = hub_factory(exporters=[exporter], shutdown_timeout=5.0)
+    with hub.span("held"):
+        pass
+    hub.flush(timeout=0.2)
+    assert hub.stats()["default/refused"].paused
+    started = time.monotonic()
+    assert hub.shutdown() is False
+    assert time.monotonic() - started < 2.0
+    assert hub.stats()["default/refused"].failed == 1  # no spool: counted, not silent
