@@ -87,7 +87,14 @@ def _as_table(value: Any, limits: Limits) -> dict[str, Any]:
 
 
 def _as_text(value: Any, limits: Limits) -> str | None:
-    return None if value is None else str(to_jsonable(str(value), limits))
+    if value is None:
+        return None
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # the caller's __str__ raised: to_jsonable marks the object
+        text = value
+    converted = to_jsonable(text, limits)  # never raises; cleans lone surrogates
+    return converted if isinstance(converted, str) else str(converted)
 
 
 def _as_level(value: Any, _limits: Limits) -> Level:
@@ -247,7 +254,7 @@ class Route:
             trace_id=trace.trace_id,
             span_id=live.span_id,
             parent_span_id=live.parent_span_id,
-            name=clean_text(str(values.pop("name", live.name))),
+            name=values.pop("name") if "name" in values else _as_text(live.name, limits) or "",
             type=live.type,
             start_time=live.start_time,
             end_time=end_time,
@@ -255,7 +262,7 @@ class Route:
             user_id=None if user_id is None else clean_text(user_id),
             tags=tuple(clean_text(t) for t in trace.tags),
             is_event=is_event,
-            trace_name=clean_text(trace.name),
+            trace_name=_as_text(trace.name, limits),
             **values,
         )
 
