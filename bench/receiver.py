@@ -6,9 +6,18 @@ deflate, counts requests and bytes per path and, when ``opentelemetry-proto`` is
 importable, decodes ``ExportTraceServiceRequest`` bodies (protobuf or OTLP/JSON)
 to count spans. Every data request is answered ``200 {}``.
 
-Control endpoints: ``GET /stats`` returns the counters as JSON and
-``POST /reset`` zeroes them. ``--stall`` accepts data requests and never
-answers them (control endpoints still answer), to play a hung backend.
+Every data request is timestamped with ``time.time_ns()`` when its body has
+been read (``arrival``) and again when its spans have been counted
+(``counted``); the benchmark runs on the same machine, so these wall-clock
+times compare directly with the benchmark's own ``time.time_ns()``.
+
+Control endpoints: ``GET /stats`` returns the counters as JSON,
+``POST /reset`` zeroes them, and ``GET /wait?path=P&spans=N&timeout=S``
+blocks until ``P`` holds at least ``N`` spans (or ``S`` seconds passed) and
+returns the count with the arrival and counted times of the request that
+brought the count to ``N`` -- a benchmark waits on it instead of polling.
+``--stall`` accepts data requests and never answers them (control endpoints
+still answer), to play a hung backend.
 
 The first line on stdout is the port. The process stops by itself after
 ``--max-seconds`` (default 600), and with ``--exit-on-stdin-eof`` as soon as
@@ -24,6 +33,7 @@ or from a benchmark with :class:`ReceiverProcess`.
 from __future__ import annotations
 
 import argparse
+import bisect
 import gzip
 import http.client
 import json
@@ -36,6 +46,7 @@ import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 HOST = "127.0.0.1"
 CONTROL_PATHS = ("/stats", "/reset")
@@ -72,15 +83,23 @@ def _load_decoder() -> Callable[[bytes, str], list[bytes]] | None:
 
 
 class Counters:
-    """Thread-safe request, byte and span counters, overall and per path."""
+    """Thread-safe request, byte and span counters, overall and per path.
+
+    Per path it also keeps, for every request that carried spans, the running
+    span count after it and its arrival and counted times (a few numbers per
+    request, not per span), so that :meth:`wait` can tell when the N-th span
+    arrived even if the waiter asked after the fact.
+    """
 
     def __init__(self, track_ids: bool) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._track_ids = track_ids
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
+            self.history: dict[str, tuple[list[int], list[int], list[int]]] = {}
             self.requests = 0
             self.bytes_wire = 0
             self.bytes_decoded = 0
@@ -100,7 +119,9 @@ class Counters:
         span_ids: list[bytes] | None,
         scores: int,
         error: bool,
+        arrival_ns: int = 0,
     ) -> None:
+        counted_ns = time.time_ns()
         with self._lock:
             self.requests += 1
             self.bytes_wire += wire
@@ -117,10 +138,45 @@ class Counters:
                     before = len(self._ids)
                     self._ids.update(span_ids)
                     self.duplicates += len(span_ids) - (len(self._ids) - before)
+                if span_ids:
+                    totals, arrivals, counted = self.history.setdefault(path, ([], [], []))
+                    totals.append(entry["spans"])
+                    arrivals.append(arrival_ns or counted_ns)
+                    counted.append(counted_ns)
+                    self._changed.notify_all()
             self.scores += scores
             entry["scores"] += scores
             if error:
                 self.decode_errors += 1
+
+    def wait(self, path: str, spans: int, timeout: float) -> dict[str, Any]:
+        """Block until ``path`` holds ``spans`` spans; when the request that got there arrived."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                totals, arrivals, counted = self.history.get(path, ([], [], []))
+                if spans <= 0:
+                    got = totals[-1] if totals else 0
+                    return {"ok": True, "spans": got, "arrival_ns": None, "counted_ns": None}
+                if totals and totals[-1] >= spans:
+                    i = bisect.bisect_left(totals, spans)
+                    return {
+                        "ok": True,
+                        "spans": totals[-1],
+                        "arrival_ns": arrivals[i],
+                        "counted_ns": counted[i],
+                        "requests": len(totals),
+                    }
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return {
+                        "ok": False,
+                        "spans": totals[-1] if totals else 0,
+                        "arrival_ns": None,
+                        "counted_ns": None,
+                        "requests": len(totals),
+                    }
+                self._changed.wait(remaining)
 
     def add_stalled(self) -> None:
         with self._lock:
@@ -188,15 +244,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_GET(self) -> None:
-        if self.path.split("?")[0] == "/stats":
+        path = self.path.split("?")[0]
+        if path == "/stats":
             snap = self.server.counters.snapshot(self.server.decoder is not None)
             self._answer(200, json.dumps(snap).encode())
+        elif path == "/wait":
+            query = parse_qs(urlsplit(self.path).query)
+            try:
+                target = query["path"][0]
+                spans = int(query["spans"][0])
+                timeout = float(query.get("timeout", ["30"])[0])
+            except (KeyError, IndexError, ValueError):
+                self._answer(400, b'{"error": "need path, spans and timeout"}')
+                return
+            result = self.server.counters.wait(target, spans, min(timeout, 600.0))
+            self._answer(200, json.dumps(result).encode())
         else:
             self._answer(200, b"{}")
 
     def do_POST(self) -> None:
         path = self.path.split("?")[0]
         body = self._read_body()
+        arrival_ns = time.time_ns()
         if path == "/reset":
             self.server.counters.reset()
             self._answer(200, b"{}")
@@ -224,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
                 span_ids = self.server.decoder(body, content_type)
         except Exception:
             error = True
-        self.server.counters.add(path, wire, len(body), span_ids, scores, error)
+        self.server.counters.add(path, wire, len(body), span_ids, scores, error, arrival_ns)
         self._answer(200, b"{}")
 
 
@@ -301,6 +370,7 @@ class ReceiverProcess:
             self.close()
             raise
         self.url = f"http://{HOST}:{self.port}"
+        self._wait_conn: http.client.HTTPConnection | None = None
 
     def _request(self, method: str, path: str) -> dict[str, Any]:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
@@ -316,10 +386,37 @@ class ReceiverProcess:
     def stats(self) -> dict[str, Any]:
         return self._request("GET", "/stats")
 
+    def wait(self, path: str, spans: int, timeout: float = 30.0) -> dict[str, Any]:
+        """Block until ``path`` holds ``spans`` spans (see ``GET /wait``); no polling."""
+        return self.start_wait(path, spans, timeout).result()
+
+    def start_wait(self, path: str, spans: int, timeout: float = 30.0) -> PendingWait:
+        """Send ``GET /wait`` now, read its answer later with ``.result()``.
+
+        Sent before the spans are recorded, the request costs the benchmark
+        nothing while the spans travel; the answer carries the receiver's own
+        arrival time of the request that brought the count to ``spans``.
+        """
+        conn = self._wait_conn
+        self._wait_conn = None
+        if conn is None:
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout + 30)
+        query = f"/wait?path={path}&spans={spans}&timeout={timeout}"
+        try:
+            conn.request("GET", query)
+        except OSError:
+            conn.close()
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout + 30)
+            conn.request("GET", query)
+        return PendingWait(self, conn)
+
     def reset(self) -> None:
         self._request("POST", "/reset")
 
     def close(self) -> None:
+        if self._wait_conn is not None:
+            self._wait_conn.close()
+            self._wait_conn = None
         proc = self.proc
         if proc.poll() is None:
             try:
@@ -343,20 +440,39 @@ class ReceiverProcess:
         self.close()
 
 
+class PendingWait:
+    """A ``GET /wait`` already sent; :meth:`result` reads the answer (once)."""
+
+    def __init__(self, owner: ReceiverProcess, conn: http.client.HTTPConnection) -> None:
+        self._owner = owner
+        self._conn = conn
+
+    def result(self) -> dict[str, Any]:
+        conn = self._conn
+        try:
+            response = conn.getresponse()
+            data = response.read()
+        except Exception:
+            conn.close()
+            raise
+        if self._owner._wait_conn is None and not response.will_close:
+            self._owner._wait_conn = conn  # keep-alive: reuse for the next wait
+        else:
+            conn.close()
+        result: dict[str, Any] = json.loads(data)
+        return result
+
+
 def wait_for_spans(
     receiver: ReceiverProcess, path: str, expected: int, timeout: float = 30.0
 ) -> int:
-    """Poll ``/stats`` until ``path`` has ``expected`` spans (the sender was already flushed).
+    """Wait (``GET /wait``, no polling) until ``path`` has ``expected`` spans; the count.
 
     The exporters' flush returns when the HTTP answer arrived, which the
-    receiver sends after counting, so this normally returns on the first call.
+    receiver sends after counting, so this normally returns at once.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        got = int(receiver.stats()["by_path"].get(path, {}).get("spans", 0))
-        if got >= expected or time.monotonic() > deadline:
-            return got
-        time.sleep(0.05)
+    result = receiver.wait(path, expected, timeout)
+    return int(result["spans"])
 
 
 def main(argv: list[str] | None = None) -> int:

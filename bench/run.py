@@ -1,12 +1,18 @@
-"""Run the obshub benchmarks and write ``bench/results/latest.json``.
+"""Run the obshub benchmark suite and write ``bench/results/latest.json``.
 
-Runs ``hotpath.py`` and ``memory.py``, each in a fresh Python process (so one
-cannot warm up, or leave memory behind for, the other), collects their JSON
-results, adds the environment (Python, CPU count, timestamp, git commit) and
-prints a summary table::
+Runs ``hotpath.py``, ``endtoend.py``, ``realtime.py``, ``scaling.py`` and
+``memory.py``, each in a fresh Python process (so one cannot warm up, or
+leave memory behind for, another), collects their JSON results, adds the
+environment (Python, CPU count, load, timestamp, git commit and dirty flag,
+package versions), prints every target with PASS/MISS and the ratios against
+the peers, and draws ``bench/results/scaling.png`` when matplotlib is
+installed::
 
-    .venv/bin/python bench/run.py            # full run, a few minutes
-    .venv/bin/python bench/run.py --quick    # smoke run, well under a minute
+    .venv/bin/python bench/run.py            # full run, about 5 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # smoke run, under 30 seconds
+
+A quick run writes ``latest-quick.json`` and ``scaling-quick.png`` instead, so
+it never replaces the figures of a full run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,9 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
+SCRIPTS = ("hotpath", "endtoend", "realtime", "scaling", "memory")
+
+sys.path.insert(0, str(BENCH))
 
 
 def _git(*args: str) -> str | None:
@@ -82,111 +92,185 @@ def environment() -> dict[str, Any]:
                 "opentelemetry-sdk",
                 "opentelemetry-exporter-otlp-proto-http",
                 "protobuf",
+                "langfuse",
+                "matplotlib",
             )
         },
     }
 
 
-def run_script(script: str, quick: bool, extra: list[str]) -> tuple[dict[str, Any] | None, int]:
+def run_script(script: str, quick: bool) -> tuple[dict[str, Any] | None, int, float]:
     """Run one benchmark script in its own process; its tables go straight to our stdout."""
     fd, tmp = tempfile.mkstemp(prefix=f"{script}-", suffix=".json.tmp", dir=RESULTS)
     os.close(fd)
+    started = time.perf_counter()
     try:
-        cmd = [sys.executable, str(BENCH / f"{script}.py"), "--json", tmp, *extra]
+        cmd = [sys.executable, str(BENCH / f"{script}.py"), "--json", tmp]
         if quick:
             cmd.append("--quick")
         print(f"$ {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, cwd=REPO, timeout=3600, check=False)
         path = Path(tmp)
         data = json.loads(path.read_text()) if path.stat().st_size else None
-        return data, proc.returncode
+        return data, proc.returncode, time.perf_counter() - started
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def collect_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target of every benchmark, in the order of the issue."""
+    targets: list[dict[str, Any]] = []
+    for script in SCRIPTS:
+        data = result.get(script)
+        if data is None and script in result:
+            targets.append({"name": f"{script}: benchmark failed", "status": "FAIL"})
+        elif data:
+            targets.extend(data.get("targets", []))
+    return targets
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def summary_table(result: dict[str, Any]) -> list[str]:
     env = result["environment"]
     commit = (env["git_commit"] or "unknown")[:10]
-    dirty = " (+uncommitted changes)" if env["git_dirty_obshub_or_plugins"] else ""
+    dirty = (
+        " (+uncommitted changes in obshub/ or plugins/)"
+        if env["git_dirty_obshub_or_plugins"]
+        else ""
+    )
     lines = [
         "",
-        "=" * 78,
-        f"obshub benchmarks  {'QUICK' if result['quick'] else 'full'}  {env['timestamp']}",
+        "=" * 92,
+        f"obshub benchmarks  {'QUICK' if result['quick'] else 'full'}  {env['timestamp']}  "
+        f"({result['seconds']:.0f} s)",
         f"python {env['python']}  cpus {env['cpu_count']}  load {env['loadavg_at_start']}  "
         f"commit {commit}{dirty}  sources {env['source_digest']['sha256']}",
-        "=" * 78,
+        "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v),
+        "=" * 92,
     ]
     hot = result.get("hotpath")
     if hot:
-        otel = hot["peers"].get("otel")
-        lines.append("hot path, us per two-span trace on the application thread:")
         lines.append(
-            f"  {'peer':<20} {'median':>8} {'min':>8} {'ratio':>7} {'target':>7} "
-            f"{'total CPU':>10} {'CPU ratio':>10} {'ok':>4}"
+            "hot path (us per two-span trace on the application thread, median of rounds):"
         )
-        for name, peer in hot["peers"].items():
-            ratio = hot["ratios"].get(name)
-            r_text = f"{ratio['median_ratio']:.2f}" if ratio else "-"
-            t_text = "<=0.5" if ratio else ""
-            c_text = f"{ratio['process_cpu_ratio']:.2f}" if ratio else "-"
-            ok = "yes" if peer["verification"].get("ok") else "NO"
-            median, low = peer["us_per_trace_median"], peer["us_per_trace_min"]
-            cpu = peer["process_cpu_us_per_trace_median"]
+        for name, p in hot["peers"].items():
+            r_otel = hot["ratios"].get(name, {}).get("median_ratio")
+            r_sdk = hot["ratios_vs_langfuse_sdk"].get(name, {}).get("median_ratio")
+            ratios = ""
+            if r_otel is not None or r_sdk is not None:
+                ratios = f"  = {_fmt(r_otel, '.3f')} x otel, {_fmt(r_sdk, '.3f')} x langfuse-sdk"
             lines.append(
-                f"  {name:<20} {median:>8.1f} {low:>8.1f} {r_text:>7} {t_text:>7} "
-                f"{cpu:>10.1f} {c_text:>10} {ok:>4}"
+                f"  {name:<20} {p['us_per_trace_median']:8.1f} us  total CPU "
+                f"{p['process_cpu_us_per_trace_median']:7.1f} us{ratios}"
             )
-        if otel:
+    e2e = result.get("endtoend")
+    if e2e:
+        lines.append("end to end (traces/s until the receiver holds every span, median):")
+        for name, p in e2e["peers"].items():
+            ratio = e2e["throughput_ratio_obshub_over"].get(name)
+            extra = f"  (obshub = {ratio:.2f} x)" if ratio else ""
+            lines.append(f"  {name:<20} {p['traces_per_s_median']:8.0f} traces/s{extra}")
+    rt = result.get("realtime")
+    if rt:
+        lines.append("realtime (span end -> receiver, idle, one span at a time):")
+        for name, p in rt["peers"].items():
             lines.append(
-                f"  otel per span: {otel['us_per_span_median']:.1f} us (median), "
-                f"{otel['us_per_span_min']:.1f} us (min)"
+                f"  {name:<26} median {_fmt(p['latency_ms_median'], '6.2f')} ms  p99 "
+                f"{_fmt(p['latency_ms_p99'], '6.2f')} ms  end() "
+                f"{_fmt(p['end_call_us_median'], '.0f')} us on the app thread"
             )
-        lines.append(f"  langfuse exporter: {hot['langfuse']}")
-    elif "hotpath" in result:
-        lines.append("hot path: FAILED (see output above)")
+    sc = result.get("scaling")
+    if sc:
+        lines.append("scaling (us/trace on each app thread | total traces/s), 1/2/4/8 threads:")
+        for name, entry in sc["threads"].items():
+            cells = "  ".join(
+                f"{row['us_per_trace_app_thread_median']:.0f}|{row['traces_per_s_median']:.0f}"
+                for row in entry["rows"]
+            )
+            lines.append(f"  {name:<20} {cells}")
+        fan = sc.get("fanout")
+        if fan:
+            lines.append(
+                f"  fan-out 3 vs 1 exporters: app thread {fan['ratio_app_thread']:.2f} x, "
+                f"app-thread CPU {fan['ratio_app_thread_cpu']:.2f} x, "
+                f"total CPU {fan['ratio_process_cpu']:.2f} x"
+            )
     mem = result.get("memory")
     if mem:
         lines.append(
-            f"memory, stuck backend, max_queue_size={mem['max_queue_size']:,}, "
-            f"{mem['traces']:,} traces:"
+            f"memory (stalled backend, queue {mem['method']['max_queue_size']:,} spans, "
+            "fresh data per trace):"
         )
-        lines.append(
-            f"  RSS queue full {mem['rss_queue_full_mb']:.1f} MB -> end {mem['rss_end_mb']:.1f} MB "
-            f"(growth {mem['growth_after_full_mb']:+.1f} MB); dropped "
-            f"{mem['dropped_before_shutdown']:,} (expected {mem['expected_dropped']:,}); "
-            f"shutdown(timeout=1) {mem['shutdown_seconds']:.2f} s; "
-            f"bounded: {'yes' if mem['bounded'] else 'NO'}"
-        )
-    elif "memory" in result:
-        lines.append("memory: FAILED (see output above)")
-    lines.append("=" * 78)
+        for name, p in mem["peers"].items():
+            if "rss_peak_mb" not in p:
+                lines.append(f"  {name:<20} {p.get('skipped') or p.get('error')}")
+                continue
+            lines.append(
+                f"  {name:<20} {p['spans']:>9,} spans  peak RSS {p['rss_peak_mb']:6.1f} MB "
+                f"(set-up {p['rss_setup_mb']:.1f})  {p['rss_per_held_span_bytes']:,.0f} B per "
+                f"queued span  growth after full {p['growth_after_full_mb']:+.1f} MB, "
+                f"steady {_fmt(p['growth_steady_mb'], '+.1f')} MB"
+            )
+    lines.append("-" * 92)
+    lines.append("targets (ratios measured in this run):")
+    for t in result["targets"]:
+        value = t.get("value")
+        text = "-" if value is None else f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+        why = f"  ({t['reason']})" if t.get("reason") else ""
+        lines.append(f"  {t['status']:<5} {t['name']:<66} {t.get('target', ''):>9}  {text}{why}")
+    for line in result.get("notes", []):
+        lines.append(f"  {line}")
+    lines.append("=" * 92)
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (under 30 s)")
     parser.add_argument(
-        "--only", choices=["hotpath", "memory"], default=None, help="run one benchmark"
+        "--only",
+        default=None,
+        help=f"comma-separated subset of {','.join(SCRIPTS)}",
     )
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS / "latest.json", help="result file (latest.json)"
-    )
+    parser.add_argument("--out", type=Path, default=None, help="result file (latest.json)")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    out = args.out or RESULTS / f"latest{suffix}.json"
+    only = set(args.only.split(",")) if args.only else set(SCRIPTS)
+    unknown = only - set(SCRIPTS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    started = time.perf_counter()
     result: dict[str, Any] = {"quick": args.quick, "environment": environment()}
     codes: dict[str, int] = {}
-    for script in ("hotpath", "memory"):
-        if args.only in (None, script):
-            result[script], codes[script] = run_script(script, args.quick, [])
+    durations: dict[str, float] = {}
+    for script in SCRIPTS:
+        if script in only:
+            result[script], codes[script], durations[script] = run_script(script, args.quick)
+    result["seconds"] = time.perf_counter() - started
+    result["seconds_per_benchmark"] = {k: round(v, 1) for k, v in durations.items()}
     result["exit_codes"] = codes
     result["ok"] = all(code == 0 for code in codes.values())
-    tmp = args.out.with_name(args.out.name + ".tmp")
+    result["targets"] = collect_targets(result)
+    notes: list[str] = []
+    if result.get("scaling"):
+        from plot import plot_scaling
+
+        notes.append(plot_scaling(result["scaling"], out.with_name(f"scaling{suffix}.png")))
+    if not result["ok"]:
+        failed = [k for k, v in codes.items() if v]
+        notes.append(f"NOT OK: {', '.join(failed)} could not verify delivery or memory bounds")
+    result["notes"] = notes
+    tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(args.out)
+    tmp.replace(out)
     for line in summary_table(result):
         print(line)
-    print(f"results: {args.out}")
+    print(f"results: {out}")
     return 0 if result["ok"] else 1
 
 
