@@ -96,7 +96,7 @@ def configure(
 ) -> Hub:
     """Build the process default hub and return it.
 
-    ``source`` is a TOML path, a dict, or a ready :class:`Hub`; with neither
+    ``source`` is a TOML path, a dict, or a ready `Hub`; with neither
     ``source`` nor keyword arguments the config is discovered like the CLI
     does (``$OBSHUB_CONFIG``, ``./obshub.toml``, else the built-in default).
     Keyword arguments build ``Hub(**hub_kwargs)`` (e.g. ``exporters=[...]``).
@@ -117,7 +117,7 @@ def configure(
 
 
 def get_hub() -> Hub:
-    """The hub set by :func:`configure`, or one that records nothing."""
+    """The hub set by `configure`, or one that records nothing."""
     return get_global_hub()
 
 
@@ -147,5 +147,5 @@ def shutdown(timeout: float | None = None) -> bool:
 
 
 def observe(fn: Any = None, **options: Any) -> Any:
-    """Like :meth:`Hub.observe`, on whichever hub is the default when the function runs."""
+    """Like `Hub.observe`, on whichever hub is the default when the function runs."""
     return make_global_observer(fn, **options)

@@ -1,6 +1,6 @@
 """Configuration: TOML files or dicts of the same shape, validated up front.
 
-Every mistake is a :class:`ConfigError` raised when the hub is built, naming
+Every mistake is a `ConfigError` raised when the hub is built, naming
 the full key path (``configs.prod.exporters.langfuse.batch.max_size: must be
 >= 1, got 0``). Unknown keys are rejected. ``${VAR}`` and ``${VAR:-default}``
 in any string value are replaced from the environment first.

@@ -1,6 +1,6 @@
 """Delivery channels: one bounded queue and one worker thread per exporter instance.
 
-The application thread only calls :meth:`Channel.put` — a length check and a
+The application thread only calls `Channel.put` — a length check and a
 deque append, never a lock or a network call. Everything else (building the
 span snapshot, serialisation, redaction, encoding, the export itself, retries)
 happens on the channel's worker thread, so a slow or hung backend never delays
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from obshub import _worker_token as worker_token
 from obshub._logging import RateLimitedLog
 from obshub.exporters import Exporter, ExportError
 from obshub.spans import Score, SpanEvent
@@ -339,7 +340,8 @@ class Channel:
                     continue
             if self._stop.is_set():
                 break
-            self._drain_once()
+            with worker_token.hold():
+                self._drain_once()
             self._room.set()
             deadline = self._monotonic() + self._interval
         self._close_exporter()
@@ -433,7 +435,9 @@ class Channel:
                             status=exc.status,
                             error=str(exc),
                         )
-                        if self._stop.wait(wait):
+                        with worker_token.released():
+                            stopped = self._stop.wait(wait)
+                        if stopped:
                             return self._give_up(batch, what, exc, retry.attempts)
                         continue
                 # A retryable failure was already counted in ``retry.attempts``.
@@ -509,7 +513,9 @@ class Channel:
                 # Held back on disk instead of in memory; replayed after the resume.
                 self._save(batch, "paused")
                 return False
-            if self._stop.wait(remaining):
+            with worker_token.released():
+                stopped = self._stop.wait(remaining)
+            if stopped:
                 self._save(batch, "paused")
                 return False
 

@@ -1,9 +1,9 @@
 """The exporter contract: what a backend plugin implements.
 
-An exporter turns batches of :class:`~obshub.spans.SpanEvent` into calls to its
+An exporter turns batches of `SpanEvent` into calls to its
 backend. It never sees the hub's queues or threads: the hub gives each exporter
 instance its own delivery channel (a bounded queue and a worker thread) and
-calls :meth:`Exporter.export` from that worker only, one batch at a time.
+calls `Exporter.export` from that worker only, one batch at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = [
 
 
 class ExportError(Exception):
-    """An export failed. Raise it from :meth:`Exporter.export`.
+    """An export failed. Raise it from `Exporter.export`.
 
     ``retryable`` says whether the same batch may succeed later (timeouts, 5xx,
     429); ``retry_after`` is the server's wish in seconds, if it said one;
@@ -74,7 +74,7 @@ def _seconds(value: Any) -> float | None:
 
 @attrs.frozen
 class CheckResult:
-    """What :meth:`Exporter.check` found (shown by ``obshub check``)."""
+    """What `Exporter.check` found (shown by ``obshub check``)."""
 
     ok: bool
     message: str
@@ -151,7 +151,7 @@ class Exporter:
 
     #: The type users write in a config (``type = "langfuse"``).
     name: ClassVar[str] = ""
-    #: Which span events reach :meth:`export`.
+    #: Which span events reach `export`.
     event_kinds: ClassVar[frozenset[EventKind]] = frozenset({EventKind.ENDED})
     #: Keys of this exporter's own settings that hold secrets: never echoed.
     secret_keys: ClassVar[frozenset[str]] = frozenset()
@@ -207,7 +207,7 @@ class Exporter:
     def export(self, events: Sequence[SpanEvent]) -> None:
         """Deliver a batch of span events (possibly empty).
 
-        Raise :class:`ExportError` on failure; ``retryable=True`` asks the
+        Raise `ExportError` on failure; ``retryable=True`` asks the
         channel to try the same batch again after a backoff.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement export()")
@@ -233,7 +233,7 @@ class Exporter:
 
     @classmethod
     def supports_scores(cls) -> bool:
-        """True when the class overrides :meth:`export_scores`."""
+        """True when the class overrides `export_scores`."""
         return cls.export_scores is not Exporter.export_scores
 
     def __repr__(self) -> str:

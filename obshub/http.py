@@ -5,7 +5,7 @@ batches and exporters; it is rebuilt in the child after ``os.fork()`` so a
 child never writes into its parent's sockets. urllib3's own retries are off:
 the exporter's delivery channel owns retries, backoff and ``Retry-After``.
 
-Failures are :class:`~obshub.exporters.ExportError` with ``retryable`` set
+Failures are `ExportError` with ``retryable`` set
 the way obshub's channel expects:
 
 - 429 (with ``Retry-After``), 500, 502, 503, 504, timeouts and connection
@@ -42,6 +42,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import TimeoutError as UrllibTimeout
 
+from obshub import _worker_token as worker_token
 from obshub.exporters import ExportError
 from obshub.retry import parse_retry_after
 
@@ -207,9 +208,9 @@ def status_error(
     *,
     secret_headers: Iterable[str] = (),
 ) -> ExportError:
-    """The :class:`ExportError` for a response with an error status.
+    """The `ExportError` for a response with an error status.
 
-    Retryable for :data:`RETRYABLE_STATUSES` (with ``retry_after`` from a
+    Retryable for `RETRYABLE_STATUSES` (with ``retry_after`` from a
     ``Retry-After`` header); the message quotes the start of the body, with
     the secrets of ``headers`` (the request's) scrubbed out: the values of
     ``Authorization`` and the like, and of every header named in
@@ -282,24 +283,26 @@ def request(
     """Send one request through the shared pool; never retries.
 
     ``timeout`` bounds connecting and reading alike. Raises
-    :class:`ExportError` on timeouts and connection errors (retryable) and,
+    `ExportError` on timeouts and connection errors (retryable) and,
     with ``raise_for_status``, on a status of 300 or above (see
-    :func:`status_error`, which also takes ``secret_headers``); otherwise any
+    `status_error`, which also takes ``secret_headers``); otherwise any
     status is returned.
     """
     sent_headers = dict(headers or {})
     started = time.perf_counter()
     try:
-        raw = _get_pool().request(
-            method,
-            url,
-            body=body,
-            headers=sent_headers,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=False,
-            redirect=False,
-            preload_content=True,
-        )
+        # The network wait needs no interpreter: let another exporter's worker encode.
+        with worker_token.released():
+            raw = _get_pool().request(
+                method,
+                url,
+                body=body,
+                headers=sent_headers,
+                timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                retries=False,
+                redirect=False,
+                preload_content=True,
+            )
     except HTTPError as exc:
         raise _transport_error(method, url, timeout, exc) from None
     elapsed = time.perf_counter() - started
@@ -322,7 +325,7 @@ def post(
     timeout: float = 10.0,
     raise_for_status: bool = True,
 ) -> Response:
-    """``POST`` ``body`` to ``url`` (see :func:`request`)."""
+    """``POST`` ``body`` to ``url`` (see `request`)."""
     return request(
         "POST", url, body=body, headers=headers, timeout=timeout, raise_for_status=raise_for_status
     )
@@ -335,5 +338,5 @@ def get(
     timeout: float = 10.0,
     raise_for_status: bool = True,
 ) -> Response:
-    """``GET`` ``url`` (see :func:`request`)."""
+    """``GET`` ``url`` (see `request`)."""
     return request("GET", url, headers=headers, timeout=timeout, raise_for_status=raise_for_status)

@@ -68,7 +68,7 @@ _STARTED = EventKind.STARTED
 class Hub:
     """Holds named configurations and records spans into them.
 
-    Build one from a file or dict with :meth:`from_config`, or in code::
+    Build one from a file or dict with `from_config`, or in code::
 
         hub = obshub.Hub(exporters=[ConsoleExporter()], service_name="support-bot")
         hub = obshub.Hub(configs={"prod": {...}, "dev": {...}}, default="dev")
@@ -158,7 +158,7 @@ class Hub:
     ) -> Hub:
         """Build a hub from a TOML file path or a dict of the same shape.
 
-        Raises :class:`~obshub.ConfigError` naming the full key path of the
+        Raises `ConfigError` naming the full key path of the
         first mistake found.
         """
         data = load_source(source)
@@ -581,7 +581,7 @@ def get_global_hub() -> Hub:
 
 
 def make_global_observer(fn: Any, **options: Any) -> Any:
-    """``obshub.observe``: like :meth:`Hub.observe`, resolving the hub at call time."""
+    """``obshub.observe``: like `Hub.observe`, resolving the hub at call time."""
     return _make_observer(
         get_global_hub,
         fn,

@@ -1,6 +1,6 @@
 """Encoding span snapshots as OTLP: the wire format of OpenTelemetry.
 
-:func:`encode_spans` turns a batch of :class:`~obshub.spans.SpanEvent` into an
+`encode_spans` turns a batch of `SpanEvent` into an
 ``ExportTraceServiceRequest`` (the message an OTLP/HTTP receiver takes) with
 the OpenTelemetry GenAI semantic conventions (``gen_ai.*``), so the same
 encoder serves Langfuse, an OpenTelemetry Collector and any other OTLP backend.
@@ -19,7 +19,7 @@ import enum
 import functools
 import json
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -302,6 +302,7 @@ def encode_spans(
     *,
     extra_attributes: ExtraAttributes | None = None,
     resource_attributes: Mapping[str, AttrValue] | None = None,
+    cache_key: Hashable | None = None,
 ) -> ExportTraceServiceRequest:
     """An OTLP ``ExportTraceServiceRequest`` holding ``events``' spans.
 
@@ -310,6 +311,11 @@ def encode_spans(
     with one ``ScopeSpans`` named ``obshub``. ``extra_attributes(event)``
     returns a backend's own attributes for a span; they are added last and so
     win over obshub's. Raises ImportError when ``obshub[otlp]`` is missing.
+
+    ``cache_key`` names everything ``extra_attributes`` depends on (say
+    ``("langfuse", options)``). When the hub fans one event out to several
+    exporters, the first to encode it with a given key stores the encoded
+    span on the event and the others copy it, instead of encoding again.
     """
     proto = _proto()
     request = proto.ExportTraceServiceRequest()
@@ -331,13 +337,23 @@ def encode_spans(
             scope.scope.name = SCOPE_NAME
             scope.scope.version = version
             scopes[event.service_name] = scope
+        cache = None if cache_key is None else event.shared_cache()
+        if cache is not None:
+            encoded = cache.get(cache_key)
+            if encoded is not None:
+                scope.spans.add().MergeFromString(encoded)
+                continue
         try:
-            _fill_span(scope.spans.add(), event, extra_attributes)
+            target = scope.spans.add()
+            _fill_span(target, event, extra_attributes)
         except (UnicodeEncodeError, ValueError):
             # Protobuf refuses text without a UTF-8 form (a lone surrogate, e.g.
             # in an event replayed from a file): encode a cleaned copy instead.
             del scope.spans[-1]
-            _fill_span(scope.spans.add(), _text_cleaned(event), extra_attributes)
+            target = scope.spans.add()
+            _fill_span(target, _text_cleaned(event), extra_attributes)
+        if cache is not None:
+            cache[cache_key] = target.SerializeToString()
     return request
 
 

@@ -1,9 +1,9 @@
 """A route: one named configuration at run time.
 
-The application thread hands a route small records (:class:`PendingEvent`);
+The application thread hands a route small records (`PendingEvent`);
 the route appends each to the channel of every exporter that wants that kind
 of event. The first worker that needs the record builds the immutable
-:class:`~obshub.spans.SpanEvent` (validation, JSON-safe conversion,
+`SpanEvent` (validation, JSON-safe conversion,
 processors) once, and every exporter of the config shares it.
 """
 
@@ -229,9 +229,12 @@ class Route:
                 return None
         if span is None:
             return None
-        return SpanEvent(
+        event = SpanEvent(
             kind=kind, span=span, config_name=self.name, service_name=self.service_name
         )
+        if len(self._by_kind[kind]) > 1:
+            event.share_work()
+        return event
 
     def _snapshot(
         self, live: LiveSpan, fields: dict[str, Any], end_time: int | None, is_event: bool

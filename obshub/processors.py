@@ -81,7 +81,7 @@ class Redactor:
     """Replaces secrets in input, output, metadata and attributes with ``[REDACTED]``.
 
     ``keys`` are matched on normalised key names at any depth; with
-    ``builtin=True`` the :data:`BUILTIN_SECRET_KEYS` are added; with
+    ``builtin=True`` the `BUILTIN_SECRET_KEYS` are added; with
     ``values=True`` strings that look like credentials (bearer tokens, API keys,
     JWTs) are masked wherever they appear.
     """

@@ -3,11 +3,11 @@
 Installed with obshub and registered through the ``pytest11`` entry point, so
 the fixtures are there in every test run without configuration:
 
-- ``obshub_memory``: a :class:`~obshub.testing.MemoryHub` (``hub, exporter``)
+- ``obshub_memory``: a `MemoryHub` (``hub, exporter``)
   whose exporter records everything; it is the process default hub during the
   test (so ``obshub.span()`` and ``@obshub.observe`` record into it too) and
   is shut down afterwards.
-- ``obshub_hub_factory``: a :class:`~obshub.testing.HubFactory`; every hub it
+- ``obshub_hub_factory``: a `HubFactory`; every hub it
   builds is shut down after the test.
 - ``obshub_capture_logs``: the list of obshub's structured log events during
   the test (``structlog.testing.capture_logs``), with the rate limits of
@@ -50,7 +50,7 @@ def obshub_hub_factory() -> Iterator[HubFactory]:
 
 @pytest.fixture
 def obshub_memory(obshub_hub_factory: HubFactory) -> Iterator[MemoryHub]:
-    """A hub recording into a :class:`~obshub.testing.RecordingExporter`, as the default hub."""
+    """A hub recording into a `RecordingExporter`, as the default hub."""
     from obshub import hub as hub_module
 
     recording = obshub_hub_factory.memory()

@@ -1,9 +1,9 @@
 """Retry policy for exports, as an immutable value (in the style of urllib3's ``Retry``).
 
 A delivery channel starts each batch with the exporter's policy and calls
-:meth:`Retry.increment` after each retryable failure; the returned value says
-how long to wait (:meth:`Retry.get_backoff_time`) and whether to give up
-(:meth:`Retry.is_exhausted`).
+`Retry.increment` after each retryable failure; the returned value says
+how long to wait (`Retry.get_backoff_time`) and whether to give up
+(`Retry.is_exhausted`).
 """
 
 from __future__ import annotations

@@ -351,7 +351,7 @@ class Span:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Span:
-        """Rebuild a snapshot from :meth:`to_dict` output."""
+        """Rebuild a snapshot from `to_dict` output."""
         known = {f.name for f in attrs.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["type"] = SpanType(kwargs.get("type", "generic"))
@@ -391,6 +391,22 @@ class SpanEvent:
     span: Span
     config_name: str
     service_name: str
+    # Set by the hub when several exporters receive this very event: a place
+    # for their encoders to share work (see ``obshub.otlp.encode_spans``).
+    _shared: dict[Any, Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+
+    def share_work(self) -> None:
+        """Mark the event as received by several exporters (the hub does this)."""
+        if self._shared is None:
+            object.__setattr__(self, "_shared", {})
+
+    def shared_cache(self) -> dict[Any, Any] | None:
+        """A dict exporters may memoise per-event results in, or None if not shared.
+
+        Keys must say everything the cached value depends on (e.g. the
+        exporter type and its mapping options), since other exporters read it.
+        """
+        return self._shared
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the JSONL exporter writes one per line)."""
@@ -403,7 +419,7 @@ class SpanEvent:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SpanEvent:
-        """Rebuild an event from :meth:`to_dict` output."""
+        """Rebuild an event from `to_dict` output."""
         return cls(
             kind=EventKind(data["kind"]),
             span=Span.from_dict(data["span"]),
@@ -463,7 +479,7 @@ class Score:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Score:
-        """Rebuild a score from :meth:`to_dict` output."""
+        """Rebuild a score from `to_dict` output."""
         known = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -489,7 +505,7 @@ def item_record(item: SpanEvent | Score) -> dict[str, Any]:
 
 
 def record_to_item(record: Mapping[str, Any]) -> SpanEvent | Score:
-    """Rebuild an event or a score from :func:`item_record` output."""
+    """Rebuild an event or a score from `item_record` output."""
     if record.get("kind") == "score":
         return Score.from_dict(record["score"])
     return SpanEvent.from_dict(record)

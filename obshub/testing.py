@@ -1,17 +1,17 @@
 """A test kit for applications that record with obshub and for plugin authors.
 
-- :class:`RecordingExporter`: keeps every event, score and call it receives,
-  and can be told to fail; :class:`HubFactory` and :class:`MemoryHub` build
+- `RecordingExporter`: keeps every event, score and call it receives,
+  and can be told to fail; `HubFactory` and `MemoryHub` build
   hubs around it that are always shut down.
-- Factories for the values exporters receive: :func:`make_span`,
-  :func:`make_event`, :func:`make_trace` (a realistic agent trace as a list of
-  :class:`~obshub.SpanEvent`), :func:`make_score`; and :func:`record_trace`,
-  which records the same agent trace through a real :class:`~obshub.Hub`.
-- Waiting without sleeps: :func:`wait_for` and :func:`wait_for_events`.
-- :class:`HttpReceiver`: a local HTTP server on ``127.0.0.1`` that records
+- Factories for the values exporters receive: `make_span`,
+  `make_event`, `make_trace` (a realistic agent trace as a list of
+  `SpanEvent`), `make_score`; and `record_trace`,
+  which records the same agent trace through a real `Hub`.
+- Waiting without sleeps: `wait_for` and `wait_for_events`.
+- `HttpReceiver`: a local HTTP server on ``127.0.0.1`` that records
   requests and answers as told, for exporters that talk HTTP;
-  :func:`unreachable_url` for one that refuses connections.
-- :class:`ExporterContract`: the test battery every exporter class must pass.
+  `unreachable_url` for one that refuses connections.
+- `ExporterContract`: the test battery every exporter class must pass.
   Subclass it in a test module::
 
       from obshub.testing import ExporterContract, unreachable_url
@@ -27,7 +27,7 @@
   ``docs/plugins.md`` walks through a complete example.
 
 The pytest fixtures ``obshub_memory``, ``obshub_hub_factory`` and
-``obshub_capture_logs`` (module :mod:`obshub.pytest_plugin`) are available in
+``obshub_capture_logs`` (module `obshub.pytest_plugin`) are available in
 every test once obshub is installed. This module needs pytest.
 """
 
@@ -96,7 +96,7 @@ __all__ = [
 
 #: Seconds the helpers wait by default: generous, as waits normally take milliseconds.
 DEFAULT_TIMEOUT = 5.0
-#: Spans in the trace of :func:`make_trace` and :func:`record_trace`.
+#: Spans in the trace of `make_trace` and `record_trace`.
 TRACE_SPANS = 4
 
 _T = TypeVar("_T")
@@ -107,13 +107,13 @@ _MS = 1_000_000
 
 
 class RecordingExporter(MemoryExporter):
-    """A :class:`~obshub.MemoryExporter` that also records how it was called.
+    """A `MemoryExporter` that also records how it was called.
 
     Besides ``events``, ``scores``, ``spans()``, ``span(name)``, ``traces()``
     and ``wait_for(...)`` it keeps ``export_calls`` (including failed ones),
     ``flushes``, ``shutdowns`` and ``threads`` (names of the threads that
-    called :meth:`export`). ``event_kinds`` chooses which events it asks the
-    hub for (default: all three). :meth:`fail_next` makes the next exports
+    called `export`). ``event_kinds`` chooses which events it asks the
+    hub for (default: all three). `fail_next` makes the next exports
     raise, to test how code copes with a failing backend.
     """
 
@@ -134,7 +134,7 @@ class RecordingExporter(MemoryExporter):
 
     @property
     def condition(self) -> threading.Condition:
-        """Notified whenever something is recorded (for :func:`wait_for`)."""
+        """Notified whenever something is recorded (for `wait_for`)."""
         return self._cond
 
     def fail_next(self, *errors: Exception) -> None:
@@ -147,7 +147,7 @@ class RecordingExporter(MemoryExporter):
             self._failures.extend(errors)
 
     def export(self, events: Sequence[SpanEvent]) -> None:
-        """Record ``events`` (or raise the next error given to :meth:`fail_next`)."""
+        """Record ``events`` (or raise the next error given to `fail_next`)."""
         with self._cond:
             self.export_calls += 1
             self.threads.add(threading.current_thread().name)
@@ -182,10 +182,10 @@ def wait_for(
 ) -> _T:
     """Wait until ``predicate()`` is truthy and return its value.
 
-    With ``condition`` (e.g. :attr:`RecordingExporter.condition`), the wait
+    With ``condition`` (e.g. `RecordingExporter.condition`), the wait
     blocks on it and wakes when it is notified: no polling. Without one, the
     predicate is re-checked at short, growing intervals. Raises
-    :class:`TimeoutError` (with ``message``) when ``timeout`` seconds pass.
+    `TimeoutError` (with ``message``) when ``timeout`` seconds pass.
     """
     deadline = time.monotonic() + timeout
     if condition is not None:
@@ -217,8 +217,8 @@ def wait_for_events(
     """Wait until ``exporter`` received ``count`` events of ``kind``; return them.
 
     ``kind`` is ``ended`` by default (one per finished span), like
-    :meth:`MemoryExporter.wait_for`; ``None`` counts every kind. Blocks on the
-    exporter's condition (no polling); raises :class:`TimeoutError` saying
+    `MemoryExporter.wait_for`; ``None`` counts every kind. Blocks on the
+    exporter's condition (no polling); raises `TimeoutError` saying
     what did arrive.
     """
     wanted = None if kind is None else EventKind(kind)
@@ -257,7 +257,7 @@ def _coerce_span_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_span(**overrides: Any) -> Span:
-    """A finished :class:`~obshub.Span` with fresh ids, lasting 1.5 ms from now.
+    """A finished `Span` with fresh ids, lasting 1.5 ms from now.
 
     Any field can be given; ``type`` and ``level`` take their string values,
     ``usage``, ``cost`` and ``prompt`` take dicts, ``error`` takes an
@@ -289,7 +289,7 @@ def make_event(
     service_name: str = "obshub-test",
     **span_fields: Any,
 ) -> SpanEvent:
-    """A :class:`~obshub.SpanEvent` of ``kind`` for ``span`` (or ``make_span(**span_fields)``).
+    """A `SpanEvent` of ``kind`` for ``span`` (or ``make_span(**span_fields)``).
 
     A ``started`` or ``updated`` event's span has no ``end_time`` unless one
     is given, as in a running span.
@@ -329,7 +329,7 @@ def make_trace(
 ) -> list[SpanEvent]:
     """A realistic agent trace as the span events a hub would hand an exporter.
 
-    Four spans (:data:`TRACE_SPANS`): the root ``support-agent``
+    Four spans (`TRACE_SPANS`): the root ``support-agent``
     (``agent_run``), ``gpt-4o-mini`` (``model_generation`` with model,
     provider, parameters, prompt, usage, cost and time to first token),
     ``lookup_order`` (``tool_call``) and ``order-found`` (an event span).
@@ -416,7 +416,7 @@ def make_trace(
 
 
 def make_score(**overrides: Any) -> Score:
-    """A :class:`~obshub.Score` (``helpfulness`` = 0.9 on a fresh trace id); fields override."""
+    """A `Score` (``helpfulness`` = 0.9 on a fresh trace id); fields override."""
     values: dict[str, Any] = {
         "name": "helpfulness",
         "value": 0.9,
@@ -431,7 +431,7 @@ def make_score(**overrides: Any) -> Score:
 
 
 def record_trace(hub: Hub, *, score: bool = True) -> str:
-    """Record :func:`make_trace`'s agent trace through ``hub``; return its trace id.
+    """Record `make_trace`'s agent trace through ``hub``; return its trace id.
 
     Every span is started, the generation, the tool call and the root are
     updated, and all end, so an exporter sees each event kind it asks for.
@@ -474,18 +474,18 @@ def record_trace(hub: Hub, *, score: bool = True) -> str:
 
 
 class MemoryHub(NamedTuple):
-    """A hub and the :class:`RecordingExporter` it sends to: ``hub, recorded = obshub_memory``."""
+    """A hub and the `RecordingExporter` it sends to: ``hub, recorded = obshub_memory``."""
 
     hub: Hub
     exporter: RecordingExporter
 
 
 class HubFactory:
-    """Builds hubs and shuts every one of them down in :meth:`shutdown`.
+    """Builds hubs and shuts every one of them down in `shutdown`.
 
-    ``factory(...)`` takes :class:`~obshub.Hub`'s arguments;
-    :meth:`from_config` takes :meth:`Hub.from_config`'s; :meth:`memory`
-    builds a hub around a realtime :class:`RecordingExporter`.
+    ``factory(...)`` takes `Hub`'s arguments;
+    `from_config` takes `Hub.from_config`'s; `memory`
+    builds a hub around a realtime `RecordingExporter`.
     """
 
     def __init__(self, shutdown_timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -493,19 +493,19 @@ class HubFactory:
         self.hubs: list[Hub] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Hub:
-        """``Hub(*args, **kwargs)``, remembered for :meth:`shutdown`."""
+        """``Hub(*args, **kwargs)``, remembered for `shutdown`."""
         built = Hub(*args, **kwargs)
         self.hubs.append(built)
         return built
 
     def from_config(self, source: Any, **kwargs: Any) -> Hub:
-        """``Hub.from_config(source, **kwargs)``, remembered for :meth:`shutdown`."""
+        """``Hub.from_config(source, **kwargs)``, remembered for `shutdown`."""
         built = Hub.from_config(source, **kwargs)
         self.hubs.append(built)
         return built
 
     def memory(self, *, service_name: str = "obshub-test", **hub_kwargs: Any) -> MemoryHub:
-        """A hub whose only exporter is a realtime :class:`RecordingExporter`."""
+        """A hub whose only exporter is a realtime `RecordingExporter`."""
         exporter = RecordingExporter()
         return MemoryHub(
             self(exporters=[exporter], service_name=service_name, **hub_kwargs), exporter
@@ -564,7 +564,7 @@ def unreachable_url(path: str = "/") -> str:
 
 @attrs.frozen
 class ReceivedRequest:
-    """One request an :class:`HttpReceiver` answered (header names in lowercase)."""
+    """One request an `HttpReceiver` answered (header names in lowercase)."""
 
     method: str
     path: str
@@ -634,8 +634,8 @@ class HttpReceiver:
     """A local HTTP server on ``127.0.0.1`` that records each request and answers it.
 
     It answers 200 with an empty body unless told otherwise with
-    :meth:`respond`. Use it as a context manager (or :meth:`start` /
-    :meth:`stop`); :attr:`url` is its base URL::
+    `respond`. Use it as a context manager (or `start` /
+    `stop`); `url` is its base URL::
 
         with HttpReceiver() as receiver:
             receiver.respond(503, headers={"Retry-After": "1"})
@@ -721,7 +721,7 @@ class HttpReceiver:
     ) -> list[ReceivedRequest]:
         """Block until ``count`` requests (to ``path``) arrived; return them all.
 
-        Raises :class:`TimeoutError` if they do not arrive within ``timeout``.
+        Raises `TimeoutError` if they do not arrive within ``timeout``.
         """
         wait_for(
             lambda: len([r for r in self._requests if path is None or r.path == path]) >= count,
@@ -853,14 +853,14 @@ class ExporterContract:
 
     Set these class attributes:
 
-    - ``exporter_class``: the :class:`~obshub.Exporter` subclass under test.
+    - ``exporter_class``: the `Exporter` subclass under test.
     - ``config``: valid settings of its own (keyword arguments, as a config
       table would give them); values must be what a TOML file can hold.
     - ``secret_settings``: names of settings whose values must never appear
       in ``repr``/``str``, error messages, ``check()`` results or log lines
       (default: the class's ``secret_keys``). Use distinctive values.
-    - ``expect_retryable``: ``retryable`` of the :class:`~obshub.ExportError`
-      raised under :meth:`failing_config` (``None``: either is fine);
+    - ``expect_retryable``: ``retryable`` of the `ExportError`
+      raised under `failing_config` (``None``: either is fine);
       ``expect_pause``: whether it asks for a pause (``ExportError.pause``;
       ``None``, the default: either is fine).
     - ``installed``: True when an installed plugin (or the core) registers
@@ -871,11 +871,11 @@ class ExporterContract:
 
     - the ``backend`` fixture: start what the exporter talks to (a local
       server, a temporary directory) and return it;
-    - :meth:`backend_settings`: settings that point the exporter at that
+    - `backend_settings`: settings that point the exporter at that
       backend (default: the backend itself when it is a mapping, else none);
-    - :meth:`failing_config`: settings under which ``export()`` must raise
-      :class:`~obshub.ExportError` (e.g. ``{"url": unreachable_url()}``);
-    - :meth:`received`: how many distinct spans the backend holds, so the
+    - `failing_config`: settings under which ``export()`` must raise
+      `ExportError` (e.g. ``{"url": unreachable_url()}``);
+    - `received`: how many distinct spans the backend holds, so the
       battery can check that a trace recorded through a hub arrived.
 
     Tests that need an override that was not given are skipped, with the
@@ -917,7 +917,7 @@ class ExporterContract:
 
     @pytest.fixture
     def contract_settings(self, backend: Any) -> dict[str, Any]:
-        """The valid settings: ``config`` with :meth:`backend_settings` over it."""
+        """The valid settings: ``config`` with `backend_settings` over it."""
         if getattr(self, "exporter_class", None) is None:
             pytest.fail(f"{type(self).__name__} must set exporter_class")
         return {**self.config, **self.backend_settings(backend)}

@@ -1,9 +1,9 @@
 """Live spans: the handles application code holds while work is in progress.
 
-A :class:`LiveSpan` is cheap on purpose. Creating, updating and ending one
+A `LiveSpan` is cheap on purpose. Creating, updating and ending one
 costs a few attribute writes, an id, a timestamp and one append per exporter
-queue. The immutable :class:`~obshub.spans.Span` snapshot that exporters see is
-built later, on the exporter worker (see :mod:`obshub.pipeline`).
+queue. The immutable `Span` snapshot that exporters see is
+built later, on the exporter worker (see `obshub.pipeline`).
 """
 
 from __future__ import annotations
@@ -128,10 +128,10 @@ def _text(value: Any) -> str:
 
 
 class LiveSpan:
-    """A span in progress. Use it as a context manager, or call :meth:`end`.
+    """A span in progress. Use it as a context manager, or call `end`.
 
-    ``trace_id`` and ``span_id`` are fixed at creation. :meth:`update` sets or
-    changes fields; :meth:`event` records a point-in-time event under this
+    ``trace_id`` and ``span_id`` are fixed at creation. `update` sets or
+    changes fields; `event` records a point-in-time event under this
     span; an exception leaving the ``with`` block marks the span as an error
     and propagates unchanged. No method raises into application code.
     """
@@ -187,7 +187,7 @@ class LiveSpan:
 
     @property
     def ended(self) -> bool:
-        """True once :meth:`end` ran."""
+        """True once `end` ran."""
         return self._ended
 
     def __repr__(self) -> str:
@@ -203,7 +203,7 @@ class LiveSpan:
 
         ``metadata``, ``attributes`` and ``parameters`` merge with what was
         set before; ``tags`` add to the trace's tags; other fields replace.
-        Updates after :meth:`end` are ignored (and logged at debug level).
+        Updates after `end` are ignored (and logged at debug level).
         """
         try:
             if self._ended:
@@ -289,7 +289,7 @@ class LiveSpan:
         return built
 
     def score(self, name: str, value: Any, **fields: Any) -> None:
-        """Score this span (see :meth:`obshub.Hub.score`)."""
+        """Score this span (see `obshub.Hub.score`)."""
         try:
             route = self._trace.route
             if route is not None and self._trace.sampled:
@@ -407,7 +407,7 @@ def observe(
     capture_output: bool,
     fields: dict[str, Any],
 ) -> Callable[..., Any]:
-    """Wrap ``fn`` so each call records a span (see :meth:`obshub.Hub.observe`)."""
+    """Wrap ``fn`` so each call records a span (see `obshub.Hub.observe`)."""
     qualname = str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function"))
     # "Agent.run" says more than "run"; "outer.<locals>.helper" says less than "helper".
     span_name = name or qualname.rsplit("<locals>.", 1)[-1]

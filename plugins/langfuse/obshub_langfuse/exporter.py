@@ -89,7 +89,7 @@ def _marker(size: int) -> str:
 def _truncated(span: Span) -> Span:
     """``span`` with its large input, output, metadata and attributes replaced by markers.
 
-    A field is replaced when its JSON form exceeds :data:`TRUNCATE_ABOVE_BYTES`;
+    A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
     the marker says how large it was: ``[obshub: truncated, 123456 bytes]``.
     """
     changes: dict[str, Any] = {}
@@ -317,7 +317,11 @@ class LangfuseExporter(obshub.Exporter):
 
     def _encode(self, events: Sequence[SpanEvent]) -> bytes:
         request = encode_spans(
-            events, extra_attributes=self._attributes, resource_attributes=self._resource
+            events,
+            extra_attributes=self._attributes,
+            resource_attributes=self._resource,
+            # Every Langfuse exporter with the same options encodes a span alike.
+            cache_key=("langfuse", self.trace_options),
         )
         data: bytes = request.SerializeToString()
         return data

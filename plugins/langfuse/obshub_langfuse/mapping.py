@@ -1,10 +1,10 @@
 """How obshub spans become Langfuse observations.
 
 Langfuse reads a span's ``langfuse.*`` OpenTelemetry attributes (see its OTel
-integration); :data:`OBSERVATION_TYPES` is the one table from obshub span types
-to Langfuse observation types, and :func:`langfuse_attributes` gives every
+integration); `OBSERVATION_TYPES` is the one table from obshub span types
+to Langfuse observation types, and `langfuse_attributes` gives every
 ``langfuse.*`` attribute of one span. The generic ones (``session.id``,
-``user.id``, ``gen_ai.*``) come from :mod:`obshub.otlp`.
+``user.id``, ``gen_ai.*``) come from `obshub.otlp`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""A local Langfuse stand-in for tests: :class:`LangfuseStandIn`.
+"""A local Langfuse stand-in for tests: `LangfuseStandIn`.
 
 It speaks the parts of Langfuse's API an exporter uses, on ``127.0.0.1``:
 
 - ``POST /api/public/otel/v1/traces``: OTLP/HTTP (protobuf or JSON, optionally
   gzipped), with Basic auth and the ``x-langfuse-ingestion-version`` check,
   decoded with the official ``opentelemetry-proto`` messages. Spans become
-  :class:`Observation` records derived the way Langfuse reads span attributes,
-  grouped into :class:`Trace` records.
-- ``POST /api/public/scores``: stores :class:`ScoreRecord` (upsert by id).
+  `Observation` records derived the way Langfuse reads span attributes,
+  grouped into `Trace` records.
+- ``POST /api/public/scores``: stores `ScoreRecord` (upsert by id).
 - ``GET /api/public/projects``: 200 for valid keys (what ``check()`` uses).
 - ``GET /api/public/health``: 200 without auth.
 
@@ -599,7 +599,7 @@ class _Handler(BaseHTTPRequestHandler):
 class LangfuseStandIn:
     """A local Langfuse: an HTTP server on ``127.0.0.1`` that records what it receives.
 
-    Use it as a context manager (or call :meth:`start` / :meth:`stop`).
+    Use it as a context manager (or call `start` / `stop`).
     ``url`` is the ``base_url`` to give an exporter; ``public_key`` and
     ``secret_key`` are the only keys it accepts. ``max_body_size`` (bytes as
     received) makes larger POST bodies fail with 413, as a proxy would.

@@ -82,7 +82,7 @@ class OtlpExporter(obshub.Exporter):
     """Sends spans over OTLP/HTTP to an OpenTelemetry Collector, Jaeger, Phoenix or a vendor.
 
     Settings (each also read from the standard ``OTEL_EXPORTER_OTLP_*``
-    variables when not given, see :mod:`obshub_otlp.settings`):
+    variables when not given, see `obshub_otlp.settings`):
 
     - ``endpoint``: the full traces URL, default ``http://localhost:4318/v1/traces``;
     - ``headers``: extra request headers, e.g. ``{"authorization": "Bearer ..."}``.
@@ -93,7 +93,7 @@ class OtlpExporter(obshub.Exporter):
     - ``resource_attributes``: added to the resource of every span (with
       ``OTEL_RESOURCE_ATTRIBUTES``; the table wins);
     - ``include_content``: send input, output, metadata and tags as
-      attributes (default true; see :mod:`obshub_otlp.mapping`);
+      attributes (default true; see `obshub_otlp.mapping`);
     - ``auth_cooldown``: seconds sends pause after a 401/403 (default 30,
       doubling on each repeat up to 10 minutes).
 
@@ -238,7 +238,7 @@ class OtlpExporter(obshub.Exporter):
             raise self._rewritten(exc) from None
 
     def _post(self, body: bytes) -> http.Response:
-        """POST ``body`` to the endpoint; an :class:`obshub.ExportError` for any failure.
+        """POST ``body`` to the endpoint; an `obshub.ExportError` for any failure.
 
         Error messages quote what the receiver said (a ``google.rpc.Status``
         message, or the body's text), with every header value scrubbed out.

@@ -1,6 +1,6 @@
 """What the OTLP exporter adds to obshub's GenAI attributes: the span's content.
 
-:func:`obshub.otlp.span_attributes` carries the GenAI semantic conventions
+`obshub.otlp.span_attributes` carries the GenAI semantic conventions
 (model, provider, parameters, token usage, session, user). A span's input,
 output, metadata and tags have no attribute there; they are sent under the
 OpenInference names, which Phoenix, Arize and Langfuse read from any OTLP
@@ -77,7 +77,7 @@ def truncation_marker(size: int) -> str:
 def truncated(span: Span) -> Span:
     """``span`` with each large input, output, metadata and attributes replaced by a marker.
 
-    A field is replaced when its JSON form exceeds :data:`TRUNCATE_ABOVE_BYTES`;
+    A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
     metadata and attributes become ``{"obshub.truncated": <marker>}``.
     """
     changes: dict[str, Any] = {}

@@ -301,7 +301,7 @@ def resolve(
 
     Headers and resource attributes merge key by key instead (the generic
     variable, then the traces one, then the argument; the last one wins).
-    Raises :class:`obshub.ConfigError` for an invalid argument or endpoint; other
+    Raises `obshub.ConfigError` for an invalid argument or endpoint; other
     invalid variables are reported through ``warn`` and ignored, as the
     OpenTelemetry specification asks of SDKs.
     """

@@ -1,4 +1,4 @@
-"""A local OTLP/HTTP receiver for tests: :class:`OtlpReceiver`.
+"""A local OTLP/HTTP receiver for tests: `OtlpReceiver`.
 
 It takes ``POST /v1/traces`` as an OpenTelemetry Collector's ``otlp``
 receiver does, on ``127.0.0.1``: protobuf or OTLP/JSON bodies
@@ -475,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
 class OtlpReceiver:
     """A local OTLP/HTTP receiver on ``127.0.0.1`` that records what it receives.
 
-    Use it as a context manager (or call :meth:`start` / :meth:`stop`);
+    Use it as a context manager (or call `start` / `stop`);
     ``url`` is the endpoint to give an exporter. Options:
 
     - ``max_body_size``: POST bodies larger than this (bytes as received)
@@ -484,7 +484,7 @@ class OtlpReceiver:
       values, else 401 (as a collector with an authenticator); the expected
       values are never echoed;
     - ``redact_headers``: header names whose values are recorded as ``***``
-      (default :data:`DEFAULT_REDACTED_HEADERS`; ``()`` keeps every value).
+      (default `DEFAULT_REDACTED_HEADERS`; ``()`` keeps every value).
     """
 
     def __init__(

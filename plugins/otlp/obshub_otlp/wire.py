@@ -64,7 +64,7 @@ def encode_request(request: ExportTraceServiceRequest, protocol: str) -> bytes:
     """``request`` as the body of ``protocol`` (``http/protobuf`` or ``http/json``).
 
     OTLP/JSON is the protobuf JSON mapping with OTLP's exceptions, as
-    :func:`obshub.otlp.request_to_json` writes it: hex ids, integer enums,
+    `obshub.otlp.request_to_json` writes it: hex ids, integer enums,
     64-bit integers as strings.
     """
     if protocol == "http/json":

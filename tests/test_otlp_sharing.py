@@ -1,0 +1,94 @@
+"""Fan-out: exporters with the same encoding share one OTLP encoding of each span."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import obshub
+from obshub import otlp
+
+
+class Encoding(obshub.Exporter):
+    name = "encoding"
+
+    def __init__(self, *, key: str | None, **common: Any) -> None:
+        super().__init__(**common)
+        self.key = key
+        self.requests: list[bytes] = []
+
+    def export(self, events: Sequence[obshub.SpanEvent]) -> None:
+        key = None if self.key is None else ("test", self.key)
+        self.requests.append(otlp.encode_spans(events, cache_key=key).SerializeToString())
+
+
+def _record(hub: obshub.Hub) -> None:
+    with (
+        hub.span("agent", type="agent_run", input="q"),
+        hub.span("gen", type="model_generation", model="m", usage={"input": 3}),
+    ):
+        pass
+    assert hub.flush(timeout=5)
+
+
+def _spans(blobs: list[bytes]) -> list[Any]:
+    out = []
+    for blob in blobs:
+        request = ExportTraceServiceRequest.FromString(blob)
+        out.extend(s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+    return out
+
+
+def test_exporters_with_the_same_key_encode_each_span_once(
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = otlp._fill_span
+
+    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+        calls.append(event.span.name)
+        real(target, event, extra)
+
+    monkeypatch.setattr(otlp, "_fill_span", counting)
+    first = Encoding(key="same", instance_name="a")
+    second = Encoding(key="same", instance_name="b")
+    hub = hub_factory(exporters=[first, second])
+    _record(hub)
+    assert sorted(calls) == ["agent", "gen"]  # once per span, not once per exporter
+    assert _spans(first.requests) == _spans(second.requests)
+
+
+def test_different_keys_or_no_key_encode_separately(
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = otlp._fill_span
+
+    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+        calls.append(event.span.name)
+        real(target, event, extra)
+
+    monkeypatch.setattr(otlp, "_fill_span", counting)
+    exporters = [
+        Encoding(key="one", instance_name="a"),
+        Encoding(key="two", instance_name="b"),
+        Encoding(key=None, instance_name="c"),
+    ]
+    hub = hub_factory(exporters=exporters)
+    _record(hub)
+    assert len(calls) == 6
+
+
+def test_a_single_exporter_does_not_pay_for_sharing(hub_factory: Any) -> None:
+    seen: list[Any] = []
+
+    class Spy(Encoding):
+        def export(self, events: Sequence[obshub.SpanEvent]) -> None:
+            seen.extend(e.shared_cache() for e in events)
+
+    hub = hub_factory(exporters=[Spy(key="alone")])
+    _record(hub)
+    assert seen == [None, None]
