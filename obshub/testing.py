@@ -42,7 +42,6 @@ import time
 import types
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -72,6 +71,7 @@ from obshub.spans import (
     new_trace_id,
     time_to_ns,
 )
+from obshub.testing_server import LocalHandler, LocalServer
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -584,53 +584,7 @@ class _Reply:
     headers: Mapping[str, str]
 
 
-class _ReceiverServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, receiver: HttpReceiver) -> None:
-        self.receiver = receiver
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the exporters' pool expects
-    server: _ReceiverServer
-    timeout = 30
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.receiver._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        self.server.receiver._track(self.connection, add=False)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the receiver records requests instead of printing them."""
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        reply = self.server.receiver._receive(
-            ReceivedRequest(
-                method=self.command,
-                path=self.path,
-                headers={k.lower(): v for k, v in self.headers.items()},
-                body=body,
-                status=0,
-            )
-        )
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
-
-
-class HttpReceiver:
+class HttpReceiver(LocalServer):
     """A local HTTP server on ``127.0.0.1`` that records each request and answers it.
 
     It answers 200 with an empty body unless told otherwise with
@@ -647,56 +601,17 @@ class HttpReceiver:
     Bodies are read by ``Content-Length`` (chunked uploads are not supported).
     """
 
+    thread_name = "obshub-http-receiver"
+
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        super().__init__()
         self._requests: list[ReceivedRequest] = []
         self._replies: deque[_Reply] = deque()
-        self._connections: set[socket.socket] = set()
-        self._server: _ReceiverServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> HttpReceiver:
-        """Start serving in a background thread (idempotent)."""
-        if self._server is None:
-            self._server = _ReceiverServer(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.01},
-                name="obshub-http-receiver",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close kept-alive connections (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._cond:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue
-        if self._thread is not None:
-            self._thread.join(DEFAULT_TIMEOUT)
-
-    def __enter__(self) -> HttpReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        if self._server is None:
-            raise RuntimeError("the receiver is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._base_url()
 
     def respond(
         self,
@@ -737,19 +652,19 @@ class HttpReceiver:
             self._requests.clear()
             self._replies.clear()
 
-    def _receive(self, request: ReceivedRequest) -> _Reply:
+    def _serve(self, handler: LocalHandler) -> None:
+        request = ReceivedRequest(
+            method=handler.command,
+            path=handler.path,
+            headers=handler.lowercase_headers(),
+            body=handler.read_body(),
+            status=0,
+        )
         with self._cond:
             reply = self._replies.popleft() if self._replies else _Reply(200, b"", {})
             self._requests.append(attrs.evolve(request, status=reply.status))
             self._cond.notify_all()
-        return reply
-
-    def _track(self, connection: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+        handler.send(reply.status, reply.body, reply.headers)
 
 
 # -- the contract battery ------------------------------------------------------------------

@@ -34,24 +34,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
 import re
-import socket
-import struct
-import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from obshub.testing_server import (
+    Fault,
+    FaultFunction,
+    IncomingRequest,
+    LocalServer,
+    Reply,
+    decompressed,
+    hex_ids_to_base64,
+)
+from obshub.testing_server import (
+    Rejected as _Rejected,
+)
+from obshub.testing_server import attribute_map as _attributes
 
 __all__ = [
     "HEALTH_PATH",
@@ -112,58 +119,11 @@ _MODEL_KEYS = (
     "gen_ai.response.model",
     "gen_ai.request.model",
 )
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _STATUS_ERROR = 2
 _UNAUTHORISED = "Invalid credentials. Confirm that you've configured the correct host."
 
 
 # -- records ----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Fault:
-    """What to do instead of (or before) answering one request.
-
-    - ``status``: answer with this status (and ``retry_after`` as the
-      ``Retry-After`` header);
-    - ``reset``: close the connection without any response;
-    - ``delay``: wait this many seconds first, then answer normally (or as
-      ``status`` / ``reset`` say).
-    """
-
-    status: int | None = None
-    retry_after: str | None = None
-    reset: bool = False
-    delay: float = 0.0
-
-    @classmethod
-    def error(cls, status: int, *, retry_after: float | str | None = None) -> Fault:
-        """Answer with ``status`` (e.g. 503, or 429 with ``retry_after`` seconds)."""
-        return cls(status=status, retry_after=None if retry_after is None else str(retry_after))
-
-    @classmethod
-    def connection_reset(cls) -> Fault:
-        """Read the request, then close the connection without a response."""
-        return cls(reset=True)
-
-    @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """Answer normally, but only after ``seconds``."""
-        return cls(delay=seconds)
-
-
-@attrs.frozen
-class IncomingRequest:
-    """A request as a fault function sees it (``headers`` with lowercase names, raw body)."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
-
-
-#: Decides a fault per request (None: answer normally).
-FaultFunction = Callable[[IncomingRequest], "Fault | None"]
 
 
 @attrs.frozen
@@ -277,31 +237,7 @@ class ScoreRecord:
     environment: str | None
 
 
-class _Rejected(Exception):
-    """A request answered with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 # -- decoding -----------------------------------------------------------------------------
-
-
-def _any_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_any_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
-def _attributes(repeated: Any) -> dict[str, Any]:
-    return {kv.key: _any_value(kv.value) for kv in repeated}
 
 
 def _parse_json(value: Any) -> Any:
@@ -473,24 +409,6 @@ def _derive(span: Any, resource: Mapping[str, Any], scope: Any) -> Observation:
     )
 
 
-def _ids_to_base64(node: Any) -> Any:
-    # OTLP/JSON has hex ids; the protobuf JSON parser wants base64 for bytes.
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    out[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError:
-                    raise _Rejected(400, f"{key} is not hex") from None
-            else:
-                out[key] = _ids_to_base64(value)
-        return out
-    if isinstance(node, list):
-        return [_ids_to_base64(item) for item in node]
-    return node
-
-
 def _decode_traces(content_type: str, body: bytes) -> Any:
     request = ExportTraceServiceRequest()
     if content_type == "application/x-protobuf":
@@ -500,103 +418,13 @@ def _decode_traces(content_type: str, body: bytes) -> Any:
             raise _Rejected(400, "invalid protobuf body") from None
     else:
         try:
-            json_format.ParseDict(_ids_to_base64(json.loads(body)), request)
+            json_format.ParseDict(hex_ids_to_base64(json.loads(body)), request)
         except (ValueError, json_format.ParseError) as exc:
             raise _Rejected(400, f"invalid OTLP/JSON body: {exc}") from None
     return request
 
 
-# -- the server -------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, standin: LangfuseStandIn) -> None:
-        self.standin = standin
-        super().__init__((standin.host, 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away mid-request is normal in fault tests; the
-        # handler records its own failures, so nothing is printed here.
-        return
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Without this, keep-alive answers wait ~40 ms for a delayed ACK (Nagle).
-    disable_nagle_algorithm = True
-    server_version = "LangfuseStandIn/1"
-    # An idle keep-alive connection is dropped after this many seconds.
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.standin._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.standin._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        standin = self.server.standin
-        received_at = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path = urlsplit(self.path).path
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        incoming = IncomingRequest(method=method, path=path, headers=headers, body=body)
-        fault = standin._next_fault(incoming)
-        if fault is not None and fault.delay and standin._stopping.wait(fault.delay):
-            self._drop_connection()
-            return
-        if fault is not None and fault.reset:
-            standin._record(incoming, None, 0, fault, received_at)
-            self._drop_connection()
-            return
-        if fault is not None and fault.status is not None:
-            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            # Recorded before answering, so a client that saw the answer finds it logged.
-            standin._record(incoming, fault.status, 0, fault, received_at)
-            self._reply(fault.status, {"message": "injected fault"}, extra)
-            return
-        try:
-            status, payload, spans = standin._dispatch(incoming)
-        except Exception as exc:
-            standin._server_error(exc)
-            status, payload, spans = 500, {"message": "stand-in error"}, 0
-        standin._record(incoming, status, spans, fault, received_at)
-        self._reply(status, payload, {})
-
-    def _reply(self, status: int, payload: Any, extra: Mapping[str, str]) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _drop_connection(self) -> None:
-        # SO_LINGER 0: the close sends a TCP reset, like a crashed proxy.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-
-
-class LangfuseStandIn:
+class LangfuseStandIn(LocalServer):
     """A local Langfuse: an HTTP server on ``127.0.0.1`` that records what it receives.
 
     Use it as a context manager (or call `start` / `stop`).
@@ -618,67 +446,22 @@ class LangfuseStandIn:
         self.secret_key = secret_key
         self.max_body_size = max_body_size
         self.project_name = project_name
-        self.host = host
-        #: Called for each request that no queued fault claimed.
-        self.fault_function: FaultFunction | None = None
-        self._cond = threading.Condition()
+        super().__init__(host=host)
         self._faults: dict[str, list[Fault]] = {}
         self._observations: dict[str, Observation] = {}
         self._scores: dict[str, ScoreRecord] = {}
         self._requests: list[RecordedRequest] = []
-        self._errors: list[str] = []
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------
-
-    def start(self) -> LangfuseStandIn:
-        """Start serving in a background thread (idempotent)."""
-        if self._server is None:
-            self._stopping.clear()
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="langfuse-stand-in",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop open connections (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._cond:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> LangfuseStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    methods = ("GET", "POST")
+    server_version = "LangfuseStandIn/1"
+    thread_name = "langfuse-stand-in"
+    poll_interval = 0.05
+    kind = "stand-in"
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``: the ``base_url`` for an exporter."""
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running; call start() first")
-        port = self._server.server_address[1]
-        return f"http://{self.host}:{port}"
+        return self._base_url()
 
     # -- faults -----------------------------------------------------------------------
 
@@ -692,13 +475,9 @@ class LangfuseStandIn:
         with self._cond:
             self._faults.setdefault(key, []).extend(faults)
 
-    def _next_fault(self, incoming: IncomingRequest) -> Fault | None:
-        with self._cond:
-            queue = self._faults.get(incoming.path)
-            if queue:
-                return queue.pop(0)
-        function = self.fault_function
-        return function(incoming) if function is not None else None
+    def _pop_fault(self, incoming: IncomingRequest) -> Fault | None:
+        queue = self._faults.get(incoming.path)
+        return queue.pop(0) if queue else None
 
     # -- accessors -----------------------------------------------------------------------
 
@@ -755,10 +534,6 @@ class LangfuseStandIn:
             self._requests.clear()
             self._errors.clear()
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
-
     def wait_for_observations(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` observations arrived; False on timeout."""
         return self._wait(lambda: len(self._observations) >= count, timeout)
@@ -777,18 +552,10 @@ class LangfuseStandIn:
 
     # -- request handling ------------------------------------------------------------------
 
-    def _track(self, connection: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
     def _record(
         self,
         incoming: IncomingRequest,
-        status: int | None,
-        spans: int,
+        reply: Reply | None,
         fault: Fault | None,
         received_at: float,
     ) -> None:
@@ -802,8 +569,8 @@ class LangfuseStandIn:
             headers=headers,
             body=incoming.body,
             body_size=len(incoming.body),
-            status=status,
-            spans=spans,
+            status=None if reply is None else reply.status,
+            spans=0 if reply is None else reply.spans,
             fault=fault,
             received_at=received_at,
         )
@@ -811,9 +578,18 @@ class LangfuseStandIn:
             self._requests.append(record)
             self._cond.notify_all()
 
-    def _server_error(self, exc: BaseException) -> None:
-        with self._cond:
-            self._errors.append(f"{type(exc).__name__}: {exc}")
+    @staticmethod
+    def _json_reply(status: int, payload: Any, spans: int = 0) -> Reply:
+        data = json.dumps(payload).encode("utf-8")
+        return Reply(status, data, {"Content-Type": "application/json"}, spans=spans)
+
+    def _internal_error(self) -> Reply:
+        return self._json_reply(500, {"message": "stand-in error"})
+
+    def _answer(self, incoming: IncomingRequest, fault: Fault | None) -> Reply:
+        if fault is not None and fault.status is not None:
+            return self._json_reply(fault.status, {"message": "injected fault"})
+        return self._json_reply(*self._dispatch(incoming))
 
     def _authorised(self, headers: Mapping[str, str]) -> bool:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -860,15 +636,7 @@ class LangfuseStandIn:
         content_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if content_type not in ("application/x-protobuf", "application/json"):
             raise _Rejected(400, f"unsupported content type {content_type!r}")
-        encoding = headers.get("content-encoding", "").strip().lower()
-        body = incoming.body
-        if encoding == "gzip":
-            try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError):
-                raise _Rejected(400, "invalid gzip body") from None
-        elif encoding not in ("", "identity"):
-            raise _Rejected(400, f"unsupported content encoding {encoding!r}")
+        body = decompressed(incoming, unsupported_status=400)
         request = _decode_traces(content_type, body)
         derived: list[Observation] = []
         for resource_spans in request.resource_spans:

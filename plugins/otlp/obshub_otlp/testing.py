@@ -28,18 +28,9 @@ block on a condition variable instead of polling.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
-import socket
-import struct
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 from google.protobuf import json_format
@@ -48,6 +39,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from obshub import testing_server
+from obshub.testing_server import (
+    IncomingRequest,
+    LocalServer,
+    Reply,
+    decompressed,
+    hex_ids_to_base64,
+    reason,
+)
+from obshub.testing_server import (
+    Rejected as _Rejected,
+)
+from obshub.testing_server import attribute_map as _attributes
 
 __all__ = [
     "DEFAULT_REDACTED_HEADERS",
@@ -85,7 +90,6 @@ GRPC_CODES: Mapping[int, int] = {
     504: 4,  # DEADLINE_EXCEEDED
 }
 _UNKNOWN_CODE = 2
-_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 _ID_SIZES = {"trace_id": 16, "span_id": 8}
 
 
@@ -93,7 +97,7 @@ _ID_SIZES = {"trace_id": 16, "span_id": 8}
 
 
 @attrs.frozen
-class Fault:
+class Fault(testing_server.Fault):
     """What to do instead of (or before) answering one request normally.
 
     - ``status``: answer with this status (a ``google.rpc.Status`` body saying
@@ -106,11 +110,7 @@ class Fault:
       stored) and ``message`` as its ``error_message``.
     """
 
-    status: int | None = None
-    retry_after: str | None = None
     message: str | None = None
-    reset: bool = False
-    delay: float = 0.0
     rejected: int | None = None
 
     @classmethod
@@ -122,29 +122,9 @@ class Fault:
         return cls(status=status, retry_after=after, message=message)
 
     @classmethod
-    def connection_reset(cls) -> Fault:
-        """Read the request, then reset the connection without a response."""
-        return cls(reset=True)
-
-    @classmethod
-    def slow(cls, seconds: float) -> Fault:
-        """Answer normally, but only after ``seconds``."""
-        return cls(delay=seconds)
-
-    @classmethod
     def partial_success(cls, rejected: int, message: str = "") -> Fault:
         """Answer 200 with ``partial_success`` (``rejected`` 0 and a message: a warning)."""
         return cls(rejected=rejected, message=message)
-
-
-@attrs.frozen
-class IncomingRequest:
-    """A request as a fault function sees it (lowercase header names, raw values and body)."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
 
 
 #: Decides a fault per request (None: answer normally).
@@ -218,49 +198,7 @@ class ReceivedSpan:
     protocol: str
 
 
-class _Rejected(Exception):
-    """A request answered with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 # -- decoding ---------------------------------------------------------------------------
-
-
-def _any_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [_any_value(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
-def _attributes(repeated: Any) -> dict[str, Any]:
-    return {kv.key: _any_value(kv.value) for kv in repeated}
-
-
-def _hex_ids_to_base64(node: Any) -> Any:
-    # OTLP/JSON writes ids as hex; the protobuf JSON parser reads bytes as base64.
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    out[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError:
-                    raise _Rejected(400, f"{key} is not hex") from None
-            else:
-                out[key] = _hex_ids_to_base64(value)
-        return out
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(item) for item in node]
-    return node
 
 
 def _decode(protocol: str, content: bytes) -> ExportTraceServiceRequest:
@@ -275,7 +213,7 @@ def _decode(protocol: str, content: bytes) -> ExportTraceServiceRequest:
         document = json.loads(content) if content.strip() else {}
     except ValueError:
         raise _Rejected(400, "invalid JSON body") from None
-    text = json.dumps(_hex_ids_to_base64(document))
+    text = json.dumps(hex_ids_to_base64(document))
     try:
         # OTLP/JSON receivers must ignore fields they do not know.
         json_format.Parse(text, request, ignore_unknown_fields=True)
@@ -369,110 +307,10 @@ def _success_body(protocol: str, rejected: int | None, message: str) -> bytes:
     return data
 
 
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"status {status}"
-
-
 # -- the server -------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, receiver: OtlpReceiver) -> None:
-        self.receiver = receiver
-        super().__init__((receiver.host, 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that went away mid-request is normal in fault tests; the
-        # handler records its own failures, so nothing is printed.
-        return
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Without it, keep-alive answers wait ~40 ms for a delayed ACK (Nagle).
-    disable_nagle_algorithm = True
-    server_version = "OtlpReceiver/1"
-    # An idle keep-alive connection is dropped after this many seconds.
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.receiver._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.receiver._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        receiver = self.server.receiver
-        received_at = time.monotonic()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        incoming = IncomingRequest(
-            method=method,
-            path=urlsplit(self.path).path,
-            headers={k.lower(): v for k, v in self.headers.items()},
-            body=body,
-        )
-        fault = receiver._next_fault(incoming)
-        if fault is not None and fault.delay and receiver._stopping.wait(fault.delay):
-            self._reset()
-            return
-        if fault is not None and fault.reset:
-            receiver._record(incoming, b"", None, 0, fault, received_at)
-            self._reset()
-            return
-        try:
-            status, payload, content_type, content, spans = receiver._answer(incoming, fault)
-        except Exception as exc:
-            receiver._server_error(exc)
-            status, content_type, content, spans = 500, JSON, b"", 0
-            payload = status_body(13, "receiver error", "http/json")
-        extra = {}
-        if fault is not None and fault.status is not None and fault.retry_after:
-            extra["Retry-After"] = fault.retry_after
-        # Recorded before answering, so a client that saw the answer finds it logged.
-        receiver._record(incoming, content, status, spans, fault, received_at)
-        self._reply(status, payload, content_type, extra)
-
-    def _reply(
-        self, status: int, payload: bytes, content_type: str, extra: Mapping[str, str]
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def _reset(self) -> None:
-        # SO_LINGER 0: the close sends a TCP reset, like a crashed proxy.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-
-
-class OtlpReceiver:
+class OtlpReceiver(LocalServer):
     """A local OTLP/HTTP receiver on ``127.0.0.1`` that records what it receives.
 
     Use it as a context manager (or call `start` / `stop`);
@@ -496,73 +334,27 @@ class OtlpReceiver:
         required_headers: Mapping[str, str] | None = None,
         redact_headers: Iterable[str] = DEFAULT_REDACTED_HEADERS,
     ) -> None:
-        self.host = host
+        super().__init__(host=host)
         self.path = path
         self.max_body_size = max_body_size
         self.redact_headers = frozenset(name.lower() for name in redact_headers)
         self._required = {k.lower(): v for k, v in (required_headers or {}).items()}
-        #: Called for each request that no queued fault claimed.
-        self.fault_function: FaultFunction | None = None
-        self._cond = threading.Condition()
         self._faults: list[Fault] = []
         self._spans: list[ReceivedSpan] = []
         self._requests: list[RecordedRequest] = []
-        self._errors: list[str] = []
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+
+    methods = ("GET", "PUT", "POST")
+    server_version = "OtlpReceiver/1"
+    thread_name = "otlp-receiver"
 
     def __repr__(self) -> str:
         state = self.url if self._server is not None else "stopped"
         return f"<OtlpReceiver {state} spans={len(self._spans)}>"
 
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> OtlpReceiver:
-        """Start serving in a background thread (idempotent)."""
-        if self._server is None:
-            self._stopping.clear()
-            self._server = _Server(self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.01},
-                name="otlp-receiver",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and drop open connections (idempotent)."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._cond:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                continue
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> OtlpReceiver:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>`` (for ``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
-        if self._server is None:
-            raise RuntimeError("the receiver is not running; call start() first")
-        return f"http://{self.host}:{self._server.server_address[1]}"
+        return self._base_url()
 
     @property
     def url(self) -> str:
@@ -576,12 +368,8 @@ class OtlpReceiver:
         with self._cond:
             self._faults.extend(faults)
 
-    def _next_fault(self, incoming: IncomingRequest) -> Fault | None:
-        with self._cond:
-            if self._faults:
-                return self._faults.pop(0)
-        function = self.fault_function
-        return function(incoming) if function is not None else None
+    def _pop_fault(self, incoming: IncomingRequest) -> Fault | None:
+        return self._faults.pop(0) if self._faults else None
 
     # -- accessors ------------------------------------------------------------------------
 
@@ -621,10 +409,6 @@ class OtlpReceiver:
             self._requests.clear()
             self._errors.clear()
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
-
     def wait_for_spans(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` spans arrived; False on timeout."""
         return self._wait(lambda: len(self._spans) >= count, timeout)
@@ -634,13 +418,6 @@ class OtlpReceiver:
         return self._wait(lambda: len(self._requests) >= count, timeout)
 
     # -- request handling -----------------------------------------------------------------
-
-    def _track(self, connection: socket.socket, *, add: bool) -> None:
-        with self._cond:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
 
     def _redacted(self, headers: Mapping[str, str]) -> dict[str, str]:
         out = dict(headers)
@@ -652,10 +429,8 @@ class OtlpReceiver:
     def _record(
         self,
         incoming: IncomingRequest,
-        content: bytes,
-        status: int | None,
-        spans: int,
-        fault: Fault | None,
+        reply: Reply | None,
+        fault: testing_server.Fault | None,
         received_at: float,
     ) -> None:
         record = RecordedRequest(
@@ -663,27 +438,25 @@ class OtlpReceiver:
             path=incoming.path,
             headers=self._redacted(incoming.headers),
             body=incoming.body,
-            content=content,
-            status=status,
-            spans=spans,
-            fault=fault,
+            content=b"" if reply is None else reply.content,
+            status=None if reply is None else reply.status,
+            spans=0 if reply is None else reply.spans,
+            fault=fault,  # type: ignore[arg-type]
             received_at=received_at,
         )
         with self._cond:
             self._requests.append(record)
             self._cond.notify_all()
 
-    def _server_error(self, exc: BaseException) -> None:
-        with self._cond:
-            self._errors.append(f"{type(exc).__name__}: {exc}")
+    def _internal_error(self) -> Reply:
+        body = status_body(13, "receiver error", "http/json")
+        return Reply(500, body, {"Content-Type": JSON})
 
-    def _answer(
-        self, incoming: IncomingRequest, fault: Fault | None
-    ) -> tuple[int, bytes, str, bytes, int]:
-        """``(status, body, content type, decompressed request body, spans stored)``."""
+    def _answer(self, incoming: IncomingRequest, fault: testing_server.Fault | None) -> Reply:
         media = incoming.headers.get("content-type", "").partition(";")[0].strip().lower()
         protocol = "http/json" if media == JSON else "http/protobuf"
-        answer_type = JSON if protocol == "http/json" else PROTOBUF
+        answer_type = {"Content-Type": JSON if protocol == "http/json" else PROTOBUF}
+        message: str | None = getattr(fault, "message", None)
         content = incoming.body
         try:
             if incoming.path != self.path:
@@ -691,7 +464,7 @@ class OtlpReceiver:
             if incoming.method != "POST":
                 raise _Rejected(405, f"{incoming.method} not allowed; OTLP/HTTP takes POST")
             if fault is not None and fault.status is not None:
-                raise _Rejected(fault.status, fault.message or _reason(fault.status))
+                raise _Rejected(fault.status, message or reason(fault.status))
             if self.max_body_size is not None and len(incoming.body) > self.max_body_size:
                 raise _Rejected(413, f"request body larger than {self.max_body_size} bytes")
             for name, expected in self._required.items():
@@ -699,31 +472,18 @@ class OtlpReceiver:
                     raise _Rejected(401, f"missing or wrong {name} header")
             if media not in (PROTOBUF, JSON):
                 raise _Rejected(415, f"unsupported content type {media!r}")
-            content = self._decompressed(incoming)
+            content = decompressed(incoming)
             spans = _spans_of(_decode(protocol, content), protocol)
         except _Rejected as rejected:
             code = GRPC_CODES.get(rejected.status, _UNKNOWN_CODE)
             body = status_body(code, rejected.message, protocol)
-            return rejected.status, body, answer_type, content, 0
-        rejected_count = None if fault is None else fault.rejected
+            return Reply(rejected.status, body, answer_type, content=content)
+        rejected_count: int | None = getattr(fault, "rejected", None)
         kept = spans
         if rejected_count:
             kept = spans[: max(0, len(spans) - rejected_count)]
         with self._cond:
             self._spans.extend(kept)
             self._cond.notify_all()
-        message = (fault.message if fault is not None else None) or ""
-        body = _success_body(protocol, rejected_count, message)
-        return 200, body, answer_type, content, len(kept)
-
-    @staticmethod
-    def _decompressed(incoming: IncomingRequest) -> bytes:
-        encoding = incoming.headers.get("content-encoding", "").strip().lower()
-        if encoding in ("", "identity"):
-            return incoming.body
-        if encoding != "gzip":
-            raise _Rejected(415, f"unsupported content encoding {encoding!r}")
-        try:
-            return gzip.decompress(incoming.body)
-        except (OSError, EOFError):
-            raise _Rejected(400, "invalid gzip body") from None
+        body = _success_body(protocol, rejected_count, message or "")
+        return Reply(200, body, answer_type, spans=len(kept), content=content)
