@@ -10,12 +10,10 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
-import attrs
-
 import obshub
 from obshub import http
-from obshub.otlp import encode_spans, json_string
-from obshub.spans import Score, ScoreDataType, Span, SpanEvent
+from obshub.otlp import encode_spans, json_string, send_splitting
+from obshub.spans import Score, ScoreDataType, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
 
 __all__ = ["DEFAULT_BASE_URL", "LangfuseExporter"]
@@ -31,8 +29,6 @@ INGESTION_VERSION = "4"
 #: up to the maximum.
 AUTH_PAUSE_INITIAL = 30.0
 AUTH_PAUSE_MAX = 600.0
-#: A field of an oversize span larger than this (as JSON) is replaced by a marker.
-TRUNCATE_ABOVE_BYTES = 1024
 #: Where each setting is looked for when not given: environment variables, in order.
 ENV_VARS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
     {
@@ -45,7 +41,6 @@ ENV_VARS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
 )
 _OPTION_KEYS = ("environment", "version", "release")
 _PROTOBUF = "application/x-protobuf"
-_TRUNCATED_FIELDS = ("input", "output", "metadata", "attributes")
 
 
 def _plugin_version() -> str:
@@ -80,31 +75,6 @@ def _from_env(setting: str, given: str | None) -> str | None:
         if found:
             return found
     return None
-
-
-def _marker(size: int) -> str:
-    return f"[obshub: truncated, {size} bytes]"
-
-
-def _truncated(span: Span) -> Span:
-    """``span`` with its large input, output, metadata and attributes replaced by markers.
-
-    A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
-    the marker says how large it was: ``[obshub: truncated, 123456 bytes]``.
-    """
-    changes: dict[str, Any] = {}
-    for field in _TRUNCATED_FIELDS:
-        value = getattr(span, field)
-        if value is None:
-            continue
-        size = len(json_string(value).encode("utf-8"))
-        if size <= TRUNCATE_ABOVE_BYTES:
-            continue
-        if field in ("metadata", "attributes"):
-            changes[field] = {"obshub_truncated": _marker(size)}
-        else:
-            changes[field] = _marker(size)
-    return attrs.evolve(span, **changes) if changes else span
 
 
 def _score_value(score: Score) -> float | str:
@@ -340,43 +310,12 @@ class LangfuseExporter(obshub.Exporter):
             )
 
     def _send(self, events: list[SpanEvent]) -> int:
-        """Send ``events``; returns how many were rejected for their size."""
-        try:
-            self._post(TRACES_PATH, self._encode(events), _PROTOBUF, compress=True)
-        except obshub.ExportError as exc:
-            if exc.status != 413:
-                raise
-        else:
-            return 0
-        if len(events) > 1:
-            half = len(events) // 2
-            self.log.info("batch_split", spans=len(events), status=413)
-            return self._send(events[:half]) + self._send(events[half:])
-        return self._send_truncated(events[0])
+        """Send ``events`` (split on 413); returns how many were too large even truncated."""
 
-    def _send_truncated(self, event: SpanEvent) -> int:
-        smaller = attrs.evolve(event, span=_truncated(event.span))
-        self.log.warning(
-            "span_truncated",
-            span=event.span.name,
-            span_id=event.span.span_id,
-            trace_id=event.span.trace_id,
-            status=413,
-        )
-        try:
-            self._post(TRACES_PATH, self._encode([smaller]), _PROTOBUF, compress=True)
-        except obshub.ExportError as exc:
-            if exc.status != 413:
-                raise
-            self.log.error(
-                "span_too_large",
-                span=event.span.name,
-                span_id=event.span.span_id,
-                trace_id=event.span.trace_id,
-                status=413,
-            )
-            return 1
-        return 0
+        def post(chunk: list[SpanEvent]) -> None:
+            self._post(TRACES_PATH, self._encode(chunk), _PROTOBUF, compress=True)
+
+        return send_splitting(events, post, self.log)
 
     # -- scores --------------------------------------------------------------------------
 

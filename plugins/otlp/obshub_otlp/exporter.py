@@ -14,10 +14,10 @@ import attrs
 
 import obshub
 from obshub import http
-from obshub.otlp import AttrValue, encode_spans
+from obshub.otlp import AttrValue, encode_spans, send_splitting
 from obshub.spans import SpanEvent
 from obshub_otlp import wire
-from obshub_otlp.mapping import content_attributes, truncated
+from obshub_otlp.mapping import content_attributes
 from obshub_otlp.settings import TRACES_PATH, Settings, resolve
 
 __all__ = ["AUTH_PAUSE_INITIAL", "AUTH_PAUSE_MAX", "UNKNOWN_SERVICE", "OtlpExporter"]
@@ -330,36 +330,14 @@ class OtlpExporter(obshub.Exporter):
             )
 
     def _send(self, events: list[SpanEvent], delivered: set[_EventKey]) -> int:
-        """Send ``events``, halving on 413; returns how many were too large to send."""
-        try:
-            response = self._post(self._encode(events))
-        except obshub.ExportError as exc:
-            if exc.status != 413:
-                raise
-        else:
-            delivered.update(_event_key(e) for e in events)
-            self._note_partial_success(response, len(events))
-            return 0
-        if len(events) > 1:
-            half = len(events) // 2
-            self.log.info("batch_split", spans=len(events), status=413)
-            return self._send(events[:half], delivered) + self._send(events[half:], delivered)
-        return self._send_truncated(events[0], delivered)
+        """Send ``events`` (split on 413); returns how many were too large even truncated."""
 
-    def _send_truncated(self, event: SpanEvent, delivered: set[_EventKey]) -> int:
-        span = event.span
-        where = {"span": span.name, "span_id": span.span_id, "trace_id": span.trace_id}
-        self.log.warning("span_truncated", status=413, **where)
-        try:
-            response = self._post(self._encode([attrs.evolve(event, span=truncated(span))]))
-        except obshub.ExportError as exc:
-            if exc.status != 413:
-                raise
-            self.log.error("span_too_large", status=413, **where)
-            return 1
-        delivered.add(_event_key(event))
-        self._note_partial_success(response, 1)
-        return 0
+        def post(chunk: list[SpanEvent]) -> None:
+            response = self._post(self._encode(chunk))
+            delivered.update(_event_key(e) for e in chunk)
+            self._note_partial_success(response, len(chunk))
+
+        return send_splitting(events, post, self.log)
 
     def _note_partial_success(self, response: http.Response, sent: int) -> None:
         partial = wire.parse_partial_success(

@@ -23,19 +23,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any
-
-import attrs
 
 from obshub.otlp import AttrValue, json_string
 from obshub.spans import Span
 
 __all__ = [
     "CONTENT_ATTRIBUTES",
-    "TRUNCATE_ABOVE_BYTES",
     "content_attributes",
-    "truncated",
-    "truncation_marker",
 ]
 
 #: The attribute names of each content field (value, MIME type).
@@ -45,8 +39,6 @@ CONTENT_ATTRIBUTES: Mapping[str, tuple[str, str]] = types.MappingProxyType(
 METADATA_ATTRIBUTE = "metadata"
 TAGS_ATTRIBUTE = "tag.tags"
 #: A field of an oversize span larger than this (as JSON) is replaced by a marker.
-TRUNCATE_ABOVE_BYTES = 1024
-_TRUNCATED_FIELDS = ("input", "output", "metadata", "attributes")
 
 
 def content_attributes(span: Span) -> dict[str, AttrValue]:
@@ -67,29 +59,3 @@ def content_attributes(span: Span) -> dict[str, AttrValue]:
     if span.tags:
         out[TAGS_ATTRIBUTE] = list(span.tags)
     return {key: value for key, value in out.items() if key not in span.attributes}
-
-
-def truncation_marker(size: int) -> str:
-    """What replaces a field too large to send: ``[obshub: truncated, 123456 bytes]``."""
-    return f"[obshub: truncated, {size} bytes]"
-
-
-def truncated(span: Span) -> Span:
-    """``span`` with each large input, output, metadata and attributes replaced by a marker.
-
-    A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
-    metadata and attributes become ``{"obshub.truncated": <marker>}``.
-    """
-    changes: dict[str, Any] = {}
-    for field in _TRUNCATED_FIELDS:
-        value = getattr(span, field)
-        if value is None:
-            continue
-        size = len(json_string(value).encode("utf-8"))
-        if size <= TRUNCATE_ABOVE_BYTES:
-            continue
-        marker = truncation_marker(size)
-        changes[field] = (
-            {"obshub.truncated": marker} if field in ("metadata", "attributes") else marker
-        )
-    return attrs.evolve(span, **changes) if changes else span

@@ -252,7 +252,7 @@ def test_a_single_span_too_large_is_sent_once_truncated(
     assert receiver.statuses() == [413, 200]
     attributes = receiver.span("huge").attributes
     assert attributes["input.value"] == "[obshub: truncated, 100002 bytes]"
-    assert attributes["metadata"] == '{"obshub.truncated":"[obshub: truncated, 50011 bytes]"}'
+    assert attributes["metadata"] == '{"obshub_truncated":"[obshub: truncated, 50011 bytes]"}'
     (truncated,) = events(logs, "span_truncated")
     assert truncated["span"] == "huge"
     assert stats(hub).exported == 1
