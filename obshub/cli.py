@@ -47,11 +47,6 @@ def _configure_cli_logging(verbosity: int) -> None:
     )
 
 
-def _load_hub(args: argparse.Namespace, out: TextIO) -> tuple[Hub, str]:
-    source, origin = discover_config(args.config)
-    return Hub.from_config(source), origin
-
-
 def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
     """List plugins, their exporter types and load errors."""
     registry = get_registry()

@@ -17,7 +17,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
@@ -28,12 +28,6 @@ from obshub.spans import Score, SpanEvent
 from obshub.spool import Spool
 
 __all__ = ["Channel", "ChannelStats"]
-
-
-class Deliverable(Protocol):
-    """A queued span record: turns itself into the event exporters receive."""
-
-    def build_event(self) -> SpanEvent | None: ...
 
 
 @attrs.frozen
@@ -545,7 +539,7 @@ class Channel:
         if not items:
             return
         if self.spool is None:
-            if reason in ("paused",):
+            if reason == "paused":
                 self._count("failed", len(items))
                 self._count("lost", len(items))
             else:

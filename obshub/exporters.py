@@ -109,7 +109,8 @@ DEFAULT_MAX_QUEUE_SIZE = 10_000
 #: Default bound of one exporter's spool directory (256 MiB).
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
-_COMMON_KEYS = (
+#: The settings every exporter takes, handled by the base class.
+COMMON_KEYS = (
     "realtime",
     "log_level",
     "batch",
@@ -274,6 +275,3 @@ def _coerce_retry(value: Retry | Mapping[str, Any] | None) -> Retry:
         ) from None
     except PolicyError as exc:
         raise ConfigError(exc.problem, f"retry.{exc.key}") from None
-
-
-COMMON_KEYS = _COMMON_KEYS

@@ -32,6 +32,7 @@ from obshub.sampling import Sampler
 from obshub.spans import EventKind, SpanType, new_trace_id
 from obshub.spool import read_records
 from obshub.tracing import (
+    _TYPES,
     TRACE_FIELDS,
     LiveSpan,
     TraceState,
@@ -59,8 +60,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = get_logger()
 _limited = RateLimitedLog()
 _time_ns = time.time_ns
-_TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
-_TYPES.update({t.value: t for t in SpanType})
 _NOT_RECORDING = TraceState("0" * 32, "", None, False)
 _STARTED = EventKind.STARTED
 

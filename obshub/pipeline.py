@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from obshub._logging import RateLimitedLog, get_logger
@@ -279,9 +279,3 @@ class Route:
             field=key,
             problem=problem,
         )
-
-    # -- lifecycle -------------------------------------------------------------
-
-    def stats(self) -> Mapping[str, Any]:
-        """Per exporter instance counters."""
-        return {c.exporter.instance_name: c.stats() for c in self.channels}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -534,12 +534,3 @@ def ns_to_iso(ns: int) -> str:
     seconds, rem = divmod(ns, 1_000_000_000)
     dt = datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rem // 1000)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def as_tags(value: Sequence[str] | str | None) -> tuple[str, ...]:
-    """Tags as a tuple of strings (a bare string is one tag)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(str(t) for t in value)

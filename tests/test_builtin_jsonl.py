@@ -12,7 +12,8 @@ import pytest
 
 import obshub
 from obshub import EventKind, ExportError, SpanEvent
-from obshub.builtin.jsonl import FORMAT_VERSION, JsonlExporter, read_jsonl
+from obshub.builtin.jsonl import FORMAT_VERSION, JsonlExporter
+from obshub.spool import read_records
 
 WAIT = 5.0
 
@@ -74,7 +75,9 @@ def test_scores_are_written_as_score_lines_and_read_back(hub_factory: Any, tmp_p
     assert hub.flush(WAIT)
     with path.open("a") as fh:
         fh.write("not json\n\n")
-    events, scores, bad = read_jsonl(path)
+    items, bad = read_records(path)  # the reader obshub replay uses
+    events = [i for i in items if isinstance(i, obshub.SpanEvent)]
+    scores = [i for i in items if isinstance(i, obshub.Score)]
     assert [e.span.name for e in events if e.kind is EventKind.ENDED] == ["agent"]
     assert [(s.name, s.value, s.trace_id, s.comment) for s in scores] == [
         ("quality", "good", agent.trace_id, "c")

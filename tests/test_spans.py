@@ -24,7 +24,7 @@ from obshub import (
     SpanType,
     Usage,
 )
-from obshub.spans import as_tags, new_span_id, new_trace_id, ns_to_iso, time_to_ns
+from obshub.spans import new_span_id, new_trace_id, ns_to_iso, time_to_ns
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 SPAN_ID = "b7ad6b7169203331"
@@ -287,12 +287,6 @@ def test_times_are_converted_to_nanoseconds_from_datetimes_and_epoch_numbers() -
 
 def test_nanoseconds_format_as_utc_iso_8601_with_microseconds() -> None:
     assert ns_to_iso(1_767_323_045_123_456_789) == "2026-01-02T03:04:05.123456Z"
-
-
-def test_tags_accept_a_single_string_or_any_sequence() -> None:
-    assert as_tags("beta") == ("beta",)
-    assert as_tags(["a", 2]) == ("a", "2")
-    assert as_tags(None) == ()
 
 
 def test_to_dict_covers_every_field_exactly_as_attrs_would() -> None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from obshub.config_errors import ConfigError
 from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.spans import RECORD_VERSION, EventKind, Score, SpanEvent, item_record, record_to_item
+from obshub.spans import RECORD_VERSION, EventKind, Score, SpanEvent, item_record
 
 __all__ = ["JsonlExporter"]
 
@@ -118,24 +118,3 @@ class JsonlExporter(Exporter):
         if self.path.exists() and not os.access(self.path, os.W_OK):
             return CheckResult(ok=False, message=f"{self.path} is not writable")
         return CheckResult(ok=True, message=f"writes to {self.path}")
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> tuple[list[SpanEvent], list[Score], int]:
-    """Events, scores and the number of unreadable lines in a JSONL file."""
-    events: list[SpanEvent] = []
-    scores: list[Score] = []
-    bad = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                item = record_to_item(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                bad += 1
-                continue
-            if isinstance(item, Score):
-                scores.append(item)
-            else:
-                events.append(item)
-    return events, scores, bad
