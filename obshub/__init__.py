@@ -21,7 +21,7 @@ from typing import Any
 from obshub.builtin import ConsoleExporter, JsonlExporter, MemoryExporter
 from obshub.config import Config, discover_config
 from obshub.config_errors import ConfigError
-from obshub.delivery import ChannelStats
+from obshub.delivery import ChannelStats, ExporterFlush, FlushResult
 from obshub.exporters import Batch, CheckResult, Exporter, ExportError
 from obshub.hookspecs import hookimpl
 from obshub.hub import Hub, get_global_hub, make_global_observer, set_global_hub
@@ -59,6 +59,8 @@ __all__ = [
     "EventKind",
     "ExportError",
     "Exporter",
+    "ExporterFlush",
+    "FlushResult",
     "Hub",
     "JsonlExporter",
     "Level",
@@ -136,7 +138,7 @@ def score(**kwargs: Any) -> None:
     get_global_hub().score(**kwargs)
 
 
-def flush(timeout: float | None = 30.0) -> bool:
+def flush(timeout: float | None = 30.0) -> FlushResult:
     """``get_hub().flush(...)``."""
     return get_global_hub().flush(timeout)
 

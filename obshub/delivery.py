@@ -16,6 +16,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ from obshub import _worker_token as worker_token
 from obshub._logging import RateLimitedLog
 from obshub.exporters import Exporter, ExportError
 from obshub.spans import Score, SpanEvent
-from obshub.spool import Spool
+from obshub.spool import DEAD_LETTER_FILE, Spool, SpoolWriteError
 
-__all__ = ["Channel", "ChannelStats"]
+__all__ = ["Channel", "ChannelStats", "ExporterFlush", "FlushResult"]
 
 
 @attrs.frozen
@@ -44,6 +45,9 @@ class ChannelStats:
     - ``spooled``: written to the disk spool instead of being lost;
     - ``replayed``: read back from the spool (or a file) and queued again;
     - ``evicted``: deleted from a full spool, oldest first;
+    - ``rejected``: refused by the backend for their content (e.g. a 400 for
+      one bad span), isolated from the rest of their batch and kept in the
+      spool directory's ``dead-letter.jsonl`` when there is a spool;
     - ``paused``: the backend refused this client (401/403) and sends wait.
     """
 
@@ -59,18 +63,126 @@ class ChannelStats:
     spooled: int = 0
     replayed: int = 0
     evicted: int = 0
+    rejected: int = 0
     paused: bool = False
+
+
+@attrs.frozen
+class ExporterFlush:
+    """What one exporter's flush found: losses since its previous flush, and what is left.
+
+    ``dropped``, ``failed``, ``spooled`` and ``rejected`` count items that did
+    not reach the backend (see `ChannelStats`); ``pending`` is what was still
+    queued or in flight when the wait ended (``timed_out``).
+    """
+
+    exporter: str
+    dropped: int = 0
+    failed: int = 0
+    spooled: int = 0
+    rejected: int = 0
+    pending: int = 0
+    timed_out: bool = False
+
+    @property
+    def delivered(self) -> bool:
+        """True when everything recorded before the flush reached the backend."""
+        return not (
+            self.timed_out
+            or self.pending
+            or self.dropped
+            or self.failed
+            or self.spooled
+            or self.rejected
+        )
+
+    def __bool__(self) -> bool:
+        return self.delivered
+
+
+@attrs.frozen
+class FlushResult:
+    """What `Hub.flush` found, per exporter (``"<config>/<exporter>"``).
+
+    Truthy only when every exporter delivered everything recorded before the
+    flush, so ``if hub.flush(): ...`` reads as before. Otherwise the counts say
+    what happened: ``result.dropped``, ``result.failed``, ``result.spooled``,
+    ``result.rejected`` (totals), ``result.exporters[name]`` (per exporter),
+    ``result.timed_out``.
+    """
+
+    exporters: dict[str, ExporterFlush] = attrs.field(factory=dict)
+
+    def __bool__(self) -> bool:
+        return all(e.delivered for e in self.exporters.values())
+
+    @property
+    def ok(self) -> bool:
+        """The same as ``bool(result)``."""
+        return bool(self)
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the wait ended before some exporter was done."""
+        return any(e.timed_out for e in self.exporters.values())
+
+    @property
+    def dropped(self) -> int:
+        """Items dropped (queue full, shut down) since the previous flush."""
+        return sum(e.dropped for e in self.exporters.values())
+
+    @property
+    def failed(self) -> int:
+        """Items given up since the previous flush."""
+        return sum(e.failed for e in self.exporters.values())
+
+    @property
+    def spooled(self) -> int:
+        """Items written to disk (to be sent later) since the previous flush."""
+        return sum(e.spooled for e in self.exporters.values())
+
+    @property
+    def rejected(self) -> int:
+        """Items the backends refused for their content since the previous flush."""
+        return sum(e.rejected for e in self.exporters.values())
+
+    @property
+    def pending(self) -> int:
+        """Items still queued or in flight when the wait ended."""
+        return sum(e.pending for e in self.exporters.values())
+
+    def __repr__(self) -> str:
+        if self:
+            return f"FlushResult(ok=True, exporters={len(self.exporters)})"
+        problems = [
+            f"{name}: " + ", ".join(
+                f"{field}={getattr(e, field)}"
+                for field in ("dropped", "failed", "spooled", "rejected", "pending", "timed_out")
+                if getattr(e, field)
+            )
+            for name, e in self.exporters.items()
+            if not e.delivered
+        ]
+        return f"FlushResult(ok=False, {'; '.join(problems)})"
+
+
+#: The counters a flush reports, in `ExporterFlush` order.
+_LOSS_FIELDS = ("dropped", "failed", "spooled", "rejected")
 
 
 class _FlushRequest:
     """A marker put in the queue: everything before it is handled when it is reached."""
 
-    __slots__ = ("done", "lost_before", "ok")
+    __slots__ = ("base", "done", "losses")
 
-    def __init__(self, lost_before: int) -> None:
+    def __init__(self, base: tuple[int, ...]) -> None:
         self.done = threading.Event()
-        self.lost_before = lost_before
-        self.ok = False
+        self.base = base
+        self.losses: tuple[int, ...] = (0, 0, 0, 0)
+
+    @property
+    def ok(self) -> bool:
+        return self.done.is_set() and not any(self.losses)
 
 
 _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
@@ -79,10 +191,17 @@ _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
 REPLAY_INTERVAL = 30.0
 #: Items spilled to disk per spool append when the queue overflows.
 _SPILL_CHUNK = 512
+#: Estimated bytes of a queued item that carries no estimate of its own (a score,
+#: a replayed event).
+_ITEM_SIZE = 1024
 
 
 class Channel:
     """The queue and worker that deliver one exporter instance's items.
+
+    The queue is bounded twice: by ``max_queue_size`` items and by about
+    ``max_queue_bytes`` (each item's size is estimated on the application
+    thread from the lengths of the values it carries, see `approx_size`).
 
     With a spool (``spool_dir``), what cannot be delivered goes to disk instead
     of being lost: batches whose retries ran out, batches held while the
@@ -101,11 +220,13 @@ class Channel:
     ) -> None:
         self.exporter = exporter
         self.config_name = config_name
+        self.name = f"{config_name}/{exporter.instance_name}"
         self._monotonic = monotonic
         self._realtime = exporter.realtime
         self._max_batch = exporter.batch.max_size
         self._interval = exporter.batch.interval
         self._maxsize = exporter.max_queue_size
+        self._max_bytes = exporter.max_queue_bytes
         self._wants_scores = exporter.supports_scores()
         self._log = exporter.log
         self._debug = exporter.log_level == "debug"
@@ -131,19 +252,27 @@ class Channel:
         self._replay_wake = threading.Event()
         self._stop = threading.Event()
         self._counter_lock = threading.Lock()
+        # Held while the replay feeds the queue and while stop() closes it, so
+        # nothing is queued after stop() took what was left.
+        self._feed_lock = threading.Lock()
         self._closed = False
         self._stopped = False
         self._pending_flushes = 0
         self._in_flight: list[Any] = []
         self._paused_until = 0.0
         self._backlog = False  # spooled since the last successful send: replay on recovery
+        # Estimated bytes queued. ``+=`` on the application threads and ``-=`` on
+        # the worker are single bytecodes on an int attribute, which the GIL does
+        # not interrupt; the figure is an estimate either way.
+        self._bytes = 0
         self._exported = 0
         self._dropped = 0
         self._retried = 0
         self._failed = 0
         self._spooled = 0
         self._replayed = 0
-        self._lost = 0  # failed + spooled at the worker: what a flush could not deliver
+        self._rejected = 0
+        self._reported: tuple[int, ...] = (0, 0, 0, 0)  # losses at the last answered flush
         self._thread: threading.Thread | None = None
         self._spill_thread: threading.Thread | None = None
         self._replay_thread: threading.Thread | None = None
@@ -167,9 +296,10 @@ class Channel:
     def put(self, item: Any) -> None:
         """Queue one item; spill or drop it (counted) when the queue is full or closed."""
         queue = self._queue
-        if len(queue) >= self._maxsize or self._closed:
+        if len(queue) >= self._maxsize or self._bytes >= self._max_bytes or self._closed:
             self._overflowing(item)
             return
+        self._bytes += getattr(item, "size", _ITEM_SIZE)
         queue.append(item)
         if self._realtime or len(queue) >= self._max_batch:
             wake = self._wake
@@ -195,6 +325,19 @@ class Channel:
         with self._counter_lock:
             self._dropped += count
             total = self._dropped
+        extra: dict[str, Any] = {}
+        if reason == "queue_full":
+            by_bytes = self._bytes >= self._max_bytes
+            extra = {
+                "max_queue_size": self._maxsize,
+                "max_queue_bytes": self._max_bytes,
+                "limit": "max_queue_bytes" if by_bytes else "max_queue_size",
+                "hint": (
+                    "the exporter cannot keep up with what is recorded: raise "
+                    f"{'max_queue_bytes' if by_bytes else 'max_queue_size'}, or set "
+                    "spool_dir to keep the overflow on disk"
+                ),
+            }
         self._limited(
             self._log,
             "warning",
@@ -203,17 +346,19 @@ class Channel:
             reason=reason,
             count=count,
             dropped_total=total,
-            max_queue_size=self._maxsize,
+            **extra,
         )
 
     # -- control ------------------------------------------------------------
 
+    def _losses(self) -> tuple[int, ...]:
+        return (self._dropped, self._failed, self._spooled, self._rejected)
+
     def request_flush(self) -> _FlushRequest:
         """Ask the worker to send everything queued now; wait on the result's ``done``."""
-        request = _FlushRequest(self._lost)
+        request = _FlushRequest(self._reported)
         if self._stopped:
-            request.ok = not self._queue
-            request.done.set()
+            self._answer(request)
             return request
         with self._counter_lock:
             self._pending_flushes += 1
@@ -221,10 +366,31 @@ class Channel:
         self._wake.set()
         return request
 
-    def flush(self, timeout: float | None) -> bool:
-        """Send everything queued now; True when it all reached the exporter in time."""
+    def _answer(self, request: _FlushRequest) -> None:
+        with self._counter_lock:
+            now = self._losses()
+            self._reported = now
+        request.losses = tuple(n - b for n, b in zip(now, request.base))
+        request.done.set()
+
+    def flush_result(self, request: _FlushRequest) -> ExporterFlush:
+        """What ``request`` found (pending and timed out if it was not answered yet)."""
+        if request.done.is_set():
+            return ExporterFlush(self.name, *request.losses)
+        now = self._losses()
+        losses = (n - b for n, b in zip(now, request.base))
+        return ExporterFlush(self.name, *losses, pending=self.pending(), timed_out=True)
+
+    def pending(self) -> int:
+        """Items queued, overflowing to disk, or in flight now."""
+        queued = sum(1 for item in list(self._queue) if not isinstance(item, _FlushRequest))
+        return queued + len(self._in_flight) + len(self._overflow)
+
+    def flush(self, timeout: float | None) -> ExporterFlush:
+        """Send everything queued now; truthy when it all reached the backend in time."""
         request = self.request_flush()
-        return request.done.wait(timeout) and request.ok
+        request.done.wait(timeout)
+        return self.flush_result(request)
 
     def close(self) -> None:
         """Stop taking new items (they are counted as dropped)."""
@@ -235,12 +401,13 @@ class Channel:
 
         Whatever is still queued, overflowing, or stuck in an export that did
         not return is spooled when a spool is configured, else counted as
-        dropped.
+        dropped. A spool replay under way keeps what it has not queued on disk.
         """
         if self._stopped:
             return True
         self._closed = True
-        self._stopped = True
+        with self._feed_lock:
+            self._stopped = True
         self._stop.set()
         self._wake.set()
         self._spill_wake.set()
@@ -257,14 +424,16 @@ class Channel:
                 remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
                 helper.join(remaining)
         left: list[Any] = []
-        for item in self._queue:
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
             if isinstance(item, _FlushRequest):
-                item.done.set()  # ok stays False: its items were not delivered
+                self._answer(item)  # its items were not delivered: spooled or dropped below
             else:
                 left.append(item)
-        self._queue.clear()
-        left.extend(self._overflow)
-        self._overflow.clear()
+        overflow = self._overflow
+        while overflow:
+            left.append(overflow.popleft())
         if alive:
             # An export that never returned: spooling its batch may duplicate
             # it at the backend if it does return, which ids make harmless.
@@ -279,7 +448,7 @@ class Channel:
         """Close, flush within ``timeout``, stop the worker; True if all was delivered."""
         deadline = None if timeout is None else self._monotonic() + timeout
         self.close()
-        ok = self.flush(timeout)
+        ok = self.flush(timeout).delivered
         remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
         return self.stop(remaining) and ok
 
@@ -290,13 +459,12 @@ class Channel:
 
     def stats(self) -> ChannelStats:
         """A snapshot of the counters."""
-        queued = sum(1 for item in self._queue if not isinstance(item, _FlushRequest))
         return ChannelStats(
             config=self.config_name,
             exporter=self.exporter.instance_name,
             type=type(self.exporter).name,
             realtime=self._realtime,
-            queued=queued + len(self._in_flight) + len(self._overflow),
+            queued=self.pending(),
             exported=self._exported,
             dropped=self._dropped,
             retried=self._retried,
@@ -304,6 +472,7 @@ class Channel:
             spooled=self._spooled,
             replayed=self._replayed,
             evicted=self.spool.evicted if self.spool is not None else 0,
+            rejected=self._rejected,
             paused=self.paused,
         )
 
@@ -345,15 +514,20 @@ class Channel:
         queue = self._queue
         items: list[Any] = []
         self._in_flight = items
+        size = 0
         while queue and len(items) < self._max_batch:
             item = queue.popleft()
             if isinstance(item, _FlushRequest):
+                self._bytes -= size
+                size = 0
                 self._send(items)
                 items = []
                 self._in_flight = items
                 self._answer_flush(item)
                 continue
+            size += getattr(item, "size", _ITEM_SIZE)
             items.append(item)
+        self._bytes -= size
         self._send(items)
         self._in_flight = []
 
@@ -364,8 +538,7 @@ class Channel:
             self._limited(self._log, "error", "exporter_flush_failed", error=_describe(exc))
         with self._counter_lock:
             self._pending_flushes -= 1
-        request.ok = self._lost == request.lost_before
-        request.done.set()
+        self._answer(request)
 
     def _events_and_scores(self, items: list[Any]) -> tuple[list[SpanEvent], list[Score]]:
         events: list[SpanEvent] = []
@@ -381,7 +554,6 @@ class Channel:
                 event = item.build_event()
             except Exception as exc:
                 self._count("failed", 1)
-                self._count("lost", 1)
                 self._limited(self._log, "error", "event_build_failed", error=_describe(exc))
                 continue
             if event is not None:
@@ -400,12 +572,60 @@ class Channel:
         if scores:
             self._deliver(self.exporter.export_scores, scores, "scores")
 
-    def _deliver(self, fn: Callable[[Sequence[Any]], None], batch: list[Any], what: str) -> bool:
+    def _deliver(self, fn: Callable[[Sequence[Any]], None], batch: list[Any], what: str) -> None:
+        """Send ``batch``; when the backend refuses its content, isolate what it refuses."""
+        refusal = self._attempt(fn, batch, what)
+        if refusal is None:
+            return
+        if refusal.items is not None:
+            # The exporter knows which items were refused; the others went through.
+            refused = [item for item in batch if any(item is r for r in refusal.items)]
+            self._count("exported", len(batch) - len(refused))
+            self._reject(refused or batch, what, refusal)
+            return
+        if len(batch) == 1:
+            self._reject(batch, what, refusal)
+            return
+        # Halve the refused batch until each refused part is one item; the rest is
+        # delivered. The request budget bounds the work when most items are refused:
+        # what is still unresolved when it runs out is kept whole, never dropped.
+        budget = len(batch)
+        refused: list[tuple[list[Any], ExportError]] = [(batch, refusal)]
+        isolated = 0
+        while refused:
+            part, error = refused.pop()
+            if len(part) == 1 or budget <= 0 or self._stop.is_set():
+                isolated += len(part)
+                self._reject(part, what, error)
+                continue
+            middle = len(part) // 2
+            for half in (part[middle:], part[:middle]):
+                budget -= 1
+                again = self._attempt(fn, half, what)
+                if again is not None:
+                    refused.append((half, again))
+        with contextlib.suppress(Exception):  # a broken log pipeline must not kill the worker
+            self._log.info(
+                "batch_isolated",
+                what=what,
+                count=len(batch),
+                rejected=isolated,
+                requests=len(batch) - budget + 1,
+            )
+
+    def _attempt(
+        self, fn: Callable[[Sequence[Any]], None], batch: list[Any], what: str
+    ) -> ExportError | None:
+        """Send ``batch`` with retries and pauses; the error when its content was refused.
+
+        Every other outcome is settled here: exported, or given up (spooled,
+        or counted as failed).
+        """
         retry = self.exporter.retry
         count = len(batch)
         while True:
             if not self._wait_while_paused(batch, what):
-                return False
+                return None
             started = time.perf_counter()
             try:
                 fn(batch)
@@ -413,6 +633,8 @@ class Channel:
                 if exc.pause is not None:
                     self._pause(exc, count, what)
                     continue
+                if exc.rejected and not exc.retryable:
+                    return exc
                 if exc.retryable:
                     retry = retry.increment(exc.retry_after, now=self._monotonic())
                     if not retry.is_exhausted(now=self._monotonic()) and not self._stop.is_set():
@@ -432,14 +654,15 @@ class Channel:
                         with worker_token.released():
                             stopped = self._stop.wait(wait)
                         if stopped:
-                            return self._give_up(batch, what, exc, retry.attempts)
+                            self._give_up(batch, what, exc, retry.attempts)
+                            return None
                         continue
                 # A retryable failure was already counted in ``retry.attempts``.
                 made = retry.attempts if exc.retryable else retry.attempts + 1
-                return self._give_up(batch, what, exc, made)
+                self._give_up(batch, what, exc, made)
+                return None
             except Exception as exc:  # an exporter bug: contained, counted, logged
                 self._count("failed", count)
-                self._count("lost", count)
                 self._limited(
                     self._log,
                     "error",
@@ -448,9 +671,49 @@ class Channel:
                     count=count,
                     error=_describe(exc),
                 )
-                return False
+                return None
             self._succeeded(count, what, started, retry.attempts + 1)
-            return True
+            return None
+
+    def _reject(self, items: list[Any], what: str, error: ExportError) -> None:
+        """Keep items the backend refused (dead-letter file with a spool); count them."""
+        kept = 0
+        where = None
+        spool = self.spool
+        if spool is not None:
+            rejection = {
+                "status": error.status,
+                "reason": str(error),
+                "exporter": self.name,
+                "at": _utc_now(),
+            }
+            try:
+                kept = spool.dead_letter(items, rejection)
+            except Exception as exc:  # the disk refused, or an item would not encode
+                error_text = exc.strerror if isinstance(exc, OSError) else _describe(exc)
+                self._limited(self._log, "error", "dead_letter_write_failed", error=error_text)
+            if kept:
+                where = str(spool.directory / DEAD_LETTER_FILE)
+            else:
+                self._limited(
+                    self._log,
+                    "error",
+                    "dead_letter_full",
+                    limit_key="full",
+                    count=len(items),
+                    max_bytes=spool.max_bytes // 4,
+                )
+        self._count("rejected", len(items))
+        self._limited(
+            self._log,
+            "error",
+            "export_rejected",
+            what=what,
+            count=len(items),
+            status=error.status,
+            error=str(error),
+            dead_letter=where,
+        )
 
     def _succeeded(self, count: int, what: str, started: float, attempts: int) -> None:
         self._count("exported", count)
@@ -513,7 +776,7 @@ class Channel:
                 self._save(batch, "paused")
                 return False
 
-    def _give_up(self, batch: list[Any], what: str, exc: ExportError, attempts: int) -> bool:
+    def _give_up(self, batch: list[Any], what: str, exc: ExportError, attempts: int) -> None:
         spool_it = exc.retryable and self.spool is not None
         self._limited(
             self._log,
@@ -531,17 +794,18 @@ class Channel:
             self._save(batch, "retries_exhausted")
         else:
             self._count("failed", len(batch))
-            self._count("lost", len(batch))
-        return False
 
     def _save(self, items: Sequence[Any], reason: str) -> None:
-        """Spool ``items`` (queued records, events or scores), or count them as lost."""
+        """Spool ``items`` (queued records, events or scores), or count them as lost.
+
+        ``spooled`` counts exactly what a replay can read back; what the disk
+        refused is counted as ``dropped``.
+        """
         if not items:
             return
         if self.spool is None:
             if reason == "paused":
                 self._count("failed", len(items))
-                self._count("lost", len(items))
             else:
                 self._drop(len(items), reason)
             return
@@ -555,13 +819,13 @@ class Channel:
         try:
             written = self.spool.append(built)
         except Exception as exc:  # the disk refused (OSError), or an item would not encode
+            written = exc.written if isinstance(exc, SpoolWriteError) else 0
             error = exc.strerror if isinstance(exc, OSError) else _describe(exc)
             self._limited(self._log, "error", "spool_write_failed", error=error)
-            self._drop(len(built), "spool_write_failed")
-            self._count("lost", len(built))
-            return
+            self._drop(len(built) - written, "spool_write_failed")
+            if not written:
+                return
         self._count("spooled", written)
-        self._count("lost", written)
         if reason != "queue_full":
             self._backlog = True  # the backend failed: replay as soon as it answers again
         self._limited(
@@ -610,57 +874,96 @@ class Channel:
     def replay(self, timeout: float | None = None) -> int:
         """Re-send what the spool holds; returns how many items were queued again.
 
-        Stops early (leaving the rest on disk) when the backend fails again or
-        the channel stops. Safe to call from any thread; one pass at a time.
+        Returns within ``timeout`` (None: until done or stopped), leaving the
+        rest on disk; stops early when the backend fails again or the channel
+        stops. A segment is deleted only once every item of it was queued (the
+        channel then owns them: delivered, spooled again, or counted); what a
+        pass could not queue is written back to the spool first. Safe to call
+        from any thread; one pass at a time.
         """
         spool = self.spool
         if spool is None or self._stopped or self._monotonic() < self._paused_until:
             return 0
         deadline = None if timeout is None else self._monotonic() + timeout
-        with self._replay_lock:
+        if not self._replay_lock.acquire(timeout=-1 if deadline is None else max(0.0, timeout)):
+            return 0  # another pass holds it past our deadline
+        try:
             queued = 0
             segments = spool.claim()
             for index, path in enumerate(segments):
-                items = spool.read(path)
-                fed = self.feed(items, deadline)
-                queued += fed
-                if fed < len(items) or not self._flush_until(deadline):
-                    # Stopped or still failing: what was queued is accounted for
-                    # (delivered, spooled again or dropped); keep the rest on disk.
-                    if fed == 0:
-                        spool.release(path)
-                    else:
-                        spool.done(path)
+                finished = self._replay_segment(spool, path, deadline)
+                queued += finished[1]
+                if not finished[0]:
                     for rest in segments[index + 1 :]:
                         spool.release(rest)
                     break
-                spool.done(path)
             if queued:
                 with contextlib.suppress(Exception):  # a broken log pipeline
                     self.exporter.log.info("spool_replayed", count=queued, segments=len(segments))
             return queued
+        finally:
+            self._replay_lock.release()
+
+    def _replay_segment(self, spool: Spool, path: Path, deadline: float | None) -> tuple[bool, int]:
+        """Queue one claimed segment; (go on with the next one?, items queued)."""
+        if self._stopped or (deadline is not None and self._monotonic() >= deadline):
+            spool.release(path)
+            return False, 0
+        items = spool.read(path)
+        consumed, queued = self._feed(items, deadline)
+        if consumed < len(items):
+            # Stopped or out of time: the rest goes back to disk before the
+            # segment goes, so a crash in between can only duplicate, never lose.
+            try:
+                spool.append(items[consumed:])
+            except OSError as exc:
+                self._limited(self._log, "error", "spool_write_failed", error=exc.strerror)
+                spool.release(path)  # all of it stays (what was queued may be sent twice)
+                return False, queued
+            spool.done(path)
+            if self._stopped:
+                spool.close()  # stop() may have closed the spool already: keep it replayable
+            return False, queued
+        if not self._flush_until(deadline):
+            # Still failing, stopped, or out of time: what was queued is the
+            # channel's now (delivered, spooled again, or counted); stop here.
+            spool.done(path)
+            return False, queued
+        spool.done(path)
+        return True, queued
 
     def feed(self, items: Sequence[SpanEvent | Score], deadline: float | None = None) -> int:
         """Queue ready-made events and scores (replay), waiting for room; returns how many."""
-        fed = 0
-        for item in items:
+        return self._feed(items, deadline)[1]
+
+    def _feed(
+        self, items: Sequence[SpanEvent | Score], deadline: float | None
+    ) -> tuple[int, int]:
+        """(items consumed — queued or not wanted —, items queued), until stopped or the deadline."""
+        queued = 0
+        queue = self._queue
+        for index, item in enumerate(items):
             if isinstance(item, Score) and not self._wants_scores:
                 continue
             if isinstance(item, SpanEvent) and item.kind not in self.exporter.event_kinds:
                 continue
-            while len(self._queue) >= self._maxsize // 2 or len(self._queue) >= self._max_batch * 4:
+            while len(queue) >= self._maxsize // 2 or len(queue) >= self._max_batch * 4:
                 if self._stopped or (deadline is not None and self._monotonic() >= deadline):
-                    return fed
+                    self._wake.set()
+                    return index, queued
                 self._room.clear()
                 self._wake.set()
-                self._room.wait(0.5)
-            if self._stopped:
-                return fed
-            self._queue.append(item)
-            fed += 1
+                wait = 0.5 if deadline is None else min(0.5, deadline - self._monotonic())
+                self._room.wait(max(0.0, wait))
+            with self._feed_lock:
+                if self._stopped:
+                    return index, queued
+                self._bytes += _ITEM_SIZE
+                queue.append(item)
+            queued += 1
             self._count("replayed", 1)
         self._wake.set()
-        return fed
+        return len(items), queued
 
     def _flush_until(self, deadline: float | None) -> bool:
         request = self.request_flush()
@@ -684,6 +987,10 @@ class Channel:
             self.spool.reset_after_fork()
         self._reset_state()
         self._start()
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _describe(exc: BaseException) -> str:

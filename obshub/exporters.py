@@ -21,6 +21,7 @@ from obshub.spans import EventKind, Score, SpanEvent
 
 __all__ = [
     "DEFAULT_BATCH",
+    "DEFAULT_MAX_QUEUE_BYTES",
     "DEFAULT_MAX_QUEUE_SIZE",
     "Batch",
     "CheckResult",
@@ -38,6 +39,14 @@ class ExportError(Exception):
     the backend refuses this client for now (401/403, a suspended quota): the
     channel holds the batch (or spools it), sends nothing for that long, then
     probes with the held batch and resumes by itself once a send succeeds.
+
+    ``rejected`` says the backend refused the *content* of the batch (by
+    default: a 400 or 422 answer). The channel then isolates what it refuses by
+    sending halves of the batch, delivers the rest, and keeps the refused
+    items — with this error's message as the reason — in a dead-letter file
+    under ``spool_dir`` (counted as ``rejected`` either way). An exporter
+    that sends item by item and knows which ones were refused passes them as
+    ``items`` (the rest of the batch counts as delivered, nothing is re-sent).
     The message must not contain secrets: it is logged.
     """
 
@@ -49,18 +58,29 @@ class ExportError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         pause: float | None = None,
+        rejected: bool | None = None,
+        items: Sequence[Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.pause = _seconds(pause) or None
         self.retryable = retryable
         self.retry_after = _seconds(retry_after)
         self.status = status
+        if rejected is None:
+            rejected = not retryable and self.pause is None and status in REJECTED_STATUSES
+        self.rejected = rejected
+        self.items = None if items is None else list(items)
 
     def __repr__(self) -> str:
         return (
             f"ExportError({str(self)!r}, retryable={self.retryable}, "
-            f"retry_after={self.retry_after}, status={self.status}, pause={self.pause})"
+            f"retry_after={self.retry_after}, status={self.status}, pause={self.pause}, "
+            f"rejected={self.rejected})"
         )
+
+
+#: Statuses that mean "the server refuses what is in this request" (not who sent it).
+REJECTED_STATUSES = frozenset({400, 422})
 
 
 def _seconds(value: Any) -> float | None:
@@ -105,7 +125,12 @@ class Batch:
 
 
 DEFAULT_BATCH = Batch()
-DEFAULT_MAX_QUEUE_SIZE = 10_000
+#: Items (span events and scores) one exporter's queue holds at most.
+DEFAULT_MAX_QUEUE_SIZE = 100_000
+#: Estimated bytes one exporter's queue holds at most (128 MiB): with the count
+#: bound, it keeps a burst in memory without letting large payloads grow it
+#: without limit. See ``docs/exporters.md`` for how the estimate is made.
+DEFAULT_MAX_QUEUE_BYTES = 128 * 1024 * 1024
 #: Default bound of one exporter's spool directory (256 MiB).
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
@@ -115,6 +140,7 @@ COMMON_KEYS = (
     "log_level",
     "batch",
     "max_queue_size",
+    "max_queue_bytes",
     "retry",
     "spool_dir",
     "spool_max_bytes",
@@ -142,7 +168,7 @@ class Exporter:
     The same keywords work in code and in a config table, where the hub builds
     the exporter as ``WebhookExporter(**table)``. The common keys, handled
     here, are ``realtime``, ``log_level``, ``batch``, ``max_queue_size``,
-    ``retry``, ``spool_dir``, ``spool_max_bytes`` and ``enabled``; ``instance_name`` names the
+    ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes`` and ``enabled``; ``instance_name`` names the
     instance (the config table's key; defaults to ``name``).
 
     ``event_kinds`` says which span events the exporter wants; the default is
@@ -165,6 +191,7 @@ class Exporter:
         log_level: str = "info",
         batch: Batch | Mapping[str, Any] | None = None,
         max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         retry: Retry | Mapping[str, Any] | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
@@ -184,11 +211,18 @@ class Exporter:
             )
         if max_queue_size < 1:
             raise ConfigError(f"must be >= 1, got {max_queue_size}", "max_queue_size")
+        if isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, int):
+            raise ConfigError(
+                f"must be an integer, got {type(max_queue_bytes).__name__}", "max_queue_bytes"
+            )
+        if max_queue_bytes < 65536:
+            raise ConfigError(f"must be >= 65536, got {max_queue_bytes}", "max_queue_bytes")
         self.instance_name: str = instance_name or type(self).name or type(self).__name__.lower()
         self.realtime = realtime
         self.log_level: str = log_level.lower()
         self.batch = _coerce_batch(batch)
         self.max_queue_size = max_queue_size
+        self.max_queue_bytes = max_queue_bytes
         self.retry = _coerce_retry(retry)
         if spool_dir is not None and not isinstance(spool_dir, (str, os.PathLike)):
             raise ConfigError(f"must be a path, got {type(spool_dir).__name__}", "spool_dir")

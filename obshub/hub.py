@@ -23,7 +23,7 @@ from obshub.config import (
     load_source,
     shutdown_timeout_of,
 )
-from obshub.delivery import Channel, ChannelStats
+from obshub.delivery import Channel, ChannelStats, ExporterFlush, FlushResult
 from obshub.exporters import Exporter
 from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
@@ -389,23 +389,28 @@ class Hub:
     def _channels(self) -> list[Channel]:
         return [c for route in self._routes.values() for c in route.channels]
 
-    def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> bool:
+    def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> FlushResult:
         """Hand everything recorded so far to the backends; wait at most ``timeout`` s.
 
-        True only when every queued event reached its exporter (no failure,
-        no timeout). Never raises, never waits longer than ``timeout``.
+        The result is truthy only when everything recorded before the call
+        reached its backend: nothing dropped, failed, spooled or rejected since
+        the previous flush, and nothing left when the wait ended. Otherwise it
+        says what happened, per exporter (see `FlushResult`). Never raises,
+        never waits longer than ``timeout``.
         """
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
-            requests = [c.request_flush() for c in self._channels()]
-            ok = True
+            channels = self._channels()
+            requests = [c.request_flush() for c in channels]
             for request in requests:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                ok = request.done.wait(remaining) and request.ok and ok
-            return ok
+                request.done.wait(remaining)
+            return FlushResult(
+                {c.name: c.flush_result(r) for c, r in zip(channels, requests)}
+            )
         except Exception as exc:
             _recording_failed("flush", exc)
-            return False
+            return FlushResult({"hub": ExporterFlush("hub", failed=1)})
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and stop every exporter within ``timeout`` s (default ``shutdown_timeout``).
@@ -461,14 +466,19 @@ class Hub:
         """Re-send what the exporters' disk spools hold, now; returns counts per exporter.
 
         ``exporter`` is an instance name (or ``"<config>/<exporter>"``); by
-        default every exporter with a ``spool_dir``. A hub re-sends its spools
-        in the background anyway; this is for ``obshub replay`` and scripts.
+        default every exporter with a ``spool_dir``. Returns within ``timeout``
+        seconds for all of them together (None: until done), leaving what was
+        not queued on disk. A hub re-sends its spools in the background anyway;
+        this is for ``obshub replay`` and scripts.
         """
-        return {
-            f"{c.config_name}/{c.exporter.instance_name}": c.replay(timeout)
-            for c in self._matching(exporter)
-            if c.spool is not None
-        }
+        deadline = None if timeout is None else time.monotonic() + timeout
+        counts: dict[str, int] = {}
+        for channel in self._matching(exporter):
+            if channel.spool is None:
+                continue
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            counts[channel.name] = channel.replay(remaining)
+        return counts
 
     def replay_file(
         self,

@@ -15,6 +15,17 @@ appending to. Replaying claims a segment by renaming it, so two processes (or
 two spools of one process) sharing a spool directory never replay the same
 segment; a claim or an open segment left by a process that died is taken back.
 Corrupt or truncated lines are skipped with a warning, never fatal.
+
+An append is all or nothing: when the disk refuses part of it (``ENOSPC``,
+``EIO``), the segment is cut back to where the append began and closed, so a
+later append never lands behind a half-written line. What `Spool.append`
+reports as written is exactly what a replay can read back.
+
+Items the backend refused for their content (see ``ExportError.rejected``) go
+to ``dead-letter.jsonl`` in the same directory: plain JSON lines, each the
+item's record plus a ``rejected`` table (status, reason, time). It is never
+replayed by itself — fix what the backend refused, then send it with
+``obshub replay --file``.
 """
 
 from __future__ import annotations
@@ -34,7 +45,14 @@ from obshub._logging import RateLimitedLog
 from obshub.exporters import DEFAULT_SPOOL_MAX_BYTES
 from obshub.spans import Score, SpanEvent, item_record, record_to_item
 
-__all__ = ["DEFAULT_SPOOL_MAX_BYTES", "Spool", "encode_line", "read_records"]
+__all__ = [
+    "DEAD_LETTER_FILE",
+    "DEFAULT_SPOOL_MAX_BYTES",
+    "Spool",
+    "SpoolWriteError",
+    "encode_line",
+    "read_records",
+]
 
 #: A segment is closed (and becomes replayable) past this size.
 DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
@@ -43,6 +61,20 @@ _SEGMENT = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log$")
 _CLAIMED = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log\.replaying-(\d+)$")
 _OPEN = re.compile(r"^seg-(\d+)-(\d+)-(\d+)\.log\.open$")
 _OPEN_SUFFIX = ".open"
+#: The file, in an exporter's spool directory, that keeps items the backend refused.
+DEAD_LETTER_FILE = "dead-letter.jsonl"
+
+
+class SpoolWriteError(OSError):
+    """The disk refused an append; ``written`` items of it are readable on disk anyway.
+
+    ``written`` is 0 unless the partial append could not be cut back (then it
+    counts the whole lines that made it to disk before the failure).
+    """
+
+    def __init__(self, cause: OSError, written: int) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.written = written
 
 # Segments this process is writing or replaying right now (paths as str): the pid
 # in a file name cannot tell two spools of one process apart.
@@ -166,7 +198,10 @@ class Spool:
     def append(self, items: Iterable[SpanEvent | Score]) -> int:
         """Write ``items`` as one fsync'd append; returns how many were written.
 
-        Raises OSError when the disk refuses (the caller counts them as lost).
+        All or nothing: raises `SpoolWriteError` when the disk refuses, after
+        cutting the segment back to where this append began (its ``written``
+        says how many items are on disk anyway, when that cut failed).
+        Raises OSError when the directory cannot be created or a segment opened.
         """
         lines = [encode_line(item_record(item)) for item in items]
         if not lines:
@@ -177,13 +212,81 @@ class Spool:
             if self._fd is None or self._active_size >= self.segment_bytes:
                 self._rotate()
             assert self._fd is not None
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            os.fsync(self._fd)
+            done = 0
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    done += written
+                    view = view[written:]
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise SpoolWriteError(exc, self._undo_append(done, lines)) from exc
             self._active_size += len(data)
             self._enforce_bound()
+        return len(lines)
+
+    def _undo_append(self, done: int, lines: list[bytes]) -> int:
+        """Cut a failed append off the active segment; how many of its lines stay readable.
+
+        The segment is closed either way, so the next append starts a new one
+        and never continues a half-written line.
+        """
+        assert self._fd is not None
+        kept = 0
+        try:
+            os.ftruncate(self._fd, self._active_size)
+        except OSError:
+            # Could not cut it back: the whole lines written before the failure
+            # are readable (a replay skips the broken last one).
+            for line in lines:
+                if done < len(line):
+                    break
+                done -= len(line)
+                kept += 1
+        self._close_active()
+        return kept
+
+    def dead_letter(self, items: Iterable[SpanEvent | Score], rejection: dict[str, Any]) -> int:
+        """Append refused items to ``dead-letter.jsonl`` with why; returns how many were kept.
+
+        The file is bounded by a quarter of ``max_bytes``: past that nothing
+        more is written (0 is returned; the caller logs and counts them).
+        Raises OSError when the disk refuses.
+        """
+        lines = []
+        for item in items:
+            record = item_record(item)
+            record["rejected"] = rejection
+            lines.append(encode_line(record).split(b" ", 1)[1])  # plain JSON, no CRC
+        if not lines:
+            return 0
+        data = b"".join(lines)
+        path = self.directory / DEAD_LETTER_FILE
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size + len(data) > max(4096, self.max_bytes // 4):
+                return 0
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                done = 0
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(fd, view)
+                        done += written
+                        view = view[written:]
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                    raise
+            finally:
+                os.close(fd)
         return len(lines)
 
     def _rotate(self) -> None:

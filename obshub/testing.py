@@ -687,6 +687,8 @@ _BAD_COMMON_SETTINGS = [
     pytest.param("batch", {"size": 10}, "batch.size", id="batch-unknown-key"),
     pytest.param("max_queue_size", "many", "max_queue_size", id="max_queue_size-string"),
     pytest.param("max_queue_size", 0, "max_queue_size", id="max_queue_size-zero"),
+    pytest.param("max_queue_bytes", "1 GB", "max_queue_bytes", id="max_queue_bytes-string"),
+    pytest.param("max_queue_bytes", 1024, "max_queue_bytes", id="max_queue_bytes-too-small"),
     pytest.param("retry", 3, "retry", id="retry-number"),
     pytest.param("retry", {"max_attempts": 0}, "retry.max_attempts", id="retry.max_attempts-zero"),
     pytest.param("retry", {"attempts": 3}, "retry.attempts", id="retry-unknown-key"),
@@ -1288,10 +1290,10 @@ class ExporterContract:
         hub, flushed = self._fail_through_hub(
             contract_exporter, contract_hubs, self._failing(backend)
         )
-        assert flushed is False, "flush() returned True although every export failed"
+        assert not flushed, "flush() was truthy although every export failed"
         (stats,) = hub.stats().values()
         assert stats.exported == 0, stats
-        assert stats.failed + stats.dropped + stats.spooled >= 1, stats
+        assert stats.failed + stats.dropped + stats.spooled + stats.rejected >= 1, stats
 
     def test_check_returns_a_well_formed_result(
         self, contract_exporter: Callable[..., Exporter]
@@ -1357,4 +1359,7 @@ class ExporterContract:
         hub.shutdown(self.timeout)
         hub.shutdown(self.timeout)
         record_trace(hub)
-        assert hub.flush(self.timeout) is True
+        flushed = hub.flush(self.timeout)
+        assert flushed.dropped >= 1 and not flushed.timed_out, (
+            f"flush() after shutdown should report the dropped items: {flushed!r}"
+        )

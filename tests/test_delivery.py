@@ -148,10 +148,10 @@ def test_flush_returns_false_when_an_exporter_does_not_finish_in_time(
     hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     started = time.monotonic()
-    assert hub.flush(timeout=0.2) is False
+    assert not hub.flush(timeout=0.2)
     assert time.monotonic() - started < 2.0
     exporter.gate.set()
-    assert hub.flush(timeout=WAIT) is True
+    assert hub.flush(timeout=WAIT)
 
 
 def test_flush_also_asks_the_exporter_to_flush_its_own_buffer(hub_factory: Any) -> None:
@@ -209,10 +209,13 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(
     assert stats.dropped == 7
     assert stats.queued == 4  # three waiting, one in flight
     exporter.gate.set()
-    assert hub.flush(timeout=WAIT)
+    flushed = hub.flush(timeout=WAIT)
+    assert not flushed and flushed.dropped == 7, "flush() must report the drops"
     stats = hub.stats()["default/gated"]
     assert (stats.exported, stats.dropped, stats.failed) == (4, 7, 0)
     assert len(exporter.received) == 4
+    record(hub, 1, prefix="later")
+    assert hub.flush(timeout=WAIT), "losses are reported once, by the next flush"
 
 
 def test_dropped_events_are_reported_in_a_warning_naming_the_exporter(
@@ -262,13 +265,13 @@ def test_a_non_retryable_error_is_not_retried_and_is_counted_as_failed(
     exporter = ScriptedExporter(errors=[ExportError("401 unauthorized", status=401)])
     hub = hub_factory(exporters=[exporter])
     record(hub, 1)
-    assert hub.flush(timeout=WAIT) is False
+    assert not hub.flush(timeout=WAIT)
     assert len(exporter.calls) == 1
     assert exporter.accepted == []
     stats = hub.stats()["default/scripted"]
     assert (stats.exported, stats.retried, stats.failed) == (0, 0, 1)
     record(hub, 1, prefix="next")
-    assert hub.flush(timeout=WAIT) is True  # only failures since the request count
+    assert hub.flush(timeout=WAIT)  # only failures since the request count
 
 
 def test_retries_stop_after_max_attempts(hub_factory: Any) -> None:
@@ -278,7 +281,7 @@ def test_retries_stop_after_max_attempts(hub_factory: Any) -> None:
     )
     hub = hub_factory(exporters=[exporter])
     record(hub, 1)
-    assert hub.flush(timeout=WAIT) is False
+    assert not hub.flush(timeout=WAIT)
     assert len(exporter.calls) == 3
     stats = hub.stats()["default/scripted"]
     assert (stats.retried, stats.failed, stats.exported) == (2, 1, 0)
@@ -312,9 +315,9 @@ def test_an_exporter_crash_is_contained_counted_and_not_retried(hub_factory: Any
     exporter = ScriptedExporter(errors=[RuntimeError("bug in the exporter")])
     hub = hub_factory(exporters=[exporter])
     record(hub, 1)
-    assert hub.flush(timeout=WAIT) is False
+    assert not hub.flush(timeout=WAIT)
     record(hub, 1, prefix="after")
-    assert hub.flush(timeout=WAIT) is True
+    assert hub.flush(timeout=WAIT)
     assert [e.span.name for e in exporter.accepted] == ["after-0"]
     stats = hub.stats()["default/scripted"]
     assert (stats.failed, stats.retried, stats.exported) == (1, 0, 1)
@@ -330,7 +333,7 @@ def test_a_raising_exporter_is_isolated_from_a_healthy_one(hub_factory: Any) -> 
     healthy = obshub.MemoryExporter(realtime=False, batch={"max_size": 7, "interval": 60})
     hub = hub_factory(exporters=[AlwaysFails(realtime=True), healthy])
     record(hub, 20)
-    assert hub.flush(timeout=WAIT) is False
+    assert not hub.flush(timeout=WAIT)
     assert sorted(s.name for s in healthy.spans()) == sorted(f"span-{i}" for i in range(20))
     stats = hub.stats()
     assert stats["default/broken"].failed == 20

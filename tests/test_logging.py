@@ -84,7 +84,7 @@ def test_an_error_level_exporter_logs_nothing_below_error(hub_factory: Any) -> N
         hub = hub_factory(exporters=[quiet])
         with hub.span("retried-then-failed"):
             pass
-        assert hub.flush(WAIT) is False
+        assert not hub.flush(WAIT)
         with hub.span("fine"):
             pass
         assert hub.flush(WAIT)
@@ -106,7 +106,7 @@ def test_exhausted_retries_are_logged_with_the_number_of_attempts_made(
         hub = hub_factory(exporters=[exporter])
         with hub.span("s"):
             pass
-        assert hub.flush(WAIT) is False
+        assert not hub.flush(WAIT)
     (failed,) = [e for e in of(logs, "down") if e["event"] == "export_failed"]
     assert failed["attempts"] == 3
     assert failed["retryable"] is True
@@ -135,7 +135,7 @@ def test_an_exporter_crash_is_logged_as_an_error_naming_the_exception(hub_factor
         hub = hub_factory(exporters=[Buggy(realtime=True, log_level="error")])
         with hub.span("s"):
             pass
-        assert hub.flush(WAIT) is False
+        assert not hub.flush(WAIT)
     (crash,) = of(logs, "buggy")
     assert crash["event"] == "exporter_crashed"
     assert crash["log_level"] == "error"

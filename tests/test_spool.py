@@ -465,7 +465,7 @@ def test_a_non_retryable_error_is_failed_and_never_spooled(
     spool_root: Path, hub_factory: Any
 ) -> None:
     exporter = Scripted(
-        fail=obshub.ExportError("400 Bad Request", status=400), spool_dir=str(spool_root)
+        fail=obshub.ExportError("404 Not Found", status=404), spool_dir=str(spool_root)
     )
     hub = hub_factory(exporters=[exporter])
     record(hub, 5)
@@ -515,7 +515,8 @@ def test_queue_overflow_is_spilled_to_disk_by_the_spill_thread(
     assert max(stalls) < 0.1, f"a record call took {max(stalls):.3f} s"
 
     gate.set()
-    assert hub.flush(WAIT)
+    flushed = hub.flush(WAIT)
+    assert flushed.spooled == 75 and not flushed, "spilled items are not delivered yet"
     hub.replay(timeout=WAIT)
     assert hub.flush(WAIT)
     received = exporter.wait_for_spans(len(sent))

@@ -54,7 +54,7 @@ def test_a_multiprocessing_child_sends_its_own_spans_and_the_parent_goes_on(
             child.kill()
             child.join()
     assert child.exitcode == 0
-    assert result["flushed"] is True
+    assert result["flushed"]
     assert result["pid"] != os.getpid()
     after = recorder.record(30, "parent-after-fork")
     assert hub.flush(kit.WAIT)
@@ -100,7 +100,7 @@ def test_gunicorn_style_preload_every_worker_delivers_and_nothing_is_doubled(
                     with hub.span(f"worker-{k}", input={"i": i}) as span:
                         pass
                     ids.append(span.span_id)
-                flushed = hub.flush(10)
+                flushed = bool(hub.flush(10))
                 os.write(write_fd, json.dumps({"ids": ids, "flushed": flushed}).encode())
                 os.close(write_fd)
                 code = 0 if flushed else 2

@@ -127,7 +127,9 @@ def test_overflow_without_a_spool_never_blocks_and_counts_every_drop(
     assert stats.dropped == sent - stats.queued
 
     stall.release()
-    assert hub.flush(kit.WAIT)
+    flushed = hub.flush(kit.WAIT)
+    assert not flushed, "flush() must not say all was delivered after drops"
+    assert (flushed.dropped, flushed.timed_out, flushed.pending) == (stats.dropped, False, 0)
     assert server.wait_for_observations(sent - stats.dropped, timeout=kit.WAIT)
     after = kit.only_stats(hub)
     delivered = kit.delivery_figures(server, recorder.sent)

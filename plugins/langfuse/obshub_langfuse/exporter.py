@@ -343,12 +343,12 @@ class LangfuseExporter(obshub.Exporter):
         if self.disabled_reason is not None or not scores:
             return
         first_error: obshub.ExportError | None = None
-        failed = 0
+        refused: list[Score] = []
         for score in scores:
             try:
                 body = json_string(self.score_body(score)).encode("utf-8")
             except ValueError:
-                failed += 1
+                refused.append(score)
                 first_error = first_error or obshub.ExportError(
                     f"score {score.name!r} is NUMERIC but its value is not a number"
                 )
@@ -359,13 +359,15 @@ class LangfuseExporter(obshub.Exporter):
                 if exc.retryable or exc.status in (401, 403):
                     raise
                 # A score the server refuses must not hold back the others.
-                failed += 1
+                refused.append(score)
                 first_error = first_error or exc
         if first_error is not None:
             raise obshub.ExportError(
-                f"{failed} of {len(scores)} scores rejected; first: {first_error}",
+                f"{len(refused)} of {len(scores)} scores rejected; first: {first_error}",
                 retryable=False,
                 status=first_error.status,
+                rejected=True,
+                items=refused,
             )
 
     # -- check ---------------------------------------------------------------------------

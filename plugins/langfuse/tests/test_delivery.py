@@ -158,7 +158,7 @@ def test_a_server_slower_than_the_timeout_is_a_retryable_timeout(
 # -- non-retryable failures -------------------------------------------------------------------
 
 
-def test_a_400_is_not_retried_and_counted_failed(
+def test_a_400_is_not_retried_and_counted_rejected(
     make_hub: MakeHub, server: LangfuseStandIn, stats: Stats
 ) -> None:
     server.inject("traces", Fault.error(400))
@@ -169,10 +169,9 @@ def test_a_400_is_not_retried_and_counted_failed(
         assert not hub.flush(5)
     assert statuses(server) == [400]
     counters = stats(hub)
-    assert (counters.exported, counters.retried, counters.failed) == (0, 0, 1)
-    (failed,) = events(logs, "export_failed")
-    assert failed["status"] == 400
-    assert failed["retryable"] is False
+    assert (counters.exported, counters.retried, counters.failed, counters.rejected) == (0, 0, 0, 1)
+    (rejected,) = events(logs, "export_rejected")
+    assert rejected["status"] == 400
 
 
 def test_a_401_pauses_sends_for_a_cooldown_then_probes_and_resumes(

@@ -106,7 +106,7 @@ def test_retries_stop_when_the_policy_is_exhausted(
 # -- not retried -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [400, 404, 415])
+@pytest.mark.parametrize("status", [404, 415])
 def test_a_client_error_is_not_retried_and_counted_failed(
     make_hub: MakeHub, receiver: OtlpReceiver, stats: Stats, status: int
 ) -> None:
@@ -134,10 +134,27 @@ def test_the_receivers_status_message_is_quoted_in_the_error(
         with hub.span("agent"):
             pass
         assert not hub.flush(5)
-    (failed,) = events(logs, "export_failed")
-    assert failed["error"] == (
+    (rejected,) = events(logs, "export_rejected")
+    assert rejected["error"] == (
         f"POST {receiver.url}: HTTP 400: span 3: attribute key must not be empty"
     )
+
+
+def test_a_400_for_one_span_is_isolated_and_counted_rejected(
+    make_hub: MakeHub, receiver: OtlpReceiver, stats: Stats
+) -> None:
+    receiver.inject(Fault.error(400, message="bad span"))
+    hub = make_hub()
+    with capture_logs() as logs:
+        with hub.span("agent"):
+            pass
+        flushed = hub.flush(5)
+    assert not flushed and flushed.rejected == 1
+    assert receiver.statuses() == [400]
+    counters = stats(hub)
+    assert (counters.exported, counters.retried, counters.failed, counters.rejected) == (0, 0, 0, 1)
+    (rejected,) = events(logs, "export_rejected")
+    assert rejected["status"] == 400
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -93,7 +93,7 @@ def test_header_values_echoed_by_the_receiver_are_scrubbed_from_logs(
     finally:
         hub.shutdown(timeout=2)
     names = [entry["event"] for entry in logs]
-    assert names == ["export_retry", "export_failed"]
+    assert names == ["export_retry", "export_rejected"]
     for entry in logs:
         assert no_secret_in(repr(entry))
         assert "bad key *** with ***" in entry["error"]
