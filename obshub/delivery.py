@@ -155,7 +155,8 @@ class FlushResult:
         if self:
             return f"FlushResult(ok=True, exporters={len(self.exporters)})"
         problems = [
-            f"{name}: " + ", ".join(
+            f"{name}: "
+            + ", ".join(
                 f"{field}={getattr(e, field)}"
                 for field in ("dropped", "failed", "spooled", "rejected", "pending", "timed_out")
                 if getattr(e, field)
@@ -164,10 +165,6 @@ class FlushResult:
             if not e.delivered
         ]
         return f"FlushResult(ok=False, {'; '.join(problems)})"
-
-
-#: The counters a flush reports, in `ExporterFlush` order.
-_LOSS_FIELDS = ("dropped", "failed", "spooled", "rejected")
 
 
 class _FlushRequest:
@@ -370,16 +367,17 @@ class Channel:
         with self._counter_lock:
             now = self._losses()
             self._reported = now
-        request.losses = tuple(n - b for n, b in zip(now, request.base))
+        request.losses = _minus(now, request.base)
         request.done.set()
 
     def flush_result(self, request: _FlushRequest) -> ExporterFlush:
         """What ``request`` found (pending and timed out if it was not answered yet)."""
         if request.done.is_set():
-            return ExporterFlush(self.name, *request.losses)
-        now = self._losses()
-        losses = (n - b for n, b in zip(now, request.base))
-        return ExporterFlush(self.name, *losses, pending=self.pending(), timed_out=True)
+            dropped, failed, spooled, rejected = request.losses
+            return ExporterFlush(self.name, dropped, failed, spooled, rejected)
+        dropped, failed, spooled, rejected = _minus(self._losses(), request.base)
+        pending = self.pending()
+        return ExporterFlush(self.name, dropped, failed, spooled, rejected, pending, True)
 
     def pending(self) -> int:
         """Items queued, overflowing to disk, or in flight now."""
@@ -579,9 +577,9 @@ class Channel:
             return
         if refusal.items is not None:
             # The exporter knows which items were refused; the others went through.
-            refused = [item for item in batch if any(item is r for r in refusal.items)]
-            self._count("exported", len(batch) - len(refused))
-            self._reject(refused or batch, what, refusal)
+            named = [item for item in batch if any(item is r for r in refusal.items)]
+            self._count("exported", len(batch) - len(named))
+            self._reject(named or batch, what, refusal)
             return
         if len(batch) == 1:
             self._reject(batch, what, refusal)
@@ -885,7 +883,7 @@ class Channel:
         if spool is None or self._stopped or self._monotonic() < self._paused_until:
             return 0
         deadline = None if timeout is None else self._monotonic() + timeout
-        if not self._replay_lock.acquire(timeout=-1 if deadline is None else max(0.0, timeout)):
+        if not self._replay_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
             return 0  # another pass holds it past our deadline
         try:
             queued = 0
@@ -936,10 +934,8 @@ class Channel:
         """Queue ready-made events and scores (replay), waiting for room; returns how many."""
         return self._feed(items, deadline)[1]
 
-    def _feed(
-        self, items: Sequence[SpanEvent | Score], deadline: float | None
-    ) -> tuple[int, int]:
-        """(items consumed — queued or not wanted —, items queued), until stopped or the deadline."""
+    def _feed(self, items: Sequence[SpanEvent | Score], deadline: float | None) -> tuple[int, int]:
+        """(items consumed: queued or not wanted, items queued), until stopped or the deadline."""
         queued = 0
         queue = self._queue
         for index, item in enumerate(items):
@@ -987,6 +983,10 @@ class Channel:
             self.spool.reset_after_fork()
         self._reset_state()
         self._start()
+
+
+def _minus(now: tuple[int, ...], base: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(n - b for n, b in zip(now, base, strict=True))
 
 
 def _utc_now() -> str:

@@ -168,8 +168,9 @@ class Exporter:
     The same keywords work in code and in a config table, where the hub builds
     the exporter as ``WebhookExporter(**table)``. The common keys, handled
     here, are ``realtime``, ``log_level``, ``batch``, ``max_queue_size``,
-    ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes`` and ``enabled``; ``instance_name`` names the
-    instance (the config table's key; defaults to ``name``).
+    ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes`` and
+    ``enabled``; ``instance_name`` names the instance (the config table's key;
+    defaults to ``name``).
 
     ``event_kinds`` says which span events the exporter wants; the default is
     ended spans only. ``self.log`` is a structlog logger bound with

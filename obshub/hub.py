@@ -406,7 +406,7 @@ class Hub:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 request.done.wait(remaining)
             return FlushResult(
-                {c.name: c.flush_result(r) for c, r in zip(channels, requests)}
+                {c.name: c.flush_result(r) for c, r in zip(channels, requests, strict=True)}
             )
         except Exception as exc:
             _recording_failed("flush", exc)

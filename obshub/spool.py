@@ -76,6 +76,7 @@ class SpoolWriteError(OSError):
         super().__init__(cause.errno, cause.strerror)
         self.written = written
 
+
 # Segments this process is writing or replaying right now (paths as str): the pid
 # in a file name cannot tell two spools of one process apart.
 _held: set[str] = set()

@@ -934,7 +934,7 @@ class ExporterContract:
         exporter = make(**{**failing, "retry": {"max_attempts": 1}, **overrides})
         hub = hubs(exporters=[exporter], service_name="contract-test")
         record_trace(hub, score=False)
-        flushed = hub.flush(wait)
+        flushed = bool(hub.flush(wait))
         hub.shutdown(wait)
         return hub, flushed
 
@@ -1360,6 +1360,5 @@ class ExporterContract:
         hub.shutdown(self.timeout)
         record_trace(hub)
         flushed = hub.flush(self.timeout)
-        assert flushed.dropped >= 1 and not flushed.timed_out, (
-            f"flush() after shutdown should report the dropped items: {flushed!r}"
-        )
+        assert flushed.dropped >= 1, f"flush() after shutdown hid the drops: {flushed!r}"
+        assert not flushed.timed_out, f"flush() after shutdown waited: {flushed!r}"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from obshub._logging import RateLimitedLog, get_logger
+from obshub._size import approx_size
 from obshub.spans import EventKind, Level, SpanError, SpanType
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class LiveSpan:
         "_trace",
         "name",
         "parent_span_id",
+        "size",
         "span_id",
         "start_time",
         "type",
@@ -275,8 +277,10 @@ class LiveSpan:
         trace = self._trace
         if trace.sampled:
             channels = trace.route.ended  # type: ignore[union-attr]
-            for channel in channels:
-                channel.put(self)
+            if channels:
+                self.size = approx_size(self._fields)
+                for channel in channels:
+                    channel.put(self)
 
     def build_event(self) -> Any:
         """The ended event's snapshot, built on first use (worker side)."""

@@ -516,7 +516,8 @@ def test_queue_overflow_is_spilled_to_disk_by_the_spill_thread(
 
     gate.set()
     flushed = hub.flush(WAIT)
-    assert flushed.spooled == 75 and not flushed, "spilled items are not delivered yet"
+    assert not flushed, "spilled items are not delivered yet"
+    assert flushed.spooled == 75
     hub.replay(timeout=WAIT)
     assert hub.flush(WAIT)
     received = exporter.wait_for_spans(len(sent))

@@ -149,7 +149,8 @@ def test_a_400_for_one_span_is_isolated_and_counted_rejected(
         with hub.span("agent"):
             pass
         flushed = hub.flush(5)
-    assert not flushed and flushed.rejected == 1
+    assert not flushed
+    assert flushed.rejected == 1
     assert receiver.statuses() == [400]
     counters = stats(hub)
     assert (counters.exported, counters.retried, counters.failed, counters.rejected) == (0, 0, 0, 1)
