@@ -13,7 +13,7 @@ __all__ = ["approx_size"]
 
 #: Estimated bytes of a queued record before its values: the record, the live
 #: span it keeps alive and their dicts (measured with tracemalloc: bench/burst.py).
-_RECORD_BYTES = 1200
+_RECORD_BYTES = 800
 #: Estimated bytes per element of a container value (the slot plus a small object).
 _ELEMENT_BYTES = 72
 _SIZED = (str, bytes, bytearray)
@@ -25,22 +25,24 @@ def approx_size(fields: dict[str, Any]) -> int:
     Counts the lengths of strings and bytes two levels deep (a message list's
     contents, an input dict's values) and a fixed cost per element; deeper
     values count as one element each. An estimate for the queue's byte bound,
-    not an exact figure.
+    not an exact figure (``bench/burst.py`` compares it with tracemalloc).
     """
     total = _RECORD_BYTES
     for value in fields.values():
-        if isinstance(value, _SIZED):
+        kind = type(value)
+        if kind is str or kind is bytes or kind is bytearray:
             total += len(value)
-        elif isinstance(value, (dict, list, tuple)):
-            total += _container_size(value, 2)
-    return total
-
-
-def _container_size(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> int:
-    total = _ELEMENT_BYTES * len(value)
-    for element in value.values() if isinstance(value, dict) else value:
-        if isinstance(element, _SIZED):
-            total += len(element)
-        elif depth > 1 and isinstance(element, (dict, list, tuple)):
-            total += _container_size(element, depth - 1)
+        elif kind is dict or kind is list or kind is tuple:
+            total += _ELEMENT_BYTES * len(value)
+            for element in value.values() if kind is dict else value:
+                inner = type(element)
+                if inner is str or inner is bytes:
+                    total += len(element)
+                elif inner is dict or inner is list or inner is tuple:
+                    total += _ELEMENT_BYTES * len(element)
+                    for leaf in element.values() if inner is dict else element:
+                        if type(leaf) is str:
+                            total += len(leaf)
+        elif isinstance(value, _SIZED):  # a str or bytes subclass
+            total += len(value)
     return total
