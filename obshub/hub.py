@@ -24,13 +24,13 @@ from obshub.config import (
     shutdown_timeout_of,
 )
 from obshub.delivery import Channel, ChannelStats, ExporterFlush, FlushResult
+from obshub.delivery.spool import read_records
 from obshub.exporters import Exporter
 from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
 from obshub.processors import Redactor, SpanProcessor
 from obshub.sampling import Sampler
 from obshub.spans import EventKind, SpanType, new_trace_id
-from obshub.spool import read_records
 from obshub.tracing import (
     _TYPES,
     TRACE_FIELDS,

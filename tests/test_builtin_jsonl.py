@@ -13,7 +13,7 @@ import pytest
 import obshub
 from obshub import EventKind, ExportError, SpanEvent
 from obshub.builtin.jsonl import FORMAT_VERSION, JsonlExporter
-from obshub.spool import read_records
+from obshub.delivery.spool import read_records
 
 WAIT = 5.0
 

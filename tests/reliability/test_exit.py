@@ -14,8 +14,8 @@ from typing import Any
 from obshub_langfuse.testing import LangfuseStandIn
 
 import obshub
+from obshub.delivery.spool import read_records
 from obshub.spans import SpanEvent
-from obshub.spool import read_records
 from obshub.testing import wait_for
 
 SCRIPT = textwrap.dedent(

@@ -23,9 +23,9 @@ from obshub_langfuse.testing import Fault, IncomingRequest, LangfuseStandIn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import obshub
-from obshub import spool as spool_module
+from obshub.delivery import spool as spool_module
+from obshub.delivery.spool import DEAD_LETTER_FILE, read_records
 from obshub.spans import SpanEvent
-from obshub.spool import DEAD_LETTER_FILE, read_records
 from obshub.testing import wait_for
 
 #: Retries that give up fast: a down backend sends batches to the spool quickly.

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from obshub_langfuse.testing import Fault, IncomingRequest, LangfuseStandIn
 
+from obshub.delivery.spool import read_records
 from obshub.spans import SpanEvent
-from obshub.spool import read_records
 from obshub.testing import wait_for
 
 
