@@ -7,14 +7,17 @@ import os
 import threading
 import types
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
 import obshub
+from obshub import _worker_token as worker_token
 from obshub import http
 from obshub.otlp import encode_spans, json_string, send_splitting
-from obshub.spans import Score, ScoreDataType, SpanEvent
+from obshub.spans import Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
+from obshub_langfuse.scores import LANGFUSE_FIELDS, InvalidScore, score_body
 from obshub_langfuse.settings import ARGUMENT, DEFAULT, SWITCHES, resolve_switches
 
 __all__ = ["DEFAULT_BASE_URL", "LangfuseExporter"]
@@ -41,6 +44,8 @@ ENV_VARS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
     }
 )
 _OPTION_KEYS = ("environment", "version", "release")
+#: Score requests in flight at once (Langfuse's API takes one score per request).
+SCORE_PARALLELISM = 4
 _PROTOBUF = "application/x-protobuf"
 
 
@@ -86,18 +91,6 @@ def _source_of(setting: str, given: object) -> str:
         if os.environ.get(var, "").strip():
             return f"env {var}"
     return DEFAULT
-
-
-def _score_value(score: Score) -> float | str:
-    """The value as Langfuse takes it; ValueError for a NUMERIC score that is no number."""
-    value = score.value
-    if score.data_type is ScoreDataType.CATEGORICAL:
-        return str(value)
-    if score.data_type is ScoreDataType.BOOLEAN:
-        if isinstance(value, str):
-            return 1 if value.strip().lower() in ("1", "true", "yes") else 0
-        return 1 if value else 0
-    return float(value)
 
 
 class LangfuseExporter(obshub.Exporter):
@@ -398,56 +391,91 @@ class LangfuseExporter(obshub.Exporter):
     # -- scores --------------------------------------------------------------------------
 
     def score_body(self, score: Score) -> dict[str, Any]:
-        """The JSON body of ``POST /api/public/scores`` for ``score``."""
-        body: dict[str, Any] = {
-            "id": score.id,
-            "name": score.name,
-            "value": _score_value(score),
-            "dataType": score.data_type.value,
-        }
-        optional = {
-            "traceId": score.trace_id,
-            "observationId": score.span_id,
-            "sessionId": score.session_id,
-            "comment": score.comment,
-            "metadata": dict(score.metadata) or None,
-            "environment": self.trace_options.environment,
-        }
-        body.update({key: value for key, value in optional.items() if value is not None})
+        """The JSON body of ``POST /api/public/scores`` for ``score`` (see `scores.score_body`).
+
+        Raises `obshub_langfuse.scores.InvalidScore` (a ValueError) for a score
+        Langfuse would refuse.
+        """
+        body, _ignored = score_body(score, environment=self.trace_options.environment)
         return body
 
     def export_scores(self, scores: Sequence[Score]) -> None:
-        """POST each score; its stable id makes a resend idempotent."""
+        """POST each score (Langfuse has no batch endpoint for scores; see below).
+
+        The stable id of each score makes a resend idempotent. The first request
+        goes alone, as a probe: when it fails for the whole batch (bad keys, a
+        server error), nothing else is sent. The rest go ``SCORE_PARALLELISM``
+        at a time over the shared keep-alive pool. A score Langfuse refuses
+        (4xx) does not hold back the others.
+        """
         if self._idle() or not scores:
             return
         if self.sample_rate < 1.0:
             # A score of a trace the sample rate drops would point at nothing.
             scores = [s for s in scores if s.trace_id is None or self.sampled(s.trace_id)]
-        first_error: obshub.ExportError | None = None
-        failed = 0
+        rejected: list[obshub.ExportError] = []
+        bodies: list[bytes] = []
         for score in scores:
             try:
-                body = json_string(self.score_body(score)).encode("utf-8")
-            except ValueError:
-                failed += 1
-                first_error = first_error or obshub.ExportError(
-                    f"score {score.name!r} is NUMERIC but its value is not a number"
-                )
+                body, ignored = score_body(score, environment=self.trace_options.environment)
+            except InvalidScore as exc:
+                rejected.append(obshub.ExportError(str(exc)))
                 continue
-            try:
-                self._post(SCORES_PATH, body, "application/json", compress=False)
-            except obshub.ExportError as exc:
-                if exc.retryable or exc.status in (401, 403):
-                    raise
-                # A score the server refuses must not hold back the others.
-                failed += 1
-                first_error = first_error or exc
-        if first_error is not None:
+            if ignored:
+                self.log.warning(
+                    "score_fields_ignored",
+                    score=score.name,
+                    ignored=ignored,
+                    known=sorted(LANGFUSE_FIELDS),
+                )
+            bodies.append(json_string(body).encode("utf-8"))
+        for error in self._post_scores(bodies):
+            if error.status in (401, 403):
+                raise self._auth_refused(error.status)
+            if error.retryable:
+                raise error
+            rejected.append(error)
+        if rejected:
             raise obshub.ExportError(
-                f"{failed} of {len(scores)} scores rejected; first: {first_error}",
+                f"{len(rejected)} of {len(scores)} scores rejected; first: {rejected[0]}",
                 retryable=False,
-                status=first_error.status,
+                status=rejected[0].status,
             )
+
+    def _post_score(self, body: bytes) -> obshub.ExportError | None:
+        try:
+            http.post(
+                f"{self.base_url}{SCORES_PATH}",
+                body,
+                self._headers("application/json"),
+                timeout=self.timeout,
+            )
+        except obshub.ExportError as exc:
+            return exc
+        return None
+
+    def _post_scores(self, bodies: list[bytes]) -> list[obshub.ExportError]:
+        """Send ``bodies``; the errors (all of them, or the probe's alone)."""
+        if not bodies:
+            return []
+        probe = self._post_score(bodies[0])
+        if probe is not None and (probe.retryable or probe.status in (401, 403)):
+            return [probe]
+        rest = bodies[1:]
+        if len(rest) <= 1:
+            results = [self._post_score(body) for body in rest]
+        else:
+            workers = min(SCORE_PARALLELISM, len(rest))
+            with (
+                ThreadPoolExecutor(workers, thread_name_prefix="obshub-langfuse-scores") as pool,
+                worker_token.released(),  # the wait needs no interpreter
+            ):
+                results = list(pool.map(self._post_score, rest))
+        errors = [e for e in (probe, *results) if e is not None]
+        if len(errors) < len(bodies):
+            with self._pause_lock:
+                self._next_pause = self.auth_cooldown
+        return errors
 
     # -- check ---------------------------------------------------------------------------
 
