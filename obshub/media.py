@@ -97,6 +97,8 @@ class Media:
         if self.path is not None:
             guessed, _ = mimetypes.guess_type(self.path, strict=False)
             return guessed
+        if self.data is not None:
+            return sniff_content_type(bytes(memoryview(self.data)[:16]))
         return None
 
     def read(self, max_bytes: int) -> bytes:
@@ -131,12 +133,16 @@ class Media:
 
     def marker(self, size: int | None = None) -> str:
         """The text other exporters show: ``<media image/png 5124 bytes>``."""
-        kind = self.declared_type() or "media"
+        kind = self.declared_type()
+        words = ["media"] if kind is None else ["media", kind]
         if self.path is not None:
-            return f"<media {kind} file {PurePath(self.path).name}>"
-        if size is None and self.data is not None:
-            size = memoryview(self.data).nbytes
-        return f"<media {kind} {size} bytes>" if size is not None else f"<media {kind}>"
+            words += ["file", PurePath(self.path).name]
+        else:
+            if size is None and self.data is not None:
+                size = memoryview(self.data).nbytes
+            if size is not None:
+                words += [str(size), "bytes"]
+        return f"<{' '.join(words)}>"
 
     def __repr__(self) -> str:
         return f"Media({self.marker()})"
