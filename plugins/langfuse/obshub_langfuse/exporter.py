@@ -17,6 +17,7 @@ from obshub import http
 from obshub.otlp import encode_spans, json_string, send_splitting
 from obshub.spans import Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
+from obshub_langfuse.media import MediaUploader
 from obshub_langfuse.scores import LANGFUSE_FIELDS, InvalidScore, score_body
 from obshub_langfuse.settings import ARGUMENT, DEFAULT, SWITCHES, resolve_switches
 
@@ -220,6 +221,14 @@ class LangfuseExporter(obshub.Exporter):
         )
         self._pause_lock = threading.Lock()
         self._next_pause = self.auth_cooldown
+        #: Uploads media found in spans (None with media_upload off).
+        self.media: MediaUploader | None = (
+            MediaUploader(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout, log=self.log
+            )
+            if self.media_upload
+            else None
+        )
 
     # -- settings ----------------------------------------------------------------------
 
@@ -371,6 +380,9 @@ class LangfuseExporter(obshub.Exporter):
             events = [e for e in events if self.sampled(e.span.trace_id)]
             if not events:
                 return
+        if self.media is not None:
+            # Uploads (or recalls) each media value; its reference replaces it.
+            events = [self.media.prepare(e) for e in events]
         rejected = self._send(list(events))
         if rejected:
             raise obshub.ExportError(

@@ -10,6 +10,9 @@ It speaks the parts of Langfuse's API an exporter uses, on ``127.0.0.1``:
 - ``POST /api/public/scores``: stores `ScoreRecord` (upsert by id).
 - ``GET /api/public/projects``: 200 for valid keys (what ``check()`` uses).
 - ``GET /api/public/health``: 200 without auth.
+- the media API (``POST /api/public/media``, ``PATCH``/``GET
+  /api/public/media/<id>``) and the presigned upload it hands out, on the
+  stand-in itself: see `obshub_langfuse.testing_media`.
 
 Faults can be injected per path, to test retries and error handling::
 
@@ -59,6 +62,13 @@ from obshub.testing_server import (
     Rejected as _Rejected,
 )
 from obshub.testing_server import attribute_map as _attributes
+from obshub_langfuse.testing_media import (
+    MediaEmulation,
+    MediaLink,
+    MediaRecord,
+    fault_key,
+    media_aliases,
+)
 
 __all__ = [
     "HEALTH_PATH",
@@ -69,6 +79,8 @@ __all__ = [
     "FaultFunction",
     "IncomingRequest",
     "LangfuseStandIn",
+    "MediaLink",
+    "MediaRecord",
     "Observation",
     "RecordedRequest",
     "ScoreRecord",
@@ -85,6 +97,7 @@ PATH_ALIASES: Mapping[str, str] = {
     "scores": SCORES_PATH,
     "projects": PROJECTS_PATH,
     "health": HEALTH_PATH,
+    **media_aliases(),
 }
 #: The highest ``x-langfuse-ingestion-version`` Langfuse accepts.
 MAX_INGESTION_VERSION = 4
@@ -428,7 +441,7 @@ def _decode_traces(content_type: str, body: bytes) -> Any:
     return request
 
 
-class LangfuseStandIn(LocalServer):
+class LangfuseStandIn(MediaEmulation, LocalServer):
     """A local Langfuse: an HTTP server on ``127.0.0.1`` that records what it receives.
 
     Use it as a context manager (or call `start` / `stop`).
@@ -455,8 +468,9 @@ class LangfuseStandIn(LocalServer):
         self._observations: dict[str, Observation] = {}
         self._scores: dict[str, ScoreRecord] = {}
         self._requests: list[RecordedRequest] = []
+        self._media_init()
 
-    methods = ("GET", "POST")
+    methods = ("GET", "POST", "PUT", "PATCH")
     server_version = "LangfuseStandIn/1"
     thread_name = "langfuse-stand-in"
     poll_interval = 0.05
@@ -473,14 +487,15 @@ class LangfuseStandIn(LocalServer):
         """Queue ``faults`` for the next requests to ``path``, one per request.
 
         ``path`` is a full path or one of ``traces``, ``scores``,
-        ``projects``, ``health``.
+        ``projects``, ``health``, ``media`` (the POST), ``media-upload`` (the
+        PUT to the presigned URL), ``media-patch``, ``media-get``.
         """
         key = PATH_ALIASES.get(path, path)
         with self._cond:
             self._faults.setdefault(key, []).extend(faults)
 
     def _pop_fault(self, incoming: IncomingRequest) -> Fault | None:
-        queue = self._faults.get(incoming.path)
+        queue = self._faults.get(fault_key(incoming.method, incoming.path))
         return queue.pop(0) if queue else None
 
     # -- accessors -----------------------------------------------------------------------
@@ -522,7 +537,11 @@ class LangfuseStandIn(LocalServer):
         """The requests received, oldest first (only those to ``path`` if given)."""
         key = PATH_ALIASES.get(path, path) if path is not None else None
         with self._cond:
-            return [r for r in self._requests if key is None or r.path == key]
+            return [
+                r
+                for r in self._requests
+                if key is None or r.path == key or fault_key(r.method, r.path) == key
+            ]
 
     def server_errors(self) -> list[str]:
         """Exceptions raised inside the stand-in itself (answered with 500)."""
@@ -537,6 +556,7 @@ class LangfuseStandIn(LocalServer):
             self._scores.clear()
             self._requests.clear()
             self._errors.clear()
+            self._media_clear()
 
     def wait_for_observations(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` observations arrived; False on timeout."""
@@ -550,7 +570,14 @@ class LangfuseStandIn(LocalServer):
         """Block until ``count`` requests (to ``path``, if given) were answered."""
         key = PATH_ALIASES.get(path, path) if path is not None else None
         return self._wait(
-            lambda: sum(1 for r in self._requests if key is None or r.path == key) >= count,
+            lambda: (
+                sum(
+                    1
+                    for r in self._requests
+                    if key is None or r.path == key or fault_key(r.method, r.path) == key
+                )
+                >= count
+            ),
             timeout,
         )
 
@@ -593,6 +620,9 @@ class LangfuseStandIn(LocalServer):
     def _answer(self, incoming: IncomingRequest, fault: Fault | None) -> Reply:
         if fault is not None and fault.status is not None:
             return self._json_reply(fault.status, {"message": "injected fault"})
+        media = self._media_route(incoming, self._authorised(incoming.headers))
+        if media is not None:
+            return media
         return self._json_reply(*self._dispatch(incoming))
 
     def _authorised(self, headers: Mapping[str, str]) -> bool:
