@@ -124,6 +124,8 @@ _FALLBACK_TYPE = "application/octet-stream"
 MEMORY = 4096
 #: Nesting levels searched for media (as deep as the JSON-safe conversion keeps).
 MAX_DEPTH = DEFAULT_LIMITS.max_depth
+#: Leaf types that never hold media.
+_PLAIN = frozenset({int, float, bool, type(None)})
 #: Characters of an upload's error body kept for the status patch.
 _ERROR_EXCERPT = 500
 
@@ -249,17 +251,25 @@ class MediaUploader:
         return attrs.evolve(event, span=attrs.evolve(span, **changes))
 
     def _walk(self, value: Any, span: Span, field: str, depth: int) -> Any:
-        if isinstance(value, MediaValue):
-            return self._resolve(value.media, span, field)
-        if isinstance(value, str):
+        # Runs over every value of every span: plain leaves are skipped inline,
+        # without a call each (most spans hold no media at all).
+        kind = type(value)
+        if kind is str:
             if value.startswith("data:") and parse_data_uri(value, decode=False) is not None:
                 return self._resolve(Media(data_uri=value), span, field)
             return value
-        if depth >= MAX_DEPTH:
+        if kind is MediaValue:
+            return self._resolve(value.media, span, field)
+        if kind in _PLAIN or depth >= MAX_DEPTH:
             return value
         if isinstance(value, Mapping):
             out: dict[str, Any] | None = None
             for key, item in value.items():
+                item_kind = type(item)
+                if item_kind in _PLAIN or (item_kind is str and not item.startswith("data:")):
+                    if out is not None:
+                        out[key] = item
+                    continue
                 new = self._walk(item, span, field, depth + 1)
                 if new is not item and out is None:
                     out = dict(value)
@@ -269,12 +279,17 @@ class MediaUploader:
         if isinstance(value, list):
             items: list[Any] | None = None
             for index, item in enumerate(value):
+                item_kind = type(item)
+                if item_kind in _PLAIN or (item_kind is str and not item.startswith("data:")):
+                    continue
                 new = self._walk(item, span, field, depth + 1)
                 if new is not item and items is None:
                     items = list(value)
                 if items is not None:
                     items[index] = new
             return value if items is None else items
+        if isinstance(value, MediaValue):
+            return self._resolve(value.media, span, field)
         return value
 
     # -- one media value -----------------------------------------------------------------
