@@ -215,7 +215,7 @@ def test_a_slow_upload_times_out_and_the_span_still_goes(
     make_hub: MakeHub, server: LangfuseStandIn
 ) -> None:
     server.inject("media-upload", Fault.slow(5))
-    hub = make_hub(timeout=0.3)
+    hub = make_hub(timeout=1.0)
     with hub.span("vision", input={"image": PNG}):
         pass
     assert hub.flush(5)
