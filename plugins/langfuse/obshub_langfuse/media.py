@@ -23,7 +23,10 @@ PUT again, and a value already linked to the same observation and field costs
 no request at all (both memories are bounded). A failure never holds the span
 back: with a media id the reference goes anyway; without one the value
 becomes a marker saying the upload failed. Each failure is logged and counted
-in `MediaUploader.stats`.
+in `MediaUploader.stats`. After a POST that failed for want of an answer
+(timeout, connection error, 5xx, 429), uploads are skipped for
+`UNAVAILABLE_PAUSE` seconds, so that a media API that is down costs the
+worker one timeout, not one per value.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ _FALLBACK_TYPE = "application/octet-stream"
 MEMORY = 4096
 #: Nesting levels searched for media (as deep as the JSON-safe conversion keeps).
 MAX_DEPTH = DEFAULT_LIMITS.max_depth
+#: Seconds media uploads are skipped after the media API did not answer usefully.
+UNAVAILABLE_PAUSE = 30.0
 #: Leaf types that never hold media.
 _PLAIN = frozenset({int, float, bool, type(None)})
 #: Characters of an upload's error body kept for the status patch.
@@ -223,6 +228,10 @@ class MediaUploader:
         self._linked = _Bounded(MEMORY)  # (hash, type, trace, observation, field) -> id
         self._counts = dict.fromkeys(attrs.fields_dict(MediaStats), 0)
         self._counts_lock = threading.Lock()
+        #: Seconds uploads are skipped after the media API failed for want of an
+        #: answer (a timeout, a connection error, a 5xx or 429 on the POST).
+        self.pause = UNAVAILABLE_PAUSE
+        self._paused_until = 0.0
 
     def stats(self) -> MediaStats:
         """A snapshot of the counters."""
@@ -321,6 +330,11 @@ class MediaUploader:
         if known is not None:
             self._count("deduplicated")
             return reference_string(found.content_type, known, found.source)
+        if time.monotonic() < self._paused_until:
+            # The media API just failed for want of an answer: skip it for a
+            # while rather than spend a timeout per value on the worker.
+            self._count("failed")
+            return f"<media {found.content_type} {len(found.content)} bytes: upload failed>"
         body = {
             "traceId": span.trace_id,
             "observationId": span.span_id,
@@ -342,6 +356,8 @@ class MediaUploader:
                 raise obshub.ExportError("POST /api/public/media: answer without a mediaId")
         except obshub.ExportError as exc:
             self._failed("POST", exc, found)
+            if exc.retryable:
+                self._paused_until = time.monotonic() + self.pause
             return f"<media {found.content_type} {len(found.content)} bytes: upload failed>"
         upload_url = answer.get("uploadUrl")
         complete = True

@@ -20,7 +20,7 @@ from obshub import http
 MakeHub = Callable[..., obshub.Hub]
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20  # 5128 bytes: today's "<5128 bytes>"
-WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64)
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256))
 PDF = b"%PDF-1.7\n" + b"0" * 3000
 
 
@@ -165,7 +165,7 @@ def test_content_langfuse_already_holds_is_not_uploaded_again(
 def test_post_failure_sends_the_span_with_a_marker(
     make_hub: MakeHub, server: LangfuseStandIn
 ) -> None:
-    server.inject("media", Fault.error(500))
+    server.inject("media", Fault.error(400))
     hub = make_hub()
     with capture_logs() as logs:
         with hub.span("vision", input={"image": PNG}):
@@ -175,7 +175,7 @@ def test_post_failure_sends_the_span_with_a_marker(
         "image": f"<media image/png {len(PNG)} bytes: upload failed>"
     }
     (warning,) = [r for r in logs if r["event"] == "media_upload_failed"]
-    assert (warning["step"], warning["status"]) == ("POST", 500)
+    assert (warning["step"], warning["status"]) == ("POST", 400)
     assert exporter_of(hub).media.stats().failed == 1  # type: ignore[union-attr]
     assert server.requests("media-upload") == []
 
@@ -318,3 +318,28 @@ def test_the_stand_in_checks_uploads_as_langfuse_and_storage_do(server: Langfuse
     assert put(PNG[:-1] + b"!", good) == 400  # right length, wrong content
     assert put(PNG, good) == 200
     assert server.media()[0].content == PNG
+
+
+def test_a_media_api_that_does_not_answer_is_skipped_for_a_while(
+    make_hub: MakeHub, server: LangfuseStandIn
+) -> None:
+    server.inject("media", Fault.error(500))
+    hub = make_hub()
+    with hub.span("vision", input={"a": PNG, "b": WAV}):
+        pass
+    assert hub.flush(5)
+    # One POST failed with a 500: the second value is not tried (no second timeout).
+    assert len(server.requests("media")) == 1
+    assert server.observation("vision").input == {
+        "a": f"<media image/png {len(PNG)} bytes: upload failed>",
+        "b": f"<media audio/wav {len(WAV)} bytes: upload failed>",
+    }
+    media = exporter_of(hub).media
+    assert media is not None
+    assert media.stats().failed == 2
+    media.pause = 0.0  # the pause over (ends at the next value):
+    media._paused_until = 0.0
+    with hub.span("later", input=PNG):
+        pass
+    assert hub.flush(5)
+    assert server.observation("later").input == ref("image/png", PNG, "bytes")
