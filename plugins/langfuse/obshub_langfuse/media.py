@@ -40,6 +40,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 
@@ -412,7 +413,7 @@ class MediaUploader:
         try:
             http.request(
                 "PATCH",
-                f"{self.base_url}{MEDIA_PATH}/{given_id}",
+                f"{self.base_url}{MEDIA_PATH}/{quote(given_id, safe='')}",
                 body=json_string(patch).encode("utf-8"),
                 headers=self._headers("application/json"),
                 timeout=self.timeout,
