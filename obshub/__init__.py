@@ -25,6 +25,7 @@ from obshub.delivery import ChannelStats, ExporterFlush, FlushResult
 from obshub.exporters import Batch, CheckResult, Exporter, ExportError
 from obshub.hookspecs import hookimpl
 from obshub.hub import Hub, get_global_hub, make_global_observer, set_global_hub
+from obshub.media import Media
 from obshub.processors import Redactor, SpanProcessor
 from obshub.retry import Retry
 from obshub.sampling import Sampler
@@ -65,6 +66,7 @@ __all__ = [
     "JsonlExporter",
     "Level",
     "LiveSpan",
+    "Media",
     "MemoryExporter",
     "Prompt",
     "Redactor",

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import structlog
@@ -117,6 +117,22 @@ def _run_check(exporter: Exporter) -> tuple[CheckResult, float]:
     return result[0], elapsed
 
 
+def _write_settings(out: TextIO, settings: Any) -> None:
+    """An exporter's ``details["settings"]``: ``name = value (source)`` per line.
+
+    Exporters that read settings from several places (argument or config key,
+    environment variable, default) report each as ``{"value": ..., "source": ...}``.
+    """
+    if not isinstance(settings, Mapping):
+        return
+    for name, entry in settings.items():
+        if not isinstance(entry, Mapping):
+            continue
+        value = entry.get("value")
+        shown = "-" if value is None else value
+        out.write(f"          {name} = {shown} ({entry.get('source', '?')})\n")
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Validate the config and test every exporter's connection and credentials."""
     source, origin = discover_config(args.config)
@@ -151,6 +167,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                     f"  {status}  {exporter.instance_name} ({type(exporter).name}, {mode}, "
                     f"log {exporter.log_level}): {result.message} [{latency:.0f} ms]\n"
                 )
+                _write_settings(out, result.details.get("settings"))
                 failures += not result.ok
     finally:
         hub.shutdown(timeout=2.0)

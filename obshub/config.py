@@ -351,7 +351,10 @@ def build_exporter(
     cls = registry.exporter_class(type_name)
     if cls is None:
         raise ConfigError(_unknown_type_message(type_name, registry), f"{path}.type")
-    table.pop("enabled", None)
+    # enabled = false never gets here; an explicit true is passed on, so that it
+    # wins over an exporter's own environment switch (e.g. LANGFUSE_TRACING_ENABLED).
+    if table.pop("enabled", None) is True:
+        table["enabled"] = True
     _check_keys(cls, table, path)
     try:
         return cls(instance_name=instance_name or type_name, **table)

@@ -314,11 +314,18 @@ class Hub:
         config: str | None = None,
         **fields: Any,
     ) -> None:
-        """Score a trace, a span or a session (``comment``, ``metadata``, ``data_type``, ``id``).
+        """Score a trace, a span or a session.
 
-        Without ids it scores the current trace. The score goes to the
-        exporters of the trace's config that take scores (the default config
-        for a trace this hub no longer remembers).
+        Other fields: ``comment``, ``metadata``, ``data_type`` (NUMERIC,
+        BOOLEAN, CATEGORICAL inferred from the value; TEXT, CORRECTION when
+        asked for), ``id`` and ``backend_fields`` (what only some backend
+        understands, keyed by exporter type; see `obshub.Score`).
+
+        Without ids it scores the current trace. A score without a trace or
+        session is allowed only when ``backend_fields`` names its target (e.g.
+        a Langfuse dataset run). The score goes to the exporters of the
+        trace's config that take scores (the default config for a trace this
+        hub no longer remembers).
         """
         try:
             route = self._routes.get(config) if config else None
@@ -337,8 +344,11 @@ class Hub:
                 route = self._default_route
             if route is None:
                 return
-            if trace_id is None and session_id is None:
-                raise ValueError("score() needs trace_id, session_id or a current span")
+            if trace_id is None and session_id is None and not fields.get("backend_fields"):
+                raise ValueError(
+                    "score() needs trace_id, session_id, a current span or a target "
+                    "in backend_fields"
+                )
             route.score(
                 name=name,
                 value=value,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from obshub._logging import RateLimitedLog, get_logger
@@ -194,6 +194,16 @@ class Route:
         if fields.get("metadata") is not None:
             metadata = to_jsonable(fields["metadata"], self.limits)
             fields["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
+        backend = fields.get("backend_fields")
+        if backend is not None:
+            if not isinstance(backend, Mapping) or not all(
+                isinstance(entry, Mapping) for entry in backend.values()
+            ):
+                raise TypeError(
+                    'backend_fields is a table of tables, e.g. {"langfuse": {"config_id": ...}}'
+                )
+            converted = to_jsonable(backend, self.limits)
+            fields["backend_fields"] = converted if isinstance(converted, dict) else {}
         if fields.get("comment") is not None:
             fields["comment"] = to_jsonable(str(fields["comment"]), self.limits)
         fields["name"] = clean_text(str(fields.get("name", "")))

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from obshub.media import MediaValue
 from obshub.spans import Span
 
 __all__ = ["BUILTIN_SECRET_KEYS", "REDACTED", "Redactor", "SpanProcessor", "normalize_key"]
@@ -143,6 +144,8 @@ class Redactor:
             }
         if isinstance(value, list):
             return [self._clean(v) for v in value]
+        if isinstance(value, MediaValue):
+            return value  # binary content: no text to mask (a secret key still redacts it)
         if isinstance(value, str) and self.values:
             return _SECRET_VALUE.sub(REDACTED, value)
         return value

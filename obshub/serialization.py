@@ -20,6 +20,8 @@ from typing import Any
 
 import attrs
 
+from obshub.media import Media, MediaValue, parse_data_uri
+
 __all__ = ["Limits", "clean_text", "to_jsonable"]
 
 
@@ -29,13 +31,16 @@ class Limits:
 
     ``max_string`` characters per string, ``max_items`` entries per list or
     dict, ``max_depth`` levels of nesting, ``max_bytes`` bytes shown of a bytes
-    value (as base64) before it is summarised.
+    value (as base64) before it is summarised. ``max_media_bytes`` bounds the
+    content a `obshub.media.MediaValue` keeps for exporters that upload media
+    (bytes, long data URIs); larger content becomes its marker alone.
     """
 
     max_string: int = 100_000
     max_items: int = 2_000
     max_depth: int = 24
     max_bytes: int = 4_096
+    max_media_bytes: int = 20 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
@@ -49,7 +54,8 @@ def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     Strings are truncated with a marker, NaN and infinities become strings,
     bytes become base64 (or a summary when large), datetimes ISO 8601, sets
     sorted lists, dataclasses/attrs/pydantic objects dicts, cycles and
-    unrepresentable objects markers.
+    unrepresentable objects markers. Media (non-text bytes, data URIs over
+    ``max_string``, `obshub.Media`) become `obshub.media.MediaValue` strings.
     """
     try:
         return _convert(value, limits, 0, set())
@@ -103,7 +109,9 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     if kind is str:
         if not value.isascii():
             value = clean_text(value)
-        return value if len(value) <= limits.max_string else _truncate(value, limits.max_string)
+        if len(value) <= limits.max_string:
+            return value
+        return _long_string(value, limits)
     if kind is int or kind is bool or value is None:
         return value
     if kind is float:
@@ -124,7 +132,37 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     return _convert_other(value, limits, depth, seen)
 
 
+def _long_string(value: str, limits: Limits) -> str:
+    """A string over ``max_string``: truncated, but a data URI keeps its content as media."""
+    truncated = _truncate(value, limits.max_string)
+    if (
+        value.startswith("data:")
+        and len(value) <= limits.max_media_bytes * 4 // 3 + 1024
+        and parse_data_uri(value, decode=False) is not None
+    ):
+        return MediaValue(truncated, Media(data_uri=value))
+    return truncated
+
+
+def _bytes(value: bytes | bytearray | memoryview, limits: Limits) -> str:
+    raw = value if type(value) is bytes else bytes(value)
+    size = len(raw)
+    if size <= limits.max_bytes:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "base64:" + base64.b64encode(raw).decode("ascii")
+    else:
+        text = f"<{size} bytes>"
+    # Not text: kept (by reference) as media, for exporters that upload it.
+    return MediaValue(text, Media(data=raw)) if size <= limits.max_media_bytes else text
+
+
 def _convert_other(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, MediaValue):
+        return value
+    if isinstance(value, Media):
+        return MediaValue(value.marker(), value)
     if isinstance(value, enum.Enum):
         return _convert(value.value, limits, depth + 1, seen)
     if isinstance(value, str):
@@ -136,13 +174,7 @@ def _convert_other(value: Any, limits: Limits, depth: int, seen: set[int]) -> An
     if isinstance(value, float):
         return _float(float(value))
     if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        if len(raw) > limits.max_bytes:
-            return f"<{len(raw)} bytes>"
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return "base64:" + base64.b64encode(raw).decode("ascii")
+        return _bytes(value, limits)
     if isinstance(value, _TIMES):
         return value.isoformat()
     if isinstance(value, _dt.timedelta):

@@ -89,11 +89,19 @@ class EventKind(str, enum.Enum):
 
 
 class ScoreDataType(str, enum.Enum):
-    """How a score's value is to be read."""
+    """How a score's value is to be read.
+
+    ``NUMERIC`` a number, ``BOOLEAN`` true or false, ``CATEGORICAL`` one label
+    of a fixed set, ``TEXT`` free-form text (a reviewer's note), ``CORRECTION``
+    the corrected output the application should have given. Only the first
+    three are inferred from a value; ``TEXT`` and ``CORRECTION`` are asked for.
+    """
 
     NUMERIC = "NUMERIC"
     BOOLEAN = "BOOLEAN"
     CATEGORICAL = "CATEGORICAL"
+    TEXT = "TEXT"
+    CORRECTION = "CORRECTION"
 
     def __str__(self) -> str:
         return self.value
@@ -454,7 +462,12 @@ class Score:
 
     ``data_type`` is inferred from ``value`` when not given: bool → BOOLEAN,
     number → NUMERIC, string → CATEGORICAL. ``id`` is stable, so re-sending a
-    score is idempotent at the backend.
+    score is idempotent at the backend. ``timestamp`` is when it was recorded
+    (ns since the epoch).
+
+    ``backend_fields`` holds what only some backend understands, keyed by
+    exporter type, e.g. ``{"langfuse": {"config_id": "...", "queue_id": "..."}}``;
+    each exporter reads its own entry and ignores the others.
     """
 
     name: str
@@ -468,6 +481,7 @@ class Score:
     id: str = attrs.field(factory=_new_score_id)
     timestamp: int | None = None
     config_name: str | None = None
+    backend_fields: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
     @data_type.default
     def _default_data_type(self) -> ScoreDataType:

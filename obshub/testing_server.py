@@ -238,7 +238,7 @@ class LocalHandler(BaseHTTPRequestHandler):
             return
         owner._serve(self)
 
-    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
+    do_GET = do_POST = do_PUT = do_PATCH = do_HEAD = do_DELETE = _handle
 
     def read_body(self) -> bytes:
         """The body, read by ``Content-Length`` (chunked uploads are not supported)."""
@@ -282,7 +282,7 @@ class LocalServer:
     """
 
     #: The methods served; others are answered 501.
-    methods: Collection[str] = ("GET", "PUT", "POST", "HEAD", "DELETE")
+    methods: Collection[str] = ("GET", "PUT", "PATCH", "POST", "HEAD", "DELETE")
     #: The ``Server`` header (None: ``http.server``'s).
     server_version: str | None = None
     thread_name = "obshub-local-server"

@@ -514,3 +514,20 @@ def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(hub_factor
     assert hub.shutdown() is False
     assert time.monotonic() - started < 2.0
     assert hub.stats()["default/refused"].failed == 1  # no spool: counted, not silent
+
+
+def test_backend_fields_travel_with_a_score_and_may_name_its_only_target(
+    hub_factory: Any,
+) -> None:
+    hub, memory = hub_factory.memory()
+    fields = {"langfuse": {"dataset_run_id": "run-7", "when": {1, 2}}}
+    hub.score(name="run-accuracy", value=0.9, backend_fields=fields)
+    hub.score(name="bad", value=1, backend_fields={"langfuse": "not a table"})
+    hub.score(name="note", value="reads well", data_type="text", session_id="s-1")
+    assert memory.wait_for_scores(2, timeout=5)
+    assert hub.flush(timeout=5)
+    run, note = memory.scores
+    assert (run.trace_id, run.session_id) == (None, None)
+    assert run.backend_fields == {"langfuse": {"dataset_run_id": "run-7", "when": [1, 2]}}
+    assert obshub.Score.from_dict(run.to_dict()) == run
+    assert note.data_type is obshub.ScoreDataType.TEXT

@@ -16,8 +16,9 @@ from importlib import metadata
 
 import obshub
 from obshub_langfuse.exporter import LangfuseExporter
+from obshub_langfuse.scores import score_fields
 
-__all__ = ["LangfuseExporter", "__version__", "obshub_register_exporters"]
+__all__ = ["LangfuseExporter", "__version__", "obshub_register_exporters", "score_fields"]
 
 try:
     __version__ = metadata.version("obshub-langfuse")

@@ -7,14 +7,19 @@ import os
 import threading
 import types
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any, ClassVar, Literal
 
 import obshub
+from obshub import _worker_token as worker_token
 from obshub import http
 from obshub.otlp import encode_spans, json_string, send_splitting
-from obshub.spans import Score, ScoreDataType, SpanEvent
+from obshub.spans import Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
+from obshub_langfuse.media import MediaUploader
+from obshub_langfuse.scores import LANGFUSE_FIELDS, InvalidScore, score_body
+from obshub_langfuse.settings import ARGUMENT, DEFAULT, SWITCHES, resolve_switches
 
 __all__ = ["DEFAULT_BASE_URL", "LangfuseExporter"]
 
@@ -40,6 +45,8 @@ ENV_VARS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
     }
 )
 _OPTION_KEYS = ("environment", "version", "release")
+#: Score requests in flight at once (Langfuse's API takes one score per request).
+SCORE_PARALLELISM = 4
 _PROTOBUF = "application/x-protobuf"
 
 
@@ -77,16 +84,14 @@ def _from_env(setting: str, given: str | None) -> str | None:
     return None
 
 
-def _score_value(score: Score) -> float | str:
-    """The value as Langfuse takes it; ValueError for a NUMERIC score that is no number."""
-    value = score.value
-    if score.data_type is ScoreDataType.CATEGORICAL:
-        return str(value)
-    if score.data_type is ScoreDataType.BOOLEAN:
-        if isinstance(value, str):
-            return 1 if value.strip().lower() in ("1", "true", "yes") else 0
-        return 1 if value else 0
-    return float(value)
+def _source_of(setting: str, given: object) -> str:
+    """Where `_from_env` found ``setting``: argument/config, ``env VAR``, or not set."""
+    if isinstance(given, str) and given.strip():
+        return ARGUMENT
+    for var in ENV_VARS[setting]:
+        if os.environ.get(var, "").strip():
+            return f"env {var}"
+    return DEFAULT
 
 
 class LangfuseExporter(obshub.Exporter):
@@ -101,8 +106,18 @@ class LangfuseExporter(obshub.Exporter):
       (``LANGFUSE_BASE_URL``, then ``LANGFUSE_HOST``).
     - ``options``: ``environment`` (``LANGFUSE_TRACING_ENVIRONMENT``),
       ``version`` and ``release`` (``LANGFUSE_RELEASE``), put on every span.
-    - ``timeout``: seconds per request (default 10).
+    - ``timeout``: seconds per request (``LANGFUSE_TIMEOUT``, default 10).
     - ``compression``: ``"gzip"`` (default) or ``"none"``.
+    - ``sample_rate``: share of traces sent, decided by trace id
+      (``LANGFUSE_SAMPLE_RATE``, default 1).
+    - ``media_upload``: upload bytes, data URIs and `obshub.Media` through
+      Langfuse's media API (``LANGFUSE_MEDIA_UPLOAD_ENABLED``, default true).
+
+    The common keys ``enabled``, ``log_level`` and ``batch`` also take the
+    Langfuse SDK's variables when not given: ``LANGFUSE_TRACING_ENABLED``,
+    ``LANGFUSE_DEBUG`` (log level debug), ``LANGFUSE_FLUSH_AT``
+    (``batch.max_size``) and ``LANGFUSE_FLUSH_INTERVAL`` (``batch.interval``,
+    seconds). `settings_report` says where each value came from.
 
     A 401/403 pauses sends for 30 s (doubling up to 10 min on repeats);
     a 413 splits the batch, and a single span still too large is sent once
@@ -119,12 +134,43 @@ class LangfuseExporter(obshub.Exporter):
         secret_key: str | None = None,
         base_url: str | None = None,
         options: Mapping[str, str] | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         compression: Literal["gzip", "none"] = "gzip",
         auth_cooldown: float = AUTH_PAUSE_INITIAL,
+        sample_rate: float | None = None,
+        media_upload: bool | None = None,
         **common: Any,
     ) -> None:
-        super().__init__(**common)
+        # The Langfuse SDK's switches (LANGFUSE_TRACING_ENABLED, ...) fill in what
+        # was not given, common keys included; see obshub_langfuse.settings.
+        switches = resolve_switches(
+            common,
+            os.environ,
+            timeout=timeout,
+            sample_rate=sample_rate,
+            media_upload=media_upload,
+        )
+        super().__init__(**switches.common)
+        self.switches = switches
+        for var, raw, expected in switches.ignored:
+            self.log.warning(
+                "environment_variable_ignored", variable=var, value=raw[:40], expected=expected
+            )
+        timeout = switches.timeout
+        sample_rate = switches.sample_rate
+        if (
+            isinstance(sample_rate, bool)
+            or not isinstance(sample_rate, (int, float))
+            or not 0.0 <= sample_rate <= 1.0
+        ):
+            raise obshub.ConfigError("must be a number between 0 and 1", "sample_rate")
+        if not isinstance(switches.media_upload, bool):
+            raise obshub.ConfigError("must be true or false", "media_upload")
+        self.sample_rate = float(sample_rate)
+        self.media_upload = switches.media_upload
+        self._sampler = obshub.Sampler.from_config(
+            {"strategy": "ratio", "probability": self.sample_rate}
+        )
         for key, value in (
             ("public_key", public_key),
             ("secret_key", secret_key),
@@ -146,10 +192,24 @@ class LangfuseExporter(obshub.Exporter):
         self.timeout = float(timeout)
         self.compression = compression
         self.base_url = self._resolve_base_url(base_url)
+        self._key_sources = {
+            "public_key": _source_of("public_key", public_key),
+            "secret_key": _source_of("secret_key", secret_key),
+            "base_url": _source_of("base_url", base_url),
+        }
         self.public_key = _from_env("public_key", public_key)
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
-        self.disabled_reason = self._missing_credentials(secret)
+        #: Why the environment turned the exporter off (LANGFUSE_TRACING_ENABLED=false).
+        self.switched_off: str | None = None
+        if switches.disabled_by_env:
+            self.switched_off = (
+                f"disabled by {SWITCHES['enabled']}="
+                f"{os.environ.get(SWITCHES['enabled'], '').strip()}; "
+                "set enabled = true on the exporter to override"
+            )
+            self.log.info("tracing_disabled", reason=self.switched_off, effect="nothing is sent")
+        self.disabled_reason = None if self.switched_off else self._missing_credentials(secret)
         if self.disabled_reason is not None:
             # The hub gives a disabled exporter no channel: nothing is queued for it
             # or counted as exported, and `obshub check` reports why.
@@ -161,6 +221,14 @@ class LangfuseExporter(obshub.Exporter):
         )
         self._pause_lock = threading.Lock()
         self._next_pause = self.auth_cooldown
+        #: Uploads media found in spans (None with media_upload off).
+        self.media: MediaUploader | None = (
+            MediaUploader(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout, log=self.log
+            )
+            if self.media_upload
+            else None
+        )
 
     # -- settings ----------------------------------------------------------------------
 
@@ -233,7 +301,7 @@ class LangfuseExporter(obshub.Exporter):
 
     def __repr__(self) -> str:
         mode = "realtime" if self.realtime else "batch"
-        state = " disabled" if self.disabled_reason else ""
+        state = " disabled" if self._idle() else ""
         return (
             f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self.base_url!r} "
             f"public_key={self.public_key!r}{state}>"
@@ -296,10 +364,25 @@ class LangfuseExporter(obshub.Exporter):
         data: bytes = request.SerializeToString()
         return data
 
+    def _idle(self) -> bool:
+        return self.disabled_reason is not None or self.switched_off is not None
+
+    def sampled(self, trace_id: str) -> bool:
+        """Whether ``sample_rate`` keeps the trace (decided by its id, as OpenTelemetry's
+        ``TraceIdRatioBased`` and Langfuse's SDK decide: every span of a trace alike)."""
+        return self.sample_rate >= 1.0 or self._sampler.should_sample(trace_id)
+
     def export(self, events: Sequence[SpanEvent]) -> None:
         """Send ended spans as one OTLP request (split on 413)."""
-        if self.disabled_reason is not None or not events:
+        if self._idle() or not events:
             return
+        if self.sample_rate < 1.0:
+            events = [e for e in events if self.sampled(e.span.trace_id)]
+            if not events:
+                return
+        if self.media is not None:
+            # Uploads (or recalls) each media value; its reference replaces it.
+            events = [self.media.prepare(e) for e in events]
         rejected = self._send(list(events))
         if rejected:
             raise obshub.ExportError(
@@ -320,62 +403,138 @@ class LangfuseExporter(obshub.Exporter):
     # -- scores --------------------------------------------------------------------------
 
     def score_body(self, score: Score) -> dict[str, Any]:
-        """The JSON body of ``POST /api/public/scores`` for ``score``."""
-        body: dict[str, Any] = {
-            "id": score.id,
-            "name": score.name,
-            "value": _score_value(score),
-            "dataType": score.data_type.value,
-        }
-        optional = {
-            "traceId": score.trace_id,
-            "observationId": score.span_id,
-            "sessionId": score.session_id,
-            "comment": score.comment,
-            "metadata": dict(score.metadata) or None,
-            "environment": self.trace_options.environment,
-        }
-        body.update({key: value for key, value in optional.items() if value is not None})
+        """The JSON body of ``POST /api/public/scores`` for ``score`` (see `scores.score_body`).
+
+        Raises `obshub_langfuse.scores.InvalidScore` (a ValueError) for a score
+        Langfuse would refuse.
+        """
+        body, _ignored = score_body(score, environment=self.trace_options.environment)
         return body
 
     def export_scores(self, scores: Sequence[Score]) -> None:
-        """POST each score; its stable id makes a resend idempotent."""
-        if self.disabled_reason is not None or not scores:
+        """POST each score (Langfuse has no batch endpoint for scores; see below).
+
+        The stable id of each score makes a resend idempotent. The first request
+        goes alone, as a probe: when it fails for the whole batch (bad keys, a
+        server error), nothing else is sent. The rest go ``SCORE_PARALLELISM``
+        at a time over the shared keep-alive pool. A score Langfuse refuses
+        (4xx) does not hold back the others.
+        """
+        if self._idle() or not scores:
             return
-        first_error: obshub.ExportError | None = None
+        if self.sample_rate < 1.0:
+            # A score of a trace the sample rate drops would point at nothing.
+            scores = [s for s in scores if s.trace_id is None or self.sampled(s.trace_id)]
+        rejected: list[obshub.ExportError] = []
         refused: list[Score] = []
+        bodies: list[bytes] = []
+        sent: list[Score] = []
         for score in scores:
             try:
-                body = json_string(self.score_body(score)).encode("utf-8")
-            except ValueError:
+                body, ignored = score_body(score, environment=self.trace_options.environment)
+            except InvalidScore as exc:
+                rejected.append(obshub.ExportError(str(exc)))
                 refused.append(score)
-                first_error = first_error or obshub.ExportError(
-                    f"score {score.name!r} is NUMERIC but its value is not a number"
-                )
                 continue
-            try:
-                self._post(SCORES_PATH, body, "application/json", compress=False)
-            except obshub.ExportError as exc:
-                if exc.retryable or exc.status in (401, 403):
-                    raise
-                # A score the server refuses must not hold back the others.
-                refused.append(score)
-                first_error = first_error or exc
-        if first_error is not None:
+            if ignored:
+                self.log.warning(
+                    "score_fields_ignored",
+                    score=score.name,
+                    ignored=ignored,
+                    known=sorted(LANGFUSE_FIELDS),
+                )
+            bodies.append(json_string(body).encode("utf-8"))
+            sent.append(score)
+        for index, error in self._post_scores(bodies):
+            if error.status in (401, 403):
+                raise self._auth_refused(error.status)
+            if error.retryable:
+                raise error
+            rejected.append(error)
+            refused.append(sent[index])
+        if rejected:
+            # Only the refused scores are kept (dead letter) and counted rejected;
+            # the channel counts the rest as delivered and re-sends nothing.
             raise obshub.ExportError(
-                f"{len(refused)} of {len(scores)} scores rejected; first: {first_error}",
+                f"{len(rejected)} of {len(scores)} scores rejected; first: {rejected[0]}",
                 retryable=False,
-                status=first_error.status,
+                status=rejected[0].status,
                 rejected=True,
                 items=refused,
             )
 
+    def _post_score(self, body: bytes) -> obshub.ExportError | None:
+        try:
+            http.post(
+                f"{self.base_url}{SCORES_PATH}",
+                body,
+                self._headers("application/json"),
+                timeout=self.timeout,
+            )
+        except obshub.ExportError as exc:
+            return exc
+        return None
+
+    def _post_scores(self, bodies: list[bytes]) -> list[tuple[int, obshub.ExportError]]:
+        """Send ``bodies``; (index, error) of each that failed (or of the probe alone)."""
+        if not bodies:
+            return []
+        probe = self._post_score(bodies[0])
+        if probe is not None and (probe.retryable or probe.status in (401, 403)):
+            return [(0, probe)]
+        rest = bodies[1:]
+        if len(rest) <= 1:
+            results = [self._post_score(body) for body in rest]
+        else:
+            workers = min(SCORE_PARALLELISM, len(rest))
+            with (
+                ThreadPoolExecutor(workers, thread_name_prefix="obshub-langfuse-scores") as pool,
+                worker_token.released(),  # the wait needs no interpreter
+            ):
+                results = list(pool.map(self._post_score, rest))
+        errors = [(i, e) for i, e in enumerate((probe, *results)) if e is not None]
+        if len(errors) < len(bodies):
+            with self._pause_lock:
+                self._next_pause = self.auth_cooldown
+        return errors
+
     # -- check ---------------------------------------------------------------------------
+
+    def settings_report(self) -> dict[str, dict[str, Any]]:
+        """Each setting read from the environment: its value and where it came from.
+
+        ``source`` is ``argument/config``, ``env <VARIABLE>`` or ``default``;
+        the secret key's value is never shown.
+        """
+        switches = self.switches
+        report: dict[str, dict[str, Any]] = {
+            "public_key": {"value": self.public_key, "source": self._key_sources["public_key"]},
+            "secret_key": {
+                "value": "<set>" if self._key_sources["secret_key"] != DEFAULT else None,
+                "source": self._key_sources["secret_key"],
+            },
+            "base_url": {"value": self.base_url, "source": self._key_sources["base_url"]},
+        }
+        for setting in SWITCHES:
+            report[setting] = {
+                "value": switches.values[setting],
+                "source": switches.sources[setting],
+            }
+        return report
 
     def check(self) -> obshub.CheckResult:
         """``GET /api/public/projects`` with the keys: are they accepted, is Langfuse reachable?"""
+        settings = self.settings_report()
+        if self.switched_off is not None:
+            return obshub.CheckResult(
+                ok=True, message=self.switched_off, details={"settings": settings}
+            )
         if self.disabled_reason is not None:
-            return obshub.CheckResult(ok=False, message=f"not configured: {self.disabled_reason}")
+            return obshub.CheckResult(
+                ok=False,
+                message=f"not configured: {self.disabled_reason}",
+                details={"settings": settings},
+            )
         url = f"{self.base_url}{PROJECTS_PATH}"
         headers = {"Authorization": self._auth.value, "User-Agent": self._user_agent}
         try:
@@ -383,7 +542,7 @@ class LangfuseExporter(obshub.Exporter):
         except obshub.ExportError as exc:
             return obshub.CheckResult(ok=False, message=f"cannot reach {self.base_url}: {exc}")
         latency_ms = round(response.elapsed * 1000, 1)
-        details = {"status": response.status, "base_url": self.base_url}
+        details = {"status": response.status, "base_url": self.base_url, "settings": settings}
         if response.status == 200:
             project = _project_name(response.body)
             where = f" (project {project!r})" if project else ""

@@ -10,6 +10,9 @@ It speaks the parts of Langfuse's API an exporter uses, on ``127.0.0.1``:
 - ``POST /api/public/scores``: stores `ScoreRecord` (upsert by id).
 - ``GET /api/public/projects``: 200 for valid keys (what ``check()`` uses).
 - ``GET /api/public/health``: 200 without auth.
+- the media API (``POST /api/public/media``, ``PATCH``/``GET
+  /api/public/media/<id>``) and the presigned upload it hands out, on the
+  stand-in itself: see `obshub_langfuse.testing_media`.
 
 Faults can be injected per path, to test retries and error handling::
 
@@ -59,6 +62,13 @@ from obshub.testing_server import (
     Rejected as _Rejected,
 )
 from obshub.testing_server import attribute_map as _attributes
+from obshub_langfuse.testing_media import (
+    MediaEmulation,
+    MediaLink,
+    MediaRecord,
+    fault_key,
+    media_aliases,
+)
 
 __all__ = [
     "HEALTH_PATH",
@@ -69,6 +79,8 @@ __all__ = [
     "FaultFunction",
     "IncomingRequest",
     "LangfuseStandIn",
+    "MediaLink",
+    "MediaRecord",
     "Observation",
     "RecordedRequest",
     "ScoreRecord",
@@ -85,6 +97,7 @@ PATH_ALIASES: Mapping[str, str] = {
     "scores": SCORES_PATH,
     "projects": PROJECTS_PATH,
     "health": HEALTH_PATH,
+    **media_aliases(),
 }
 #: The highest ``x-langfuse-ingestion-version`` Langfuse accepts.
 MAX_INGESTION_VERSION = 4
@@ -223,7 +236,7 @@ class Trace:
 
 @attrs.frozen
 class ScoreRecord:
-    """A score as stored by ``POST /api/public/scores``."""
+    """A score as stored by ``POST /api/public/scores`` (``CreateScoreRequest`` fields)."""
 
     id: str
     name: str
@@ -235,6 +248,10 @@ class ScoreRecord:
     comment: str | None
     metadata: Mapping[str, Any] | None
     environment: str | None
+    dataset_run_id: str | None = None
+    config_id: str | None = None
+    queue_id: str | None = None
+    source: str = "API"
 
 
 # -- decoding -----------------------------------------------------------------------------
@@ -424,7 +441,7 @@ def _decode_traces(content_type: str, body: bytes) -> Any:
     return request
 
 
-class LangfuseStandIn(LocalServer):
+class LangfuseStandIn(MediaEmulation, LocalServer):
     """A local Langfuse: an HTTP server on ``127.0.0.1`` that records what it receives.
 
     Use it as a context manager (or call `start` / `stop`).
@@ -451,8 +468,9 @@ class LangfuseStandIn(LocalServer):
         self._observations: dict[str, Observation] = {}
         self._scores: dict[str, ScoreRecord] = {}
         self._requests: list[RecordedRequest] = []
+        self._media_init()
 
-    methods = ("GET", "POST")
+    methods = ("GET", "POST", "PUT", "PATCH")
     server_version = "LangfuseStandIn/1"
     thread_name = "langfuse-stand-in"
     poll_interval = 0.05
@@ -469,14 +487,15 @@ class LangfuseStandIn(LocalServer):
         """Queue ``faults`` for the next requests to ``path``, one per request.
 
         ``path`` is a full path or one of ``traces``, ``scores``,
-        ``projects``, ``health``.
+        ``projects``, ``health``, ``media`` (the POST), ``media-upload`` (the
+        PUT to the presigned URL), ``media-patch``, ``media-get``.
         """
         key = PATH_ALIASES.get(path, path)
         with self._cond:
             self._faults.setdefault(key, []).extend(faults)
 
     def _pop_fault(self, incoming: IncomingRequest) -> Fault | None:
-        queue = self._faults.get(incoming.path)
+        queue = self._faults.get(fault_key(incoming.method, incoming.path))
         return queue.pop(0) if queue else None
 
     # -- accessors -----------------------------------------------------------------------
@@ -518,7 +537,11 @@ class LangfuseStandIn(LocalServer):
         """The requests received, oldest first (only those to ``path`` if given)."""
         key = PATH_ALIASES.get(path, path) if path is not None else None
         with self._cond:
-            return [r for r in self._requests if key is None or r.path == key]
+            return [
+                r
+                for r in self._requests
+                if key is None or r.path == key or fault_key(r.method, r.path) == key
+            ]
 
     def server_errors(self) -> list[str]:
         """Exceptions raised inside the stand-in itself (answered with 500)."""
@@ -533,6 +556,7 @@ class LangfuseStandIn(LocalServer):
             self._scores.clear()
             self._requests.clear()
             self._errors.clear()
+            self._media_clear()
 
     def wait_for_observations(self, count: int, timeout: float = 5.0) -> bool:
         """Block until ``count`` observations arrived; False on timeout."""
@@ -546,7 +570,14 @@ class LangfuseStandIn(LocalServer):
         """Block until ``count`` requests (to ``path``, if given) were answered."""
         key = PATH_ALIASES.get(path, path) if path is not None else None
         return self._wait(
-            lambda: sum(1 for r in self._requests if key is None or r.path == key) >= count,
+            lambda: (
+                sum(
+                    1
+                    for r in self._requests
+                    if key is None or r.path == key or fault_key(r.method, r.path) == key
+                )
+                >= count
+            ),
             timeout,
         )
 
@@ -589,6 +620,9 @@ class LangfuseStandIn(LocalServer):
     def _answer(self, incoming: IncomingRequest, fault: Fault | None) -> Reply:
         if fault is not None and fault.status is not None:
             return self._json_reply(fault.status, {"message": "injected fault"})
+        media = self._media_route(incoming, self._authorised(incoming.headers))
+        if media is not None:
+            return media
         return self._json_reply(*self._dispatch(incoming))
 
     def _authorised(self, headers: Mapping[str, str]) -> bool:
@@ -664,45 +698,11 @@ class LangfuseStandIn(LocalServer):
             raise _Rejected(400, "invalid JSON") from None
         if not isinstance(data, dict):
             raise _Rejected(400, "expected a JSON object")
-        name, value = data.get("name"), data.get("value")
-        if not isinstance(name, str) or not name:
-            raise _Rejected(400, "name is required")
-        data_type = data.get("dataType") or "NUMERIC"
-        number = (
-            float(value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else None
-        )
-        numeric = number is not None
-        if data_type == "CATEGORICAL":
-            valid = isinstance(value, str)
-        elif data_type == "BOOLEAN":
-            valid = numeric and value in (0, 1)
-        elif data_type == "NUMERIC":
-            valid = numeric
-        else:
-            raise _Rejected(400, f"unknown dataType {data_type!r}")
-        if not valid:
-            raise _Rejected(400, f"value does not fit dataType {data_type}")
-        if data.get("traceId") is None and data.get("sessionId") is None:
-            raise _Rejected(400, "a score needs traceId or sessionId")
-        score_id = str(data.get("id") or uuid.uuid4().hex)
-        record = ScoreRecord(
-            id=score_id,
-            name=name,
-            value=number if number is not None else str(value),
-            data_type=data_type,
-            trace_id=data.get("traceId"),
-            observation_id=data.get("observationId"),
-            session_id=data.get("sessionId"),
-            comment=data.get("comment"),
-            metadata=data.get("metadata"),
-            environment=data.get("environment"),
-        )
+        record = _validated_score(data)
         with self._cond:
-            self._scores[score_id] = record
+            self._scores[record.id] = record
             self._cond.notify_all()
-        return {"id": score_id}, 0
+        return {"id": record.id}, 0
 
     def _projects(self, incoming: IncomingRequest) -> tuple[Any, int]:
         project = {
@@ -712,6 +712,127 @@ class LangfuseStandIn(LocalServer):
             "metadata": {},
         }
         return {"data": [project]}, 0
+
+
+# -- CreateScoreRequest ------------------------------------------------------------------
+
+#: The properties of ``CreateScoreRequest`` (Langfuse's OpenAPI schema). The
+#: stand-in refuses any other key, which Langfuse would silently drop: a
+#: misspelt field shows up in a test instead of vanishing in production.
+SCORE_REQUEST_KEYS = frozenset(
+    {
+        "id",
+        "traceId",
+        "sessionId",
+        "observationId",
+        "datasetRunId",
+        "name",
+        "value",
+        "comment",
+        "metadata",
+        "environment",
+        "queueId",
+        "dataType",
+        "configId",
+        "source",
+    }
+)
+SCORE_DATA_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL", "CORRECTION", "TEXT"})
+#: ``CreateScoreSource``: EVAL is Langfuse's own and refused on this endpoint.
+SCORE_SOURCES = frozenset({"API", "ANNOTATION"})
+MAX_TEXT_SCORE_LENGTH = 500
+
+
+def _validated_score(data: Mapping[str, Any]) -> ScoreRecord:
+    """``data`` checked the way Langfuse checks a ``CreateScoreRequest``; 400 otherwise.
+
+    Rules (OpenAPI schema and the server's validation): ``name`` and
+    ``value`` are required; ``dataType`` (default NUMERIC, or inferred when a
+    ``configId`` is given) decides the value's type: a number for NUMERIC, 0 or
+    1 for BOOLEAN, a string for CATEGORICAL and CORRECTION, 1-500 characters
+    for TEXT; a CORRECTION takes no ``configId``; ``source`` is API or
+    ANNOTATION, and ANNOTATION needs a ``configId`` unless the type is
+    CORRECTION; exactly one target: ``traceId`` (with an optional
+    ``observationId``), ``sessionId`` or ``datasetRunId``; ids, ``comment``
+    and ``environment`` are strings or null, ``metadata`` an object or null;
+    ``environment`` is lowercase ``[a-z0-9-_]`` not starting with ``langfuse``.
+    """
+    unknown = sorted(set(data) - SCORE_REQUEST_KEYS)
+    if unknown:
+        raise _Rejected(400, f"unknown CreateScoreRequest field(s): {', '.join(unknown)}")
+    for key in (
+        "id",
+        "traceId",
+        "sessionId",
+        "observationId",
+        "datasetRunId",
+        "comment",
+        "environment",
+        "queueId",
+        "configId",
+    ):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _Rejected(400, f"{key} must be a string or null")
+    name, value = data.get("name"), data.get("value")
+    if not isinstance(name, str) or not name:
+        raise _Rejected(400, "name is required")
+    if "value" not in data or value is None:
+        raise _Rejected(400, "value is required")
+    if data.get("metadata") is not None and not isinstance(data["metadata"], dict):
+        raise _Rejected(400, "metadata must be an object or null")
+    data_type = data.get("dataType")
+    if data_type is None:
+        data_type = "NUMERIC" if isinstance(value, (int, float)) else "CATEGORICAL"
+    if data_type not in SCORE_DATA_TYPES:
+        raise _Rejected(400, f"unknown dataType {data_type!r}")
+    number = (
+        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    )
+    if data_type in ("NUMERIC", "BOOLEAN") and number is None:
+        raise _Rejected(400, f"value of a {data_type} score must be a number")
+    if data_type == "BOOLEAN" and number not in (0.0, 1.0):
+        raise _Rejected(400, "value of a BOOLEAN score must be 0 or 1")
+    if data_type in ("CATEGORICAL", "CORRECTION", "TEXT") and not isinstance(value, str):
+        raise _Rejected(400, f"value of a {data_type} score must be a string")
+    if data_type == "TEXT" and not 1 <= len(value) <= MAX_TEXT_SCORE_LENGTH:
+        raise _Rejected(400, "value of a TEXT score must have 1 to 500 characters")
+    if data_type == "CORRECTION" and data.get("configId") is not None:
+        raise _Rejected(400, "a CORRECTION score cannot have a configId")
+    source = data.get("source") or "API"
+    if source not in SCORE_SOURCES:
+        raise _Rejected(400, f"source must be API or ANNOTATION, not {source!r}")
+    if source == "ANNOTATION" and data.get("configId") is None and data_type != "CORRECTION":
+        raise _Rejected(400, "an ANNOTATION score needs a configId unless it is a CORRECTION")
+    trace, session, run = data.get("traceId"), data.get("sessionId"), data.get("datasetRunId")
+    if sum(1 for target in (trace, session, run) if target) != 1 or (
+        data.get("observationId") and not trace
+    ):
+        raise _Rejected(
+            400,
+            "Provide exactly one of the following: traceId (with optional observationId), "
+            "sessionId or datasetRunId. ObservationId requires traceId.",
+        )
+    environment = data.get("environment")
+    if environment is not None and (
+        not _ENVIRONMENT.match(environment) or environment.startswith("langfuse")
+    ):
+        raise _Rejected(400, f"invalid environment {environment!r}")
+    return ScoreRecord(
+        id=str(data.get("id") or uuid.uuid4().hex),
+        name=name,
+        value=number if data_type in ("NUMERIC", "BOOLEAN") and number is not None else value,
+        data_type=data_type,
+        trace_id=trace,
+        observation_id=data.get("observationId"),
+        session_id=session,
+        comment=data.get("comment"),
+        metadata=data.get("metadata"),
+        environment=environment,
+        dataset_run_id=run,
+        config_id=data.get("configId"),
+        queue_id=data.get("queueId"),
+        source=source,
+    )
 
 
 def _assemble(trace_id: str, observations: Sequence[Observation]) -> Trace:

@@ -30,6 +30,14 @@ def _no_langfuse_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "LANGFUSE_HOST",
         "LANGFUSE_TRACING_ENVIRONMENT",
         "LANGFUSE_RELEASE",
+        # The SDK's switches (obshub_langfuse.settings.SWITCHES).
+        "LANGFUSE_TRACING_ENABLED",
+        "LANGFUSE_SAMPLE_RATE",
+        "LANGFUSE_DEBUG",
+        "LANGFUSE_FLUSH_AT",
+        "LANGFUSE_FLUSH_INTERVAL",
+        "LANGFUSE_TIMEOUT",
+        "LANGFUSE_MEDIA_UPLOAD_ENABLED",
     ):
         monkeypatch.delenv(var, raising=False)
 
