@@ -121,7 +121,7 @@ def freeze(value: Any) -> Any:
     unchanged, without a copy.
     """
     kind = type(value)
-    if kind in _ATOMS or kind is FrozenDict or kind is FrozenList:
+    if kind is FrozenDict or kind is FrozenList or kind in _ATOMS:
         return value
     if kind is dict or (isinstance(value, Mapping) and not isinstance(value, FrozenDict)):
         return FrozenDict(value)
@@ -133,17 +133,23 @@ def freeze(value: Any) -> Any:
     return value
 
 
+_new_dict = dict.__new__
+_fill_dict = dict.update
+_new_list = list.__new__
+_fill_list = list.extend
+
+
 def frozen_dict(items: dict[Any, Any]) -> FrozenDict:
     """A `FrozenDict` of ``items``, whose values must be frozen already (no check)."""
-    out = dict.__new__(FrozenDict)
-    dict.update(out, items)
+    out: FrozenDict = _new_dict(FrozenDict)
+    _fill_dict(out, items)
     return out
 
 
 def frozen_list(items: list[Any]) -> FrozenList:
     """A `FrozenList` of ``items``, which must be frozen already (no check)."""
-    out = list.__new__(FrozenList)
-    list.extend(out, items)
+    out: FrozenList = _new_list(FrozenList)
+    _fill_list(out, items)
     return out
 
 

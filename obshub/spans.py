@@ -18,6 +18,9 @@ import attrs
 
 from obshub._frozen import FrozenDict, FrozenList, freeze, thaw
 
+#: The default of every empty mapping field: read-only, so one instance serves all.
+_EMPTY: Mapping[str, Any] = FrozenDict()
+
 __all__ = [
     "Cost",
     "EventKind",
@@ -164,7 +167,7 @@ class Usage:
     cached_input: int | None = attrs.field(default=None, converter=_optional_int)
     cache_write: int | None = attrs.field(default=None, converter=_optional_int)
     reasoning: int | None = attrs.field(default=None, converter=_optional_int)
-    details: Mapping[str, int] = attrs.field(factory=FrozenDict, converter=freeze)
+    details: Mapping[str, int] = attrs.field(default=_EMPTY, converter=freeze)
 
     @classmethod
     def coerce(cls, value: Usage | Mapping[str, Any]) -> Usage:
@@ -271,8 +274,8 @@ class Span:
     end_time: int | None = None
     input: Any = attrs.field(default=None, converter=freeze)
     output: Any = attrs.field(default=None, converter=freeze)
-    metadata: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=freeze)
-    attributes: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=freeze)
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
+    attributes: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     tags: tuple[str, ...] = ()
     session_id: str | None = None
     user_id: str | None = None
@@ -282,7 +285,7 @@ class Span:
     status_message: str | None = None
     model: str | None = None
     provider: str | None = None
-    parameters: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=freeze)
+    parameters: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     usage: Usage | None = None
     cost: Cost | None = None
     completion_start_time: int | None = None
@@ -477,7 +480,7 @@ class Score:
     session_id: str | None = None
     data_type: ScoreDataType = attrs.field(converter=_data_type)
     comment: str | None = None
-    metadata: Mapping[str, Any] = attrs.field(factory=FrozenDict, converter=freeze)
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     id: str = attrs.field(factory=_new_score_id)
     timestamp: int | None = None
     config_name: str | None = None
