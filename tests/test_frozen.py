@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,17 @@ import pytest
 import obshub
 from obshub.processors import Redactor
 from obshub.serialization import to_jsonable
-from obshub.spans import FrozenDict, FrozenList, SpanEvent, freeze, item_record, thaw
+from obshub.spans import (
+    FrozenDict,
+    FrozenList,
+    Score,
+    Span,
+    SpanEvent,
+    Usage,
+    freeze,
+    item_record,
+    thaw,
+)
 from obshub.testing import make_event, make_score, make_span
 
 VALUE = {"messages": [{"role": "user", "content": "hi"}], "pair": (1, [2]), "n": 1.5, "x": None}
@@ -154,3 +165,16 @@ def test_spans_recorded_through_a_hub_reach_exporters_read_only(
     assert type(span.input) is FrozenDict
     assert type(span.metadata["labels"]) is FrozenList
     assert type(span.output[0]) is FrozenDict
+
+
+@pytest.mark.parametrize("cls", [Span, Usage, Score], ids=lambda c: c.__name__)
+def test_every_container_field_of_the_value_classes_is_frozen(cls: type) -> None:
+    """A new dict-like field on Span, Usage or Score must be read-only too (converter=freeze)."""
+    containers = [
+        field
+        for field in attrs.fields(cls)
+        if re.search(r"\b(Mapping|dict|list|Sequence|Any)\b", str(field.type))
+    ]
+    assert containers
+    unfrozen = [field.name for field in containers if field.converter is not freeze]
+    assert not unfrozen, f"{cls.__name__} fields shared by every exporter but mutable: {unfrozen}"
