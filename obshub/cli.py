@@ -22,6 +22,7 @@ from obshub.builtin.jsonl import JsonlExporter
 from obshub.config import discover_config
 from obshub.config_errors import ConfigError
 from obshub.exporters import CheckResult, Exporter
+from obshub.failed import FailedExporter
 from obshub.hub import Hub
 from obshub.plugins import get_registry
 
@@ -157,6 +158,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
                 out.write("  FAIL  no exporters: traces of this config go nowhere\n")
                 failures += 1
             for exporter in config.exporters:
+                if isinstance(exporter, FailedExporter):
+                    out.write(
+                        f"  FAIL  {exporter.instance_name} ({exporter.type_name}): "
+                        f"{exporter.check().message}\n"
+                    )
+                    failures += 1
+                    continue
                 result, elapsed = _run_check(exporter)
                 latency = result.latency_ms if result.latency_ms is not None else elapsed
                 status = "ok  " if result.ok else "FAIL"

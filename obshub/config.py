@@ -3,7 +3,9 @@
 Every mistake is a `ConfigError` raised when the hub is built, naming
 the full key path (``configs.prod.exporters.langfuse.batch.max_size: must be
 >= 1, got 0``). Unknown keys are rejected. ``${VAR}`` and ``${VAR:-default}``
-in any string value are replaced from the environment first.
+in any string value are replaced from the environment first. An exporter whose
+constructor fails for another reason than its settings is disabled instead
+(see `obshub.failed`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import attrs
 
 from obshub.config_errors import ConfigError
 from obshub.exporters import Exporter
+from obshub.failed import exporter_failed
 from obshub.plugins import PluginRegistry
 from obshub.processors import Redactor, SpanProcessor
 from obshub.sampling import Sampler
@@ -356,12 +359,19 @@ def build_exporter(
     if table.pop("enabled", None) is True:
         table["enabled"] = True
     _check_keys(cls, table, path)
+    name = instance_name or type_name
     try:
-        return cls(instance_name=instance_name or type_name, **table)
+        return cls(instance_name=name, **table)
     except ConfigError as exc:
         raise exc.within(path) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"invalid settings for {type_name!r}: {exc}", path) from None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        # Not a configuration mistake but the plugin's own failure: that exporter
+        # is disabled (and reported), the application and the other exporters run.
+        return exporter_failed(name, type_name, path, exc, table, cls.secret_keys)
 
 
 def _unknown_type_message(type_name: str, registry: PluginRegistry) -> str:

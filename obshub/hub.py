@@ -26,6 +26,7 @@ from obshub.config import (
 from obshub.delivery import Channel, ChannelStats, ExporterFlush, FlushResult
 from obshub.delivery.spool import read_records
 from obshub.exporters import Exporter
+from obshub.failed import FailedExporter
 from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
 from obshub.processors import Redactor, SpanProcessor
@@ -158,7 +159,8 @@ class Hub:
         """Build a hub from a TOML file path or a dict of the same shape.
 
         Raises `ConfigError` naming the full key path of the
-        first mistake found.
+        first mistake found. An exporter whose constructor raises anything
+        else is disabled, not fatal: see `obshub.failed`.
         """
         data = load_source(source)
         reg = registry or get_registry()
@@ -457,8 +459,18 @@ class Hub:
             return ok
 
     def stats(self) -> dict[str, ChannelStats]:
-        """Counters per exporter instance, keyed ``"<config>/<exporter>"``."""
-        return {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
+        """Counters per exporter instance, keyed ``"<config>/<exporter>"``.
+
+        An exporter that failed to start has an entry too: a
+        `ChannelStats` with zero counters, ``state="disabled"`` and a ``reason``.
+        """
+        stats = {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
+        # -- exporters disabled because their constructor raised (obshub.failed) --
+        for name, route in self._routes.items():
+            for exporter in route.exporters:
+                if isinstance(exporter, FailedExporter):
+                    stats[f"{name}/{exporter.instance_name}"] = exporter.stats(name)
+        return stats
 
     def _matching(self, exporter: str | None) -> list[Channel]:
         channels = [

@@ -4,7 +4,10 @@ The application thread hands a route small records (`PendingEvent`);
 the route appends each to the channel of every exporter that wants that kind
 of event. The first worker that needs the record builds the immutable
 `SpanEvent` (validation, JSON-safe conversion,
-processors) once, and every exporter of the config shares it.
+processors) once, and every exporter of the config shares it. Shared safely:
+the span's values are read-only all the way down (``FrozenDict`` /
+``FrozenList``, built in the conversion pass), so no exporter can change what
+another receives.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from obshub._frozen import FrozenDict, frozen_dict
 from obshub._logging import RateLimitedLog, get_logger
 from obshub._size import approx_size
 from obshub.delivery import Channel
@@ -42,6 +46,7 @@ __all__ = ["PendingEvent", "Route"]
 _log = get_logger()
 _limited = RateLimitedLog()
 _UNBUILT: Any = object()
+_EMPTY = FrozenDict()
 _LEVELS = {level.value: level for level in Level} | {level: level for level in Level}
 
 
@@ -81,11 +86,17 @@ class PendingEvent:
         return event  # type: ignore[no-any-return]
 
 
-def _as_table(value: Any, limits: Limits) -> dict[str, Any]:
+def _as_json(value: Any, limits: Limits) -> Any:
+    # Read-only dicts and lists, built in the same pass: every exporter of the
+    # config receives this very value (see obshub/_frozen.py).
+    return to_jsonable(value, limits, frozen=True)
+
+
+def _as_table(value: Any, limits: Limits) -> Mapping[str, Any]:
     if value is None:  # e.g. an optional ``metadata=None`` passed through
-        return {}
-    converted = to_jsonable(value, limits)
-    return converted if isinstance(converted, dict) else {"value": converted}
+        return _EMPTY
+    converted = to_jsonable(value, limits, frozen=True)
+    return converted if isinstance(converted, dict) else frozen_dict({"value": converted})
 
 
 def _as_text(value: Any, limits: Limits) -> str | None:
@@ -115,8 +126,8 @@ def _as_error(value: Any, _limits: Limits) -> SpanError:
 #: How each span field set by the application is made safe on the worker; a key
 #: not listed here is not a span field.
 _NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
-    "input": to_jsonable,
-    "output": to_jsonable,
+    "input": _as_json,
+    "output": _as_json,
     "metadata": _as_table,
     "attributes": _as_table,
     "parameters": _as_table,
@@ -192,8 +203,7 @@ class Route:
         if isinstance(value, float) and value - value != 0.0:
             raise ValueError("a score value must be a finite number")
         if fields.get("metadata") is not None:
-            metadata = to_jsonable(fields["metadata"], self.limits)
-            fields["metadata"] = metadata if isinstance(metadata, dict) else {"value": metadata}
+            fields["metadata"] = _as_table(fields["metadata"], self.limits)
         backend = fields.get("backend_fields")
         if backend is not None:
             if not isinstance(backend, Mapping) or not all(
@@ -202,7 +212,7 @@ class Route:
                 raise TypeError(
                     'backend_fields is a table of tables, e.g. {"langfuse": {"config_id": ...}}'
                 )
-            converted = to_jsonable(backend, self.limits)
+            converted = to_jsonable(backend, self.limits, frozen=True)
             fields["backend_fields"] = converted if isinstance(converted, dict) else {}
         if fields.get("comment") is not None:
             fields["comment"] = to_jsonable(str(fields["comment"]), self.limits)

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from obshub._frozen import freeze, frozen_dict, frozen_list
 from obshub.media import MediaValue
 from obshub.spans import Span
 
@@ -137,15 +138,18 @@ class Redactor:
         )
 
     def _clean(self, value: Any) -> Any:
+        # Builds read-only containers directly, as span snapshots hold them.
         if isinstance(value, Mapping):
-            return {
-                k: REDACTED if isinstance(k, str) and self.is_secret_key(k) else self._clean(v)
-                for k, v in value.items()
-            }
+            return frozen_dict(
+                {
+                    k: REDACTED if isinstance(k, str) and self.is_secret_key(k) else self._clean(v)
+                    for k, v in value.items()
+                }
+            )
         if isinstance(value, list):
-            return [self._clean(v) for v in value]
+            return frozen_list([self._clean(v) for v in value])
         if isinstance(value, MediaValue):
             return value  # binary content: no text to mask (a secret key still redacts it)
         if isinstance(value, str) and self.values:
             return _SECRET_VALUE.sub(REDACTED, value)
-        return value
+        return freeze(value)

@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from obshub._frozen import frozen_dict, frozen_list
 from obshub.media import Media, MediaValue, parse_data_uri
 
 __all__ = ["Limits", "clean_text", "to_jsonable"]
@@ -46,9 +47,13 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 _SCALARS = (str, int, float, bool, type(None))
+#: In a conversion's ``seen`` set (the ids of the containers being converted,
+#: to find cycles), this marker asks for read-only dicts and lists. No object
+#: id is negative, and one set lookup per container is all it costs.
+_FROZEN = -1
 
 
-def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
+def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS, *, frozen: bool = False) -> Any:
     """A copy of ``value`` made only of dict/list/str/int/float/bool/None.
 
     Strings are truncated with a marker, NaN and infinities become strings,
@@ -56,9 +61,12 @@ def to_jsonable(value: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     sorted lists, dataclasses/attrs/pydantic objects dicts, cycles and
     unrepresentable objects markers. Media (non-text bytes, data URIs over
     ``max_string``, `obshub.Media`) become `obshub.media.MediaValue` strings.
+    With ``frozen=True`` the dicts and lists are the read-only
+    `obshub.spans.FrozenDict` and `FrozenList` (built in the same pass: what
+    span snapshots hold).
     """
     try:
-        return _convert(value, limits, 0, set())
+        return _convert(value, limits, 0, {_FROZEN} if frozen else set())
     except Exception as exc:  # a last guard: callers rely on this never raising
         return f"<unserializable {type(value).__name__}: {type(exc).__name__}>"
 
@@ -208,29 +216,32 @@ def _key(key: Any, limits: Limits) -> str:
 
 def _convert_mapping(items: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
     depth += 1
+    out: dict[str, Any]
     if size <= limits.max_items:
-        return {
+        out = {
             (key if type(key) is str and key.isascii() else _key(key, limits)): _convert(
                 item, limits, depth, seen
             )
             for key, item in items
         }
-    out: dict[str, Any] = {}
-    for i, (key, item) in enumerate(items):
-        if i >= limits.max_items:
-            out["..."] = f"[{size - limits.max_items} more items]"
-            break
-        out[_key(key, limits)] = _convert(item, limits, depth, seen)
-    return out
+    else:
+        out = {}
+        for i, (key, item) in enumerate(items):
+            if i >= limits.max_items:
+                out["..."] = f"[{size - limits.max_items} more items]"
+                break
+            out[_key(key, limits)] = _convert(item, limits, depth, seen)
+    return frozen_dict(out) if _FROZEN in seen else out
 
 
 def _convert_sequence(values: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> Any:
     depth += 1
     if size <= limits.max_items:
-        return [_convert(item, limits, depth, seen) for item in values]
-    out = [_convert(item, limits, depth, seen) for item in values[: limits.max_items]]
-    out.append(f"...[{size - limits.max_items} more items]")
-    return out
+        out = [_convert(item, limits, depth, seen) for item in values]
+    else:
+        out = [_convert(item, limits, depth, seen) for item in values[: limits.max_items]]
+        out.append(f"...[{size - limits.max_items} more items]")
+    return frozen_list(out) if _FROZEN in seen else out
 
 
 def _convert_container(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:

@@ -16,9 +16,16 @@ from typing import Any
 
 import attrs
 
+from obshub._frozen import FrozenDict, FrozenList, freeze, thaw
+
+#: The default of every empty mapping field: read-only, so one instance serves all.
+_EMPTY: Mapping[str, Any] = FrozenDict()
+
 __all__ = [
     "Cost",
     "EventKind",
+    "FrozenDict",
+    "FrozenList",
     "Level",
     "Prompt",
     "Score",
@@ -28,8 +35,10 @@ __all__ = [
     "SpanEvent",
     "SpanType",
     "Usage",
+    "freeze",
     "new_span_id",
     "new_trace_id",
+    "thaw",
 ]
 
 
@@ -166,7 +175,7 @@ class Usage:
     cached_input: int | None = attrs.field(default=None, converter=_optional_int)
     cache_write: int | None = attrs.field(default=None, converter=_optional_int)
     reasoning: int | None = attrs.field(default=None, converter=_optional_int)
-    details: Mapping[str, int] = attrs.field(factory=dict)
+    details: Mapping[str, int] = attrs.field(default=_EMPTY, converter=freeze)
 
     @classmethod
     def coerce(cls, value: Usage | Mapping[str, Any]) -> Usage:
@@ -255,8 +264,13 @@ class Span:
     """An immutable snapshot of a span at one moment of its life.
 
     Times are integers: nanoseconds since the Unix epoch, as OpenTelemetry
-    keeps them. ``input``, ``output``, ``metadata`` and ``attributes`` are
-    already JSON-safe (and redacted, where the config asks for it).
+    keeps them. ``input``, ``output``, ``metadata``, ``attributes`` and
+    ``parameters`` are already JSON-safe (and redacted, where the config asks
+    for it) and read-only all the way down: their dicts and lists are
+    `FrozenDict` and `FrozenList` (``dict`` and ``list`` subclasses whose
+    mutating methods raise ``TypeError``), because every exporter of the config
+    receives this same snapshot. Values given as plain dicts and lists are
+    frozen when the span is built; `thaw` makes a mutable copy.
     """
 
     trace_id: str
@@ -266,10 +280,10 @@ class Span:
     parent_span_id: str | None = None
     start_time: int = 0
     end_time: int | None = None
-    input: Any = None
-    output: Any = None
-    metadata: Mapping[str, Any] = attrs.field(factory=dict)
-    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+    input: Any = attrs.field(default=None, converter=freeze)
+    output: Any = attrs.field(default=None, converter=freeze)
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
+    attributes: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     tags: tuple[str, ...] = ()
     session_id: str | None = None
     user_id: str | None = None
@@ -279,7 +293,7 @@ class Span:
     status_message: str | None = None
     model: str | None = None
     provider: str | None = None
-    parameters: Mapping[str, Any] = attrs.field(factory=dict)
+    parameters: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     usage: Usage | None = None
     cost: Cost | None = None
     completion_start_time: int | None = None
@@ -305,8 +319,10 @@ class Span:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (the JSONL exporter's format).
 
-        Nested values (input, output, metadata ...) are shared, not copied:
-        they are JSON-safe already, and snapshots are never mutated.
+        The returned dict is new on each call; the values of ``input``,
+        ``output``, ``metadata``, ``attributes`` and ``parameters`` in it are
+        the snapshot's own read-only ones, shared, not copied (`thaw` makes a
+        mutable copy).
         """
         # Written out by hand: attrs.asdict() with a value serializer was most
         # of the JSONL exporter's worker time.
@@ -477,11 +493,11 @@ class Score:
     session_id: str | None = None
     data_type: ScoreDataType = attrs.field(converter=_data_type)
     comment: str | None = None
-    metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=freeze)
     id: str = attrs.field(factory=_new_score_id)
     timestamp: int | None = None
     config_name: str | None = None
-    backend_fields: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    backend_fields: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=freeze)
 
     @data_type.default
     def _default_data_type(self) -> ScoreDataType:

@@ -67,6 +67,7 @@ from obshub.spans import (
     SpanEvent,
     SpanType,
     Usage,
+    item_record,
     new_span_id,
     new_trace_id,
     time_to_ns,
@@ -738,6 +739,32 @@ def _check_well_formed(result: Any) -> CheckResult:
     return result
 
 
+def _given(items: Sequence[SpanEvent | Score]) -> list[str]:
+    """A deep snapshot of what an exporter is handed: each item's JSON record."""
+    return [json.dumps(item_record(item), sort_keys=True, default=repr) for item in items]
+
+
+def _call_without_changes(
+    call: Callable[[Sequence[Any]], None], items: Sequence[SpanEvent | Score], what: str
+) -> None:
+    before = _given(items)
+    try:
+        call(list(items))
+    except TypeError as exc:
+        if "read-only" not in str(exc):
+            raise
+        pytest.fail(
+            f"{what} tried to change what it was given ({exc}); every exporter of a config "
+            "receives the same items: copy what you need to change (obshub.spans.thaw(value))"
+        )
+    after = _given(items)
+    changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+    assert not changed, (
+        f"{what} changed an item it was given (every exporter of a config receives the same "
+        f"items): before {changed[0][0][:300]}, after {changed[0][1][:300]}"
+    )
+
+
 class _Spy:
     """Wraps one exporter instance's methods to see what the hub hands it."""
 
@@ -1253,6 +1280,40 @@ class ExporterContract:
             ]
         )
         exporter.export_scores([])
+
+    def test_leaves_what_it_is_given_unchanged(
+        self, contract_exporter: Callable[..., Exporter]
+    ) -> None:
+        """``export()`` and ``export_scores()`` change nothing they are given.
+
+        Every exporter of a config receives the very same events and scores, so
+        a change made by one would reach the others. Span values are read-only
+        (a change raises ``TypeError``); a change made around that
+        (``dict.__setitem__``, ``object.__setattr__``) is found by comparing
+        what was given before and after the call. Copy what you need to change:
+        ``obshub.spans.thaw(value)`` is a mutable deep copy.
+        """
+        exporter = contract_exporter()
+        kinds = exporter.event_kinds
+        kind = EventKind.ENDED if EventKind.ENDED in kinds else next(iter(kinds))
+        events = [e for e in make_trace(kinds=EventKind) if e.kind in kinds]
+        events.append(
+            make_event(
+                kind,
+                name="login",
+                type="tool_call",
+                input={"user": "u-7", "password": "pw-7f3a", "history": [{"role": "user"}]},
+                output=[{"ok": True, "token": "t-9b1c"}],
+                metadata={"labels": ["auth"], "client": {"ip": "10.0.0.7"}},
+                attributes={"http.headers": {"authorization": "Bearer abc"}},
+                parameters={"stop": ["\n"]},
+                usage={"input": 3, "output": 1, "details": {"audio": 1}},
+            )
+        )
+        _call_without_changes(exporter.export, events, "export()")
+        if exporter.supports_scores():
+            scores = [make_score(metadata={"rubric": {"steps": ["a", "b"]}}), make_score()]
+            _call_without_changes(exporter.export_scores, scores, "export_scores()")
 
     # -- failures ------------------------------------------------------------------------------
 

@@ -367,6 +367,7 @@ class Channel:
     def stats(self) -> ChannelStats:
         """A snapshot of the counters."""
         counters = self.counters
+        paused = self.paused
         return ChannelStats(
             config=self.config_name,
             exporter=self.exporter.instance_name,
@@ -381,7 +382,8 @@ class Channel:
             replayed=counters.replayed,
             evicted=self.spool.evicted if self.spool is not None else 0,
             rejected=counters.rejected,
-            paused=self.paused,
+            paused=paused,
+            state="paused" if paused else "running",
         )
 
     # -- worker side --------------------------------------------------------

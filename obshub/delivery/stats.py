@@ -35,7 +35,9 @@ class ChannelStats:
     - ``rejected``: refused by the backend for their content (e.g. a 400 for
       one bad span), isolated from the rest of their batch and kept in the
       spool directory's ``dead-letter.jsonl`` when there is a spool;
-    - ``paused``: the backend refused this client (401/403) and sends wait.
+    - ``paused``: the backend refused this client (401/403) and sends wait;
+    - ``state``: ``"running"``, ``"paused"`` or ``"disabled"`` (an exporter
+      that failed to start: every counter stays 0 and ``reason`` says why).
     """
 
     config: str
@@ -52,6 +54,8 @@ class ChannelStats:
     evicted: int = 0
     rejected: int = 0
     paused: bool = False
+    state: str = "running"
+    reason: str | None = None
 
 
 class Losses(NamedTuple):
