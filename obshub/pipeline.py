@@ -253,6 +253,12 @@ class Route:
                 self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
         session_id = trace.session_id
         user_id = trace.user_id
+        if live.parent_span_id is None:
+            trace_metadata = values.get("metadata") or {}
+            trace_attributes = values.get("attributes") or {}
+        else:
+            trace_metadata = self._root_table(trace.metadata, limits)
+            trace_attributes = self._root_table(trace.attributes, limits)
         return Span(
             trace_id=trace.trace_id,
             span_id=live.span_id,
@@ -266,8 +272,20 @@ class Route:
             tags=tuple(clean_text(t) for t in trace.tags),
             is_event=is_event,
             trace_name=_as_text(trace.name, limits),
+            trace_metadata=trace_metadata,
+            trace_attributes=trace_attributes,
             **values,
         )
+
+    @staticmethod
+    def _root_table(value: Any, limits: Limits) -> dict[str, Any]:
+        """The root's metadata or attributes made safe, as a child's snapshot carries them."""
+        if value is None:
+            return {}
+        try:
+            return _as_table(value, limits)
+        except Exception:  # the root's own snapshot reports the bad value
+            return {}
 
     def _bad_field(self, key: str, problem: str) -> None:
         _limited(

@@ -113,8 +113,8 @@ class Redactor:
     def process(self, span: Span) -> Span:
         """The span with secrets replaced.
 
-        Keys are checked in input, output, metadata, attributes and parameters
-        (frameworks pass ``api_key`` among model parameters); credential-looking
+        Keys are checked in input, output, metadata, attributes (and the
+        trace's, carried by every span) and parameters (frameworks pass ``api_key`` among model parameters); credential-looking
         values are also masked in the status message and the error.
         """
         error = span.error
@@ -130,6 +130,8 @@ class Redactor:
             output=self._clean(span.output),
             metadata=self._clean(span.metadata),
             attributes=self._clean(span.attributes),
+            trace_metadata=self._clean(span.trace_metadata),
+            trace_attributes=self._clean(span.trace_attributes),
             parameters=self._clean(span.parameters),
             status_message=self._clean(span.status_message),
             error=error,

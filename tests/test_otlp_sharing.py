@@ -48,9 +48,9 @@ def test_exporters_with_the_same_key_encode_each_span_once(
     calls: list[str] = []
     real = otlp._fill_span
 
-    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
-        real(target, event, extra)
+        real(target, event, *rest)
 
     monkeypatch.setattr(otlp, "_fill_span", counting)
     first = Encoding(key="same", instance_name="a")
@@ -67,9 +67,9 @@ def test_different_keys_or_no_key_encode_separately(
     calls: list[str] = []
     real = otlp._fill_span
 
-    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
-        real(target, event, extra)
+        real(target, event, *rest)
 
     monkeypatch.setattr(otlp, "_fill_span", counting)
     exporters = [
