@@ -488,9 +488,7 @@ def truncated_span(span: Span) -> Span:
         if size <= TRUNCATE_ABOVE_BYTES:
             continue
         marker = truncation_marker(size)
-        changes[field] = (
-            {"obshub_truncated": marker} if field in _TABLE_FIELDS else marker
-        )
+        changes[field] = {"obshub_truncated": marker} if field in _TABLE_FIELDS else marker
     return attrs.evolve(span, **changes) if changes else span
 
 

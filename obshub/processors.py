@@ -114,8 +114,9 @@ class Redactor:
         """The span with secrets replaced.
 
         Keys are checked in input, output, metadata, attributes (and the
-        trace's, carried by every span) and parameters (frameworks pass ``api_key`` among model parameters); credential-looking
-        values are also masked in the status message and the error.
+        trace's, carried by every span) and parameters (frameworks pass
+        ``api_key`` among model parameters); credential-looking values are also
+        masked in the status message and the error.
         """
         error = span.error
         if error is not None and self.values:

@@ -360,9 +360,7 @@ class LangfuseExporter(obshub.Exporter):
             for event in events:
                 span = event.span
                 if span.is_root and event.kind is EventKind.ENDED:
-                    self.log.debug(
-                        "trace_url", trace=span.name, url=self.trace_url(span.trace_id)
-                    )
+                    self.log.debug("trace_url", trace=span.name, url=self.trace_url(span.trace_id))
         except Exception as exc:  # never let a convenience fail a delivered batch
             self.log.debug("trace_url_failed", error=f"{type(exc).__name__}: {exc}")
 
