@@ -34,7 +34,7 @@ from obshub.spans import (
 )
 
 if TYPE_CHECKING:
-    from obshub.tracing import LiveSpan
+    from obshub.tracing import LiveSpan, TraceState
 
 __all__ = ["PendingEvent", "Route"]
 
@@ -129,6 +129,27 @@ _NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
     "status_message": _as_text,
     "name": _as_text,
 }
+
+
+def _root_table(trace: TraceState, field: str, limits: Limits) -> dict[str, Any]:
+    """The root's ``metadata`` or ``attributes`` made safe, as a child's snapshot carries them.
+
+    Made safe once per value of the root's field (the root replaces the value
+    when it changes, never mutates it), not once per child.
+    """
+    raw = getattr(trace, field)
+    if raw is None:
+        return {}
+    cache = trace.safe_tables
+    hit = None if cache is None else cache.get(field)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    try:
+        table = _as_table(raw, limits)
+    except Exception:  # the root's own snapshot reports the bad value
+        table = {}
+    trace.safe_tables = {**(cache or {}), field: (raw, table)}
+    return table
 
 
 class Route:
@@ -257,8 +278,8 @@ class Route:
             trace_metadata = values.get("metadata") or {}
             trace_attributes = values.get("attributes") or {}
         else:
-            trace_metadata = self._root_table(trace.metadata, limits)
-            trace_attributes = self._root_table(trace.attributes, limits)
+            trace_metadata = _root_table(trace, "metadata", limits)
+            trace_attributes = _root_table(trace, "attributes", limits)
         return Span(
             trace_id=trace.trace_id,
             span_id=live.span_id,
@@ -276,16 +297,6 @@ class Route:
             trace_attributes=trace_attributes,
             **values,
         )
-
-    @staticmethod
-    def _root_table(value: Any, limits: Limits) -> dict[str, Any]:
-        """The root's metadata or attributes made safe, as a child's snapshot carries them."""
-        if value is None:
-            return {}
-        try:
-            return _as_table(value, limits)
-        except Exception:  # the root's own snapshot reports the bad value
-            return {}
 
     def _bad_field(self, key: str, problem: str) -> None:
         _limited(

@@ -93,6 +93,7 @@ class TraceState:
         "metadata",
         "name",
         "route",
+        "safe_tables",
         "sampled",
         "session_id",
         "tags",
@@ -112,6 +113,8 @@ class TraceState:
         # snapshot is built): the trace's metadata, seen by every span.
         self.metadata: Any = None
         self.attributes: Any = None
+        # The worker's JSON-safe copies of those, by field: (value, copy).
+        self.safe_tables: dict[str, tuple[Any, dict[str, Any]]] | None = None
 
     def set_root_fields(self, fields: Mapping[str, Any]) -> None:
         """Remember the root span's ``metadata`` and ``attributes`` (its current values)."""

@@ -34,6 +34,7 @@ __all__ = [
     "observation_type",
     "status_message",
     "text_value",
+    "trace_metadata",
     "usage_details",
 ]
 
@@ -219,9 +220,15 @@ def observation_metadata(span: Span) -> dict[str, Any]:
     return extra
 
 
+def trace_metadata(span: Span) -> Mapping[str, Any]:
+    """The trace's metadata: the root span's metadata (children carry it as ``trace_metadata``)."""
+    return span.metadata if span.is_root else span.trace_metadata
+
+
 def is_public(span: Span) -> bool:
     """True when the trace's root span asked for a public trace (`PUBLIC_ATTRIBUTE`)."""
-    value = span.trace_attributes.get(PUBLIC_ATTRIBUTE)
+    attributes = span.attributes if span.is_root else span.trace_attributes
+    value = attributes.get(PUBLIC_ATTRIBUTE)
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
@@ -265,7 +272,7 @@ def langfuse_attributes(span: Span, options: TraceOptions) -> dict[str, AttrValu
     # metadata: a key the span has itself is not repeated as trace metadata.
     _flatten(
         "langfuse.trace.metadata",
-        {k: v for k, v in span.trace_metadata.items() if span.is_root or k not in metadata},
+        {k: v for k, v in trace_metadata(span).items() if span.is_root or k not in metadata},
         out,
     )
     if span.is_root:

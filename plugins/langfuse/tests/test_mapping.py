@@ -119,7 +119,6 @@ def test_trace_level_values_are_on_every_span_and_trace_io_only_on_the_root() ->
         input="q",
         output="a",
         metadata={"k": 1},
-        trace_metadata={"k": 1},
         session_id="s-1",
         user_id="u-1",
     )
@@ -237,3 +236,27 @@ def test_completion_start_time_is_iso_8601() -> None:
     assert attributes["langfuse.observation.completion_start_time"] == (
         "2026-01-01T00:00:00.123456Z"
     )
+
+
+def test_a_root_is_public_when_its_attributes_say_so_and_its_children_follow() -> None:
+    root = make_span(attributes={"langfuse.trace.public": True})
+    child = make_span(
+        span_id="1111111111111111",
+        parent_span_id="0123456789abcdef",
+        trace_attributes={"langfuse.trace.public": "true"},
+    )
+    assert langfuse_attributes(root, TraceOptions())["langfuse.trace.public"] is True
+    assert langfuse_attributes(child, TraceOptions())["langfuse.trace.public"] is True
+    assert "langfuse.trace.public" not in langfuse_attributes(make_span(), TraceOptions())
+
+
+def test_a_childs_own_metadata_key_is_not_repeated_as_trace_metadata() -> None:
+    child = make_span(
+        parent_span_id="0123456789abcdef",
+        metadata={"step": "tool"},
+        trace_metadata={"step": "root", "tenant": "acme"},
+    )
+    attributes = langfuse_attributes(child, TraceOptions())
+    assert attributes["langfuse.trace.metadata.tenant"] == "acme"
+    assert "langfuse.trace.metadata.step" not in attributes
+    assert attributes["langfuse.observation.metadata.step"] == "tool"
