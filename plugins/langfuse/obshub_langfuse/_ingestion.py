@@ -38,12 +38,15 @@ import attrs
 from obshub.testing_server import attribute_map
 
 __all__ = [
+    "SERVER_METADATA_KEYS",
     "Observation",
     "Trace",
     "TraceEvent",
     "TraceRecord",
+    "assemble_trace",
     "derive_observation",
     "display",
+    "has_trace_updates",
     "js_stringify",
     "merge_trace",
     "stored_text",
@@ -166,7 +169,6 @@ _TRACE_UPDATE_KEYS = (
 #: INGESTION ``immutableEntityKeys[TableName.Traces]`` (of the fields modelled here).
 _TRACE_IMMUTABLE = frozenset({"id", "timestamp", "environment"})
 _NUMBER_LITERAL = re.compile(r"^\s*-?\d+(\.\d+)?([eE][+-]?\d+)?\s*$")
-_UNDEFINED: Any = object()
 
 
 # -- JavaScript values ----------------------------------------------------------------------
@@ -215,7 +217,7 @@ def display(value: Any) -> Any:
 
 def _truthy(value: Any) -> bool:
     # JavaScript truthiness of an attribute value.
-    if value is None or value is _UNDEFINED:
+    if value is None:
         return False
     if isinstance(value, (str, list)):
         return len(value) > 0 if isinstance(value, str) else True

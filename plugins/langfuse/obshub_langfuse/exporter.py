@@ -32,6 +32,8 @@ SDK_NAME = "obshub-langfuse"
 #: After a failed ``GET /api/public/projects`` (for `LangfuseExporter.trace_url`),
 #: the project id is asked again no sooner than this many seconds later.
 PROJECT_RETRY_INTERVAL = 300.0
+#: At most this many seconds for that request (it holds the worker once).
+PROJECT_TIMEOUT = 5.0
 #: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
 #: up to the maximum.
 AUTH_PAUSE_INITIAL = 30.0
@@ -377,7 +379,7 @@ class LangfuseExporter(obshub.Exporter):
             response = http.get(
                 f"{self.base_url}{PROJECTS_PATH}",
                 {**headers, **self._identity},
-                timeout=self.timeout,
+                timeout=min(self.timeout, PROJECT_TIMEOUT),
                 raise_for_status=False,
             )
         except obshub.ExportError as exc:
