@@ -243,6 +243,8 @@ class Hub:
                     if key in fields:
                         fields[key] = _capture(fields[key])
             live = LiveSpan(trace, parent_id, name, span_type, fields, start_time or _time_ns())
+            if parent_id is None and fields:
+                trace.set_root_fields(fields)
             if trace.sampled and trace.route.started:  # type: ignore[union-attr]
                 trace.route.emit(_STARTED, live, dict(fields), None)  # type: ignore[union-attr]
             return live

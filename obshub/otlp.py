@@ -267,7 +267,9 @@ def _error_message(span: Span) -> str | None:
     return None
 
 
-def _fill_span(target: Any, event: SpanEvent, extra: ExtraAttributes | None) -> None:
+def _fill_span(
+    target: Any, event: SpanEvent, extra: ExtraAttributes | None, conventions: bool
+) -> None:
     span = event.span
     target.trace_id = bytes.fromhex(span.trace_id)
     target.span_id = bytes.fromhex(span.span_id)
@@ -278,7 +280,7 @@ def _fill_span(target: Any, event: SpanEvent, extra: ExtraAttributes | None) -> 
     target.start_time_unix_nano = span.start_time
     end = span.end_time if span.end_time is not None else span.start_time
     target.end_time_unix_nano = end
-    attributes = span_attributes(span)
+    attributes = span_attributes(span) if conventions else dict(span.attributes)
     if extra is not None:
         attributes.update(extra(event))
     _add_attributes(target.attributes, attributes)
@@ -287,7 +289,7 @@ def _fill_span(target: Any, event: SpanEvent, extra: ExtraAttributes | None) -> 
         message = _error_message(span)
         if message:
             target.status.message = message
-    if span.error is not None:
+    if conventions and span.error is not None:
         exception = target.events.add()
         exception.name = "exception"
         exception.time_unix_nano = end
@@ -307,6 +309,7 @@ def encode_spans(
     extra_attributes: ExtraAttributes | None = None,
     resource_attributes: Mapping[str, AttrValue] | None = None,
     cache_key: Hashable | None = None,
+    conventions: bool = True,
 ) -> ExportTraceServiceRequest:
     """An OTLP ``ExportTraceServiceRequest`` holding ``events``' spans.
 
@@ -320,6 +323,14 @@ def encode_spans(
     ``("langfuse", options)``). When the hub fans one event out to several
     exporters, the first to encode it with a given key stores the encoded
     span on the event and the others copy it, instead of encoding again.
+
+    ``conventions=False`` leaves out what obshub derives for generic OTel
+    backends (the ``gen_ai.*`` / ``obshub.*`` / ``session.id`` / ``user.id``
+    attributes of `span_attributes` and the ``exception`` span event): a span
+    then carries only the application's own ``span.attributes`` and
+    ``extra_attributes``, for a backend that reads its own attribute set.
+    The span's status (code and message) is kept. ``cache_key`` must then
+    differ from the keys of encodings made with conventions.
     """
     proto = _proto()
     request = proto.ExportTraceServiceRequest()
@@ -349,13 +360,13 @@ def encode_spans(
                 continue
         try:
             target = scope.spans.add()
-            _fill_span(target, event, extra_attributes)
+            _fill_span(target, event, extra_attributes, conventions)
         except (UnicodeEncodeError, ValueError):
             # Protobuf refuses text without a UTF-8 form (a lone surrogate, e.g.
             # in an event replayed from a file): encode a cleaned copy instead.
             del scope.spans[-1]
             target = scope.spans.add()
-            _fill_span(target, _text_cleaned(event), extra_attributes)
+            _fill_span(target, _text_cleaned(event), extra_attributes, conventions)
         if cache is not None:
             cache[cache_key] = target.SerializeToString()
     return request
@@ -444,7 +455,15 @@ def request_to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
 
 #: A field of an oversize span larger than this (as JSON) is replaced by a marker.
 TRUNCATE_ABOVE_BYTES = 1024
-_TRUNCATED_FIELDS = ("input", "output", "metadata", "attributes")
+_TRUNCATED_FIELDS = (
+    "input",
+    "output",
+    "metadata",
+    "attributes",
+    "trace_metadata",
+    "trace_attributes",
+)
+_TABLE_FIELDS = frozenset({"metadata", "attributes", "trace_metadata", "trace_attributes"})
 _HTTP_TOO_LARGE = 413
 
 
@@ -457,7 +476,8 @@ def truncated_span(span: Span) -> Span:
     """``span`` with each large input, output, metadata and attributes replaced by a marker.
 
     A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
-    metadata and attributes become ``{"obshub_truncated": <marker>}``.
+    metadata and attributes (the span's and the trace's) become
+    ``{"obshub_truncated": <marker>}``.
     """
     changes: dict[str, Any] = {}
     for field in _TRUNCATED_FIELDS:
@@ -468,9 +488,7 @@ def truncated_span(span: Span) -> Span:
         if size <= TRUNCATE_ABOVE_BYTES:
             continue
         marker = truncation_marker(size)
-        changes[field] = (
-            {"obshub_truncated": marker} if field in ("metadata", "attributes") else marker
-        )
+        changes[field] = {"obshub_truncated": marker} if field in _TABLE_FIELDS else marker
     return attrs.evolve(span, **changes) if changes else span
 
 

@@ -39,7 +39,7 @@ from obshub.spans import (
 )
 
 if TYPE_CHECKING:
-    from obshub.tracing import LiveSpan
+    from obshub.tracing import LiveSpan, TraceState
 
 __all__ = ["PendingEvent", "Route"]
 
@@ -142,6 +142,27 @@ _NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
     "status_message": _as_text,
     "name": _as_text,
 }
+
+
+def _root_table(trace: TraceState, field: str, limits: Limits) -> Mapping[str, Any]:
+    """The root's ``metadata`` or ``attributes`` made safe, as a child's snapshot carries them.
+
+    Made safe once per value of the root's field (the root replaces the value
+    when it changes, never mutates it), not once per child.
+    """
+    raw = getattr(trace, field)
+    if raw is None:
+        return {}
+    cache = trace.safe_tables
+    hit = None if cache is None else cache.get(field)
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    try:
+        table = _as_table(raw, limits)
+    except Exception:  # the root's own snapshot reports the bad value
+        table = {}
+    trace.safe_tables = {**(cache or {}), field: (raw, table)}
+    return table
 
 
 class Route:
@@ -275,6 +296,12 @@ class Route:
                 self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
         session_id = trace.session_id
         user_id = trace.user_id
+        if live.parent_span_id is None:
+            trace_metadata = values.get("metadata") or {}
+            trace_attributes = values.get("attributes") or {}
+        else:
+            trace_metadata = _root_table(trace, "metadata", limits)
+            trace_attributes = _root_table(trace, "attributes", limits)
         return Span(
             trace_id=trace.trace_id,
             span_id=live.span_id,
@@ -288,6 +315,8 @@ class Route:
             tags=tuple(clean_text(t) for t in trace.tags),
             is_event=is_event,
             trace_name=_as_text(trace.name, limits),
+            trace_metadata=trace_metadata,
+            trace_attributes=trace_attributes,
             **values,
         )
 

@@ -115,9 +115,10 @@ class Redactor:
     def process(self, span: Span) -> Span:
         """The span with secrets replaced.
 
-        Keys are checked in input, output, metadata, attributes and parameters
-        (frameworks pass ``api_key`` among model parameters); credential-looking
-        values are also masked in the status message and the error.
+        Keys are checked in input, output, metadata, attributes (and the
+        trace's, carried by every span) and parameters (frameworks pass
+        ``api_key`` among model parameters); credential-looking values are also
+        masked in the status message and the error.
         """
         error = span.error
         if error is not None and self.values:
@@ -132,6 +133,8 @@ class Redactor:
             output=self._clean(span.output),
             metadata=self._clean(span.metadata),
             attributes=self._clean(span.attributes),
+            trace_metadata=self._clean(span.trace_metadata),
+            trace_attributes=self._clean(span.trace_attributes),
             parameters=self._clean(span.parameters),
             status_message=self._clean(span.status_message),
             error=error,

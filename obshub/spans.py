@@ -271,6 +271,13 @@ class Span:
     mutating methods raise ``TypeError``), because every exporter of the config
     receives this same snapshot. Values given as plain dicts and lists are
     frozen when the span is built; `thaw` makes a mutable copy.
+
+    Trace-level values are on every span: ``session_id``, ``user_id``,
+    ``tags``, ``trace_name``, and ``trace_metadata`` / ``trace_attributes``
+    (the root span's ``metadata`` / ``attributes``; on the root, its own). A
+    span other than the root sees them as they were when its snapshot was
+    built, so a value set on the root after a child was delivered is not on
+    that child.
     """
 
     trace_id: str
@@ -299,6 +306,8 @@ class Span:
     completion_start_time: int | None = None
     prompt: Prompt | None = None
     trace_name: str | None = None
+    trace_metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+    trace_attributes: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
 
     @property
     def is_root(self) -> bool:
@@ -371,6 +380,8 @@ class Span:
             "completion_start_time": self.completion_start_time,
             "prompt": None if prompt is None else {"name": prompt.name, "version": prompt.version},
             "trace_name": self.trace_name,
+            "trace_metadata": self.trace_metadata,
+            "trace_attributes": self.trace_attributes,
         }
 
     @classmethod
@@ -388,7 +399,7 @@ class Span:
             kwargs["prompt"] = Prompt.coerce(kwargs["prompt"])
         if kwargs.get("error") is not None:
             kwargs["error"] = SpanError(**kwargs["error"])
-        for name in ("metadata", "attributes", "parameters"):
+        for name in ("metadata", "attributes", "parameters", "trace_metadata", "trace_attributes"):
             if kwargs.get(name) is None:
                 kwargs[name] = {}
         return cls(**kwargs)

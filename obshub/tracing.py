@@ -14,7 +14,7 @@ import inspect
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from obshub._logging import RateLimitedLog, get_logger
@@ -89,7 +89,18 @@ def _capture(value: Any) -> Any:
 class TraceState:
     """What all spans of one trace share: ids, routing, trace-level fields."""
 
-    __slots__ = ("name", "route", "sampled", "session_id", "tags", "trace_id", "user_id")
+    __slots__ = (
+        "attributes",
+        "metadata",
+        "name",
+        "route",
+        "safe_tables",
+        "sampled",
+        "session_id",
+        "tags",
+        "trace_id",
+        "user_id",
+    )
 
     def __init__(self, trace_id: str, name: str, route: Route | None, sampled: bool) -> None:
         self.trace_id = trace_id
@@ -99,6 +110,18 @@ class TraceState:
         self.session_id: str | None = None
         self.user_id: str | None = None
         self.tags: tuple[str, ...] = ()
+        # The root span's metadata and attributes (as given, normalised when a
+        # snapshot is built): the trace's metadata, seen by every span.
+        self.metadata: Any = None
+        self.attributes: Any = None
+        # The worker's JSON-safe copies of those, by field: (value, copy).
+        self.safe_tables: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
+
+    def set_root_fields(self, fields: Mapping[str, Any]) -> None:
+        """Remember the root span's ``metadata`` and ``attributes`` (its current values)."""
+        if self.sampled:
+            self.metadata = fields.get("metadata")
+            self.attributes = fields.get("attributes")
 
     def set_trace_fields(self, fields: dict[str, Any]) -> None:
         """Move session_id, user_id and tags out of ``fields`` onto the trace."""
@@ -221,6 +244,8 @@ class LiveSpan:
                 else:
                     own[key] = _capture(value)
             trace = self._trace
+            if self.parent_span_id is None and ("metadata" in fields or "attributes" in fields):
+                trace.set_root_fields(own)
             if trace.sampled and trace.route.updated:  # type: ignore[union-attr]
                 trace.route.emit(_UPDATED, self, dict(own), None)  # type: ignore[union-attr]
         except Exception as exc:

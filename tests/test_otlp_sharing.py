@@ -10,6 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import obshub
 from obshub import otlp
+from obshub.spans import EventKind, Span, SpanError, SpanEvent, SpanType
 
 
 class Encoding(obshub.Exporter):
@@ -48,9 +49,9 @@ def test_exporters_with_the_same_key_encode_each_span_once(
     calls: list[str] = []
     real = otlp._fill_span
 
-    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
-        real(target, event, extra)
+        real(target, event, *rest)
 
     monkeypatch.setattr(otlp, "_fill_span", counting)
     first = Encoding(key="same", instance_name="a")
@@ -67,9 +68,9 @@ def test_different_keys_or_no_key_encode_separately(
     calls: list[str] = []
     real = otlp._fill_span
 
-    def counting(target: Any, event: obshub.SpanEvent, extra: Any) -> None:
+    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
-        real(target, event, extra)
+        real(target, event, *rest)
 
     monkeypatch.setattr(otlp, "_fill_span", counting)
     exporters = [
@@ -92,3 +93,29 @@ def test_a_single_exporter_does_not_pay_for_sharing(hub_factory: Any) -> None:
     hub = hub_factory(exporters=[Spy(key="alone")])
     _record(hub)
     assert seen == [None, None]
+
+
+def test_without_conventions_a_span_carries_only_its_own_and_the_extra_attributes() -> None:
+    span = Span(
+        trace_id="0af7651916cd43dd8448eb211c80319c",
+        span_id="00f067aa0ba902b7",
+        name="pay",
+        type=SpanType.TOOL_CALL,
+        start_time=1,
+        end_time=2,
+        session_id="s-1",
+        model="m",
+        attributes={"app.key": "v"},
+        error=SpanError(message="card declined", type="ValueError", stack="..."),
+    )
+    event = SpanEvent(kind=EventKind.ENDED, span=span, config_name="c", service_name="svc")
+    bare = otlp.encode_spans([event], extra_attributes=lambda e: {"x": 1}, conventions=False)
+    (encoded,) = _spans([bare.SerializeToString()])
+    assert {kv.key for kv in encoded.attributes} == {"app.key", "x"}
+    assert list(encoded.events) == []
+    assert (encoded.status.code, encoded.status.message) == (2, "card declined")
+    full = otlp.encode_spans([event])
+    (generic,) = _spans([full.SerializeToString()])
+    keys = {kv.key for kv in generic.attributes}
+    assert {"gen_ai.tool.name", "session.id", "obshub.span.type", "app.key"} <= keys
+    assert [e.name for e in generic.events] == ["exception"]

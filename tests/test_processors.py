@@ -82,6 +82,15 @@ def test_secret_keys_are_redacted_at_any_depth_in_input_output_metadata_and_attr
     assert clean.attributes == {"user.api_key": REDACTED, "count": 1}
 
 
+def test_the_trace_metadata_and_attributes_each_span_carries_are_redacted() -> None:
+    span = make_span(
+        trace_metadata={"db": {"password": "hunter2"}}, trace_attributes={"api_key": "k"}
+    )
+    clean = Redactor().process(span)
+    assert clean.trace_metadata == {"db": {"password": REDACTED}}
+    assert clean.trace_attributes == {"api_key": REDACTED}
+
+
 def test_a_secret_key_holding_a_whole_structure_is_redacted_entirely() -> None:
     clean = Redactor().process(make_span(input={"credentials": {"user": "u", "pw": "p"}}))
     assert clean.input == {"credentials": REDACTED}

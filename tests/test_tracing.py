@@ -1015,3 +1015,39 @@ def test_every_settable_field_has_a_normaliser_on_the_worker() -> None:
 
     # Trace-level fields live on the trace; "error" is set by record_exception().
     assert set(_NORMALISERS) == (SETTABLE_FIELDS - TRACE_FIELDS) | {"error"}
+
+
+def test_the_roots_metadata_and_attributes_are_every_spans_trace_metadata(recorded: Any) -> None:
+    hub, memory = recorded
+    with hub.span("agent", metadata={"tenant": "acme"}, attributes={"team": "support"}) as agent:
+        agent.update(metadata={"plan": "pro"})
+        with hub.span("tool", metadata={"step": 1}):
+            pass
+        agent.event("cache-hit")
+    spans = delivered(hub, memory)
+    for span in spans.values():
+        assert span.trace_metadata == {"tenant": "acme", "plan": "pro"}
+        assert span.trace_attributes == {"team": "support"}
+    assert spans["tool"].metadata == {"step": 1}
+    assert spans["agent"].trace_metadata == spans["agent"].metadata
+
+
+def test_a_child_does_not_see_root_metadata_set_after_it_was_delivered(recorded: Any) -> None:
+    hub, memory = recorded
+    with hub.span("agent", metadata={"tenant": "acme"}) as agent:
+        with hub.span("early"):
+            pass
+        assert hub.flush(timeout=WAIT)
+        agent.update(metadata={"late": True})
+    spans = delivered(hub, memory)
+    assert spans["early"].trace_metadata == {"tenant": "acme"}
+    assert spans["agent"].trace_metadata == {"tenant": "acme", "late": True}
+
+
+def test_trace_metadata_survives_a_round_trip_through_a_dict(recorded: Any) -> None:
+    hub, memory = recorded
+    with hub.span("agent", metadata={"tenant": "acme"}), hub.span("tool"):
+        pass
+    tool = delivered(hub, memory)["tool"]
+    assert obshub.Span.from_dict(tool.to_dict()) == tool
+    assert obshub.Span.from_dict({**tool.to_dict(), "trace_metadata": None}).trace_metadata == {}

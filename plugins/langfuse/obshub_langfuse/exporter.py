@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import types
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,7 @@ import obshub
 from obshub import _worker_token as worker_token
 from obshub import http
 from obshub.otlp import encode_spans, json_string, send_splitting
-from obshub.spans import Score, SpanEvent
+from obshub.spans import EventKind, Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
 from obshub_langfuse.media import MediaUploader
 from obshub_langfuse.scores import LANGFUSE_FIELDS, InvalidScore, score_body
@@ -30,6 +31,14 @@ SCORES_PATH = "/api/public/scores"
 PROJECTS_PATH = "/api/public/projects"
 #: Opts into Langfuse's real-time write path; servers reject values above 4.
 INGESTION_VERSION = "4"
+#: What the Langfuse server records as the sending SDK (``x-langfuse-sdk-name`` and
+#: ``x-langfuse-sdk-version``, the headers Langfuse's own SDKs send).
+SDK_NAME = "obshub-langfuse"
+#: After a failed ``GET /api/public/projects`` (for `LangfuseExporter.trace_url`),
+#: the project id is asked again no sooner than this many seconds later.
+PROJECT_RETRY_INTERVAL = 300.0
+#: At most this many seconds for that request (it holds the worker once).
+PROJECT_TIMEOUT = 5.0
 #: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
 #: up to the maximum.
 AUTH_PAUSE_INITIAL = 30.0
@@ -215,7 +224,12 @@ class LangfuseExporter(obshub.Exporter):
             # or counted as exported, and `obshub check` reports why.
             self.enabled = False
         self._auth = _Secret(http.basic_auth(self.public_key or "", secret or ""))
-        self._user_agent = http.user_agent(f"obshub-langfuse/{_plugin_version()}")
+        self._user_agent = http.user_agent(f"{SDK_NAME}/{_plugin_version()}")
+        self._identity = {
+            "x-langfuse-sdk-name": SDK_NAME,
+            "x-langfuse-sdk-version": _plugin_version(),
+            "x-langfuse-public-key": self.public_key or "",
+        }
         self._resource = (
             {"service.version": self.trace_options.version} if self.trace_options.version else {}
         )
@@ -229,6 +243,8 @@ class LangfuseExporter(obshub.Exporter):
             if self.media_upload
             else None
         )
+        self._project_id: str | None = None
+        self._project_asked_at: float | None = None
 
     # -- settings ----------------------------------------------------------------------
 
@@ -314,6 +330,7 @@ class LangfuseExporter(obshub.Exporter):
             "Authorization": self._auth.value,
             "Content-Type": content_type,
             "User-Agent": self._user_agent,
+            **self._identity,
             "x-langfuse-ingestion-version": INGESTION_VERSION,
         }
 
@@ -360,6 +377,8 @@ class LangfuseExporter(obshub.Exporter):
             resource_attributes=self._resource,
             # Every Langfuse exporter with the same options encodes a span alike.
             cache_key=("langfuse", self.trace_options),
+            # Only what Langfuse reads: no gen_ai.* duplicates in metadata.attributes.
+            conventions=False,
         )
         data: bytes = request.SerializeToString()
         return data
@@ -384,6 +403,7 @@ class LangfuseExporter(obshub.Exporter):
             # Uploads (or recalls) each media value; its reference replaces it.
             events = [self.media.prepare(e) for e in events]
         rejected = self._send(list(events))
+        self._after_send(events)
         if rejected:
             raise obshub.ExportError(
                 f"{rejected} of {len(events)} spans rejected as too large (HTTP 413) "
@@ -399,6 +419,60 @@ class LangfuseExporter(obshub.Exporter):
             self._post(TRACES_PATH, self._encode(chunk), _PROTOBUF, compress=True)
 
         return send_splitting(events, post, self.log)
+
+    # -- trace URLs ----------------------------------------------------------------------
+
+    def trace_url(self, trace_id: str) -> str | None:
+        """The Langfuse UI address of trace ``trace_id``, or None while the project is unknown.
+
+        ``{base_url}/project/{project_id}/traces/{trace_id}``. The project id is
+        asked once (``GET /api/public/projects``) by the exporter's worker after
+        its first successful send, never on the calling thread; until then,
+        and when Langfuse does not answer it, this returns None.
+        """
+        project_id = self._project_id
+        if project_id is None or not trace_id:
+            return None
+        return f"{self.base_url}/project/{project_id}/traces/{trace_id}"
+
+    def _after_send(self, events: Sequence[SpanEvent]) -> None:
+        # Worker thread, after a successful send: learn the project id once, then
+        # (realtime mode) log where each sent trace root can be seen.
+        try:
+            self._learn_project_id()
+            if not self.realtime or self._project_id is None:
+                return
+            for event in events:
+                span = event.span
+                if span.is_root and event.kind is EventKind.ENDED:
+                    self.log.debug("trace_url", trace=span.name, url=self.trace_url(span.trace_id))
+        except Exception as exc:  # never let a convenience fail a delivered batch
+            self.log.debug("trace_url_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _learn_project_id(self) -> None:
+        if self._project_id is not None:
+            return
+        now = time.monotonic()
+        asked = self._project_asked_at
+        if asked is not None and now - asked < PROJECT_RETRY_INTERVAL:
+            return
+        self._project_asked_at = now
+        headers = {"Authorization": self._auth.value, "User-Agent": self._user_agent}
+        try:
+            response = http.get(
+                f"{self.base_url}{PROJECTS_PATH}",
+                {**headers, **self._identity},
+                timeout=min(self.timeout, PROJECT_TIMEOUT),
+                raise_for_status=False,
+            )
+        except obshub.ExportError as exc:
+            self.log.debug("project_id_unknown", error=str(exc))
+            return
+        project_id = _project_field(response.body, "id") if response.status == 200 else None
+        if project_id is None:
+            self.log.debug("project_id_unknown", status=response.status)
+            return
+        self._project_id = project_id
 
     # -- scores --------------------------------------------------------------------------
 
@@ -565,9 +639,14 @@ class LangfuseExporter(obshub.Exporter):
 
 
 def _project_name(body: bytes) -> str | None:
+    return _project_field(body, "name")
+
+
+def _project_field(body: bytes, field: str) -> str | None:
+    """``field`` of the key's project in a ``GET /api/public/projects`` answer."""
     try:
         data = json.loads(body)
-        name = data["data"][0]["name"]
+        value = data["data"][0][field]
     except (ValueError, KeyError, IndexError, TypeError):
         return None
-    return name if isinstance(name, str) else None
+    return value if isinstance(value, str) and value else None

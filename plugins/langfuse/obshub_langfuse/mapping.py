@@ -1,10 +1,12 @@
 """How obshub spans become Langfuse observations.
 
 Langfuse reads a span's ``langfuse.*`` OpenTelemetry attributes (see its OTel
-integration); `OBSERVATION_TYPES` is the one table from obshub span types
-to Langfuse observation types, and `langfuse_attributes` gives every
-``langfuse.*`` attribute of one span. The generic ones (``session.id``,
-``user.id``, ``gen_ai.*``) come from `obshub.otlp`.
+integration, ``packages/shared/src/server/otel/OtelIngestionProcessor.ts``);
+`OBSERVATION_TYPES` is the one table from obshub span types to Langfuse
+observation types, and `langfuse_attributes` gives the whole attribute set of
+one span: the exporter encodes spans without obshub's generic GenAI attributes
+(``encode_spans(conventions=False)``), which Langfuse would only copy into
+``metadata.attributes``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from obshub.spans import Cost, Level, Span, SpanType, Usage, ns_to_iso
 __all__ = [
     "EVENT_OBSERVATION_TYPE",
     "OBSERVATION_TYPES",
+    "PUBLIC_ATTRIBUTE",
     "TraceOptions",
     "cost_details",
+    "is_public",
     "langfuse_attributes",
     "normalise_environment",
+    "observation_metadata",
     "observation_type",
+    "status_message",
+    "text_value",
+    "trace_metadata",
     "usage_details",
 ]
 
@@ -146,18 +154,98 @@ def _prompt_version(version: int | str | None) -> int | None:
     return None
 
 
+#: The root-span attribute that makes the trace public (shareable by link), as in
+#: Langfuse's SDK: ``hub.span(..., attributes={"langfuse.trace.public": True})``.
+PUBLIC_ATTRIBUTE = "langfuse.trace.public"
+#: Observation metadata keys obshub adds (the application's own keys win).
+PROVIDER_KEY = "provider"
+ERROR_TYPE_KEY = "error.type"
+ERROR_MESSAGE_KEY = "error.message"
+ERROR_STACK_KEY = "error.stack"
+
+
+def text_value(value: Any) -> str:
+    """An input or output as Langfuse's SDK sends it: a string as is, anything else as JSON."""
+    return value if isinstance(value, str) else json_string(value)
+
+
+def _metadata_value(value: Any) -> AttrValue:
+    # Strings and numbers go as OTel scalars: Langfuse stores them as their text
+    # ("chat", "3"), where a JSON-encoded string would stay quoted ("\"chat\"").
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    return json_string(value)
+
+
 def _flatten(prefix: str, values: Mapping[str, Any], out: dict[str, AttrValue]) -> None:
     for key, value in values.items():
-        out[f"{prefix}.{key}"] = json_string(value)
+        if value is not None:
+            out[f"{prefix}.{key}"] = _metadata_value(value)
+
+
+def status_message(span: Span) -> str | None:
+    """The status message: ``"ValueError: card declined"`` for an exception, as OTel writes it.
+
+    A status message the application set itself (not the exception's) is kept.
+    """
+    error = span.error
+    message = span.status_message
+    if error is not None and (message is None or message in (error.message, error.type)):
+        short_type = error.type.rsplit(".", 1)[-1]
+        return f"{short_type}: {error.message}" if error.message else short_type
+    return message
+
+
+def observation_metadata(span: Span) -> dict[str, Any]:
+    """The observation's metadata: the span's own, plus provider and error details.
+
+    Langfuse has no field for the provider, the exception type or its stack
+    trace: they go as readable metadata keys (``provider``, ``error.type``,
+    ``error.stack``, and ``error.message`` when the status message is not
+    the exception's). A key the application set itself wins.
+    """
+    extra: dict[str, Any] = {}
+    if span.provider:
+        extra[PROVIDER_KEY] = span.provider
+    error = span.error
+    if error is not None:
+        extra[ERROR_TYPE_KEY] = error.type
+        if error.message and span.status_message not in (None, error.message, error.type):
+            extra[ERROR_MESSAGE_KEY] = error.message
+        if error.stack:
+            extra[ERROR_STACK_KEY] = error.stack
+    if not extra:
+        return dict(span.metadata)
+    extra.update(span.metadata)
+    return extra
+
+
+def trace_metadata(span: Span) -> Mapping[str, Any]:
+    """The trace's metadata: the root span's metadata (children carry it as ``trace_metadata``)."""
+    return span.metadata if span.is_root else span.trace_metadata
+
+
+def is_public(span: Span) -> bool:
+    """True when the trace's root span asked for a public trace (`PUBLIC_ATTRIBUTE`)."""
+    attributes = span.attributes if span.is_root else span.trace_attributes
+    value = attributes.get(PUBLIC_ATTRIBUTE)
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
 def langfuse_attributes(span: Span, options: TraceOptions) -> dict[str, AttrValue]:
-    """Every ``langfuse.*`` attribute of ``span``.
+    """The attributes Langfuse reads for ``span``: its whole OTel attribute set.
 
-    Trace-level values (trace name, tags, environment, release, version) go
-    on every span, because Langfuse filters and aggregates them per
-    observation; trace input, output and metadata go on the root span only.
-    Structured values are JSON strings; values that are None are left out.
+    The exporter sends only these (and the application's own
+    ``span.attributes``): Langfuse copies every attribute of a non-SDK
+    instrumentation scope into the observation's ``metadata.attributes``, so
+    nothing is sent twice under GenAI names.
+
+    Trace-level values (trace name, tags, session, user, public flag,
+    environment, release, version and the trace metadata) go on every span,
+    because Langfuse filters observations by them; the trace's input and
+    output go on the root only. A string (input, output, metadata value) is
+    sent as the string, anything structured as JSON, as Langfuse's SDK does.
+    Values that are None are left out, and so is the default level.
     """
     out: dict[str, AttrValue] = {"langfuse.observation.type": observation_type(span)}
 
@@ -167,30 +255,44 @@ def langfuse_attributes(span: Span, options: TraceOptions) -> dict[str, AttrValu
         out["langfuse.trace.name"] = trace_name
     if span.tags:
         out["langfuse.trace.tags"] = list(span.tags)
+    if span.session_id:
+        out["session.id"] = span.session_id
+    if span.user_id:
+        out["user.id"] = span.user_id
+    if is_public(span):
+        out[PUBLIC_ATTRIBUTE] = True
     if options.environment:
         out["langfuse.environment"] = options.environment
     if options.release:
         out["langfuse.release"] = options.release
     if options.version:
         out["langfuse.version"] = options.version
+    metadata = observation_metadata(span)
+    # Langfuse's direct (v4) path merges trace metadata over an observation's own
+    # metadata: a key the span has itself is not repeated as trace metadata.
+    _flatten(
+        "langfuse.trace.metadata",
+        {k: v for k, v in trace_metadata(span).items() if span.is_root or k not in metadata},
+        out,
+    )
     if span.is_root:
         if span.input is not None:
-            out["langfuse.trace.input"] = json_string(span.input)
+            out["langfuse.trace.input"] = text_value(span.input)
         if span.output is not None:
-            out["langfuse.trace.output"] = json_string(span.output)
-        _flatten("langfuse.trace.metadata", span.metadata, out)
+            out["langfuse.trace.output"] = text_value(span.output)
 
     # -- the observation ---------------------------------------------------------------
     if span.input is not None:
-        out["langfuse.observation.input"] = json_string(span.input)
+        out["langfuse.observation.input"] = text_value(span.input)
     if span.output is not None:
-        out["langfuse.observation.output"] = json_string(span.output)
-    _flatten("langfuse.observation.metadata", span.metadata, out)
+        out["langfuse.observation.output"] = text_value(span.output)
+    _flatten("langfuse.observation.metadata", metadata, out)
     level = Level.ERROR if span.error is not None else span.level
-    out["langfuse.observation.level"] = _LEVELS[level]
-    status_message = span.status_message or (span.error.message if span.error else None)
-    if status_message:
-        out["langfuse.observation.status_message"] = status_message
+    if level is not Level.DEFAULT:
+        out["langfuse.observation.level"] = _LEVELS[level]
+    message = status_message(span)
+    if message:
+        out["langfuse.observation.status_message"] = message
     if span.model:
         out["langfuse.observation.model.name"] = span.model
     if span.parameters:

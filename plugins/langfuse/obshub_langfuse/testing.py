@@ -38,10 +38,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -62,6 +60,17 @@ from obshub.testing_server import (
     Rejected as _Rejected,
 )
 from obshub.testing_server import attribute_map as _attributes
+from obshub_langfuse._ingestion import (
+    _ENVIRONMENT,
+    Observation,
+    Trace,
+    TraceEvent,
+    TraceRecord,
+    assemble_trace,
+    derive_observation,
+    merge_trace,
+    trace_event,
+)
 from obshub_langfuse.testing_media import (
     MediaEmulation,
     MediaLink,
@@ -116,23 +125,6 @@ OBSERVATION_TYPES = frozenset(
         "EVALUATOR",
     }
 )
-_OPERATION_TYPES: Mapping[str, str] = {
-    "chat": "GENERATION",
-    "text_completion": "GENERATION",
-    "generate_content": "GENERATION",
-    "embeddings": "EMBEDDING",
-    "invoke_agent": "AGENT",
-    "create_agent": "AGENT",
-    "execute_tool": "TOOL",
-}
-_LEVELS = frozenset({"DEBUG", "DEFAULT", "WARNING", "ERROR"})
-_ENVIRONMENT = re.compile(r"^[a-z0-9_-]{1,40}$")
-_MODEL_KEYS = (
-    "langfuse.observation.model.name",
-    "gen_ai.response.model",
-    "gen_ai.request.model",
-)
-_STATUS_ERROR = 2
 _UNAUTHORISED = "Invalid credentials. Confirm that you've configured the correct host."
 
 
@@ -163,78 +155,6 @@ class RecordedRequest:
 
 
 @attrs.frozen
-class Observation:
-    """One span as Langfuse reads it (types in Langfuse's upper case, e.g. ``GENERATION``).
-
-    Times are UTC datetimes at millisecond precision, as Langfuse keeps them.
-    ``input``, ``output``, metadata values and model parameters are parsed
-    from their JSON strings. ``attributes`` and ``resource_attributes`` are
-    the raw OpenTelemetry attributes, for anything not derived here.
-    """
-
-    id: str
-    trace_id: str
-    parent_observation_id: str | None
-    type: str
-    name: str
-    start_time: datetime
-    end_time: datetime | None
-    trace_name: str | None
-    session_id: str | None
-    user_id: str | None
-    tags: tuple[str, ...]
-    environment: str
-    release: str | None
-    version: str | None
-    level: str
-    status_message: str | None
-    input: Any
-    output: Any
-    metadata: Mapping[str, Any]
-    model: str | None
-    model_parameters: Mapping[str, Any] | None
-    usage_details: Mapping[str, int] | None
-    cost_details: Mapping[str, float] | None
-    completion_start_time: datetime | None
-    prompt_name: str | None
-    prompt_version: int | None
-    trace_input: Any
-    trace_output: Any
-    trace_metadata: Mapping[str, Any]
-    events: tuple[Mapping[str, Any], ...]
-    attributes: Mapping[str, Any]
-    resource_attributes: Mapping[str, Any]
-    scope_name: str
-    scope_version: str
-
-
-@attrs.frozen
-class Trace:
-    """A trace assembled from its observations (the root's values win)."""
-
-    id: str
-    name: str | None
-    session_id: str | None
-    user_id: str | None
-    tags: tuple[str, ...]
-    environment: str
-    release: str | None
-    version: str | None
-    input: Any
-    output: Any
-    metadata: Mapping[str, Any]
-    observations: tuple[Observation, ...]
-
-    @property
-    def root(self) -> Observation | None:
-        """The observation without a parent, if it arrived."""
-        for observation in self.observations:
-            if observation.parent_observation_id is None:
-                return observation
-        return None
-
-
-@attrs.frozen
 class ScoreRecord:
     """A score as stored by ``POST /api/public/scores`` (``CreateScoreRequest`` fields)."""
 
@@ -255,175 +175,6 @@ class ScoreRecord:
 
 
 # -- decoding -----------------------------------------------------------------------------
-
-
-def _parse_json(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def _ns_to_datetime(ns: int) -> datetime:
-    millis = ns // 1_000_000
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
-
-
-def _iso_to_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
-def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = attributes.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
-def _prefixed(attributes: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {
-        key[len(prefix) :]: _parse_json(value)
-        for key, value in attributes.items()
-        if key.startswith(prefix)
-    }
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        parsed = _parse_json(value)
-        value = parsed if isinstance(parsed, list) else value.split(",")
-    if isinstance(value, list):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return ()
-
-
-def _number_map(value: Any, integers: bool) -> dict[str, Any] | None:
-    parsed = _parse_json(value)
-    if not isinstance(parsed, dict):
-        return None
-    out: dict[str, Any] = {}
-    for key, number in parsed.items():
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            return None
-        if integers and (number < 0 or int(number) != number):
-            return None
-        out[str(key)] = int(number) if integers else float(number)
-    return out
-
-
-def _usage(attributes: Mapping[str, Any]) -> dict[str, int] | None:
-    given = attributes.get("langfuse.observation.usage_details")
-    if given is not None:
-        return _number_map(given, integers=True)
-    usage: dict[str, int] = {}
-    for key, name in (
-        ("gen_ai.usage.input_tokens", "input"),
-        ("gen_ai.usage.output_tokens", "output"),
-        ("gen_ai.usage.total_tokens", "total"),
-    ):
-        value = attributes.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            usage[name] = value
-    return usage or None
-
-
-def _observation_type(attributes: Mapping[str, Any]) -> str:
-    given = attributes.get("langfuse.observation.type")
-    if isinstance(given, str) and given.upper() in OBSERVATION_TYPES:
-        return given.upper()
-    operation = attributes.get("gen_ai.operation.name")
-    if isinstance(operation, str) and operation in _OPERATION_TYPES:
-        return _OPERATION_TYPES[operation]
-    if _first(attributes, *_MODEL_KEYS) is not None:
-        return "GENERATION"
-    return "SPAN"
-
-
-def _environment(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
-    value = _first(
-        attributes,
-        "langfuse.environment",
-    ) or _first(resource, "deployment.environment.name", "deployment.environment")
-    if isinstance(value, str) and _ENVIRONMENT.match(value) and not value.startswith("langfuse"):
-        return value
-    return "default"
-
-
-def _level(attributes: Mapping[str, Any], status_code: int) -> str:
-    given = attributes.get("langfuse.observation.level")
-    if isinstance(given, str) and given.upper() in _LEVELS:
-        return given.upper()
-    return "ERROR" if status_code == _STATUS_ERROR else "DEFAULT"
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _derive(span: Any, resource: Mapping[str, Any], scope: Any) -> Observation:
-    attributes = _attributes(span.attributes)
-    prompt_version = attributes.get("langfuse.observation.prompt.version")
-    parameters = _parse_json(attributes.get("langfuse.observation.model.parameters"))
-    return Observation(
-        id=span.span_id.hex(),
-        trace_id=span.trace_id.hex(),
-        parent_observation_id=span.parent_span_id.hex() if span.parent_span_id else None,
-        type=_observation_type(attributes),
-        name=span.name,
-        start_time=_ns_to_datetime(span.start_time_unix_nano),
-        end_time=_ns_to_datetime(span.end_time_unix_nano) if span.end_time_unix_nano else None,
-        trace_name=_optional_str(attributes.get("langfuse.trace.name")),
-        session_id=_optional_str(
-            _first(attributes, "session.id", "langfuse.session.id", "gen_ai.conversation.id")
-        ),
-        user_id=_optional_str(_first(attributes, "user.id", "langfuse.user.id")),
-        tags=_tags(attributes.get("langfuse.trace.tags")),
-        environment=_environment(attributes, resource),
-        release=_optional_str(
-            _first(attributes, "langfuse.release") or resource.get("langfuse.release")
-        ),
-        version=_optional_str(
-            _first(attributes, "langfuse.version") or resource.get("service.version")
-        ),
-        level=_level(attributes, span.status.code),
-        status_message=_optional_str(
-            _first(attributes, "langfuse.observation.status_message") or span.status.message or None
-        ),
-        input=_parse_json(attributes.get("langfuse.observation.input")),
-        output=_parse_json(attributes.get("langfuse.observation.output")),
-        metadata=_prefixed(attributes, "langfuse.observation.metadata."),
-        model=_optional_str(_first(attributes, *_MODEL_KEYS)),
-        model_parameters=parameters if isinstance(parameters, dict) else None,
-        usage_details=_usage(attributes),
-        cost_details=_number_map(attributes.get("langfuse.observation.cost_details"), False),
-        completion_start_time=_iso_to_datetime(
-            attributes.get("langfuse.observation.completion_start_time")
-        ),
-        prompt_name=_optional_str(attributes.get("langfuse.observation.prompt.name")),
-        prompt_version=prompt_version if isinstance(prompt_version, int) else None,
-        trace_input=_parse_json(attributes.get("langfuse.trace.input")),
-        trace_output=_parse_json(attributes.get("langfuse.trace.output")),
-        trace_metadata=_prefixed(attributes, "langfuse.trace.metadata."),
-        events=tuple(
-            {"name": e.name, "time_unix_nano": e.time_unix_nano, **_attributes(e.attributes)}
-            for e in span.events
-        ),
-        attributes=attributes,
-        resource_attributes=dict(resource),
-        scope_name=scope.name,
-        scope_version=scope.version,
-    )
 
 
 def _decode_traces(content_type: str, body: bytes) -> Any:
@@ -466,6 +217,11 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
         super().__init__(host=host)
         self._faults: dict[str, list[Fault]] = {}
         self._observations: dict[str, Observation] = {}
+        # Langfuse's legacy path: the trace events of each trace, the record merged
+        # from them, and the trace ids it has seen (its Redis cache).
+        self._trace_events: dict[str, list[TraceEvent]] = {}
+        self._trace_records: dict[str, TraceRecord] = {}
+        self._seen_traces: set[str] = set()
         self._scores: dict[str, ScoreRecord] = {}
         self._requests: list[RecordedRequest] = []
         self._media_init()
@@ -515,11 +271,16 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
         return found[0]
 
     def traces(self) -> list[Trace]:
-        """The traces, assembled from the observations received so far."""
+        """The traces as Langfuse's legacy path stored them, with their observations."""
         grouped: dict[str, list[Observation]] = {}
         for observation in self.observations():
             grouped.setdefault(observation.trace_id, []).append(observation)
-        return [_assemble(trace_id, group) for trace_id, group in grouped.items()]
+        with self._cond:
+            records = dict(self._trace_records)
+        return [
+            assemble_trace(records.get(trace_id), trace_id, group)
+            for trace_id, group in grouped.items()
+        ]
 
     def trace(self, trace_id: str) -> Trace:
         """The trace with ``trace_id`` (KeyError if none of its spans arrived)."""
@@ -553,6 +314,9 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
         with self._cond:
             self._faults.clear()
             self._observations.clear()
+            self._trace_events.clear()
+            self._trace_records.clear()
+            self._seen_traces.clear()
             self._scores.clear()
             self._requests.clear()
             self._errors.clear()
@@ -679,12 +443,31 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
                 for span in scope_spans.spans:
                     if len(span.trace_id) != 16 or len(span.span_id) != 8:
                         raise _Rejected(400, "every span needs a traceId and a spanId")
-                    derived.append(_derive(span, resource, scope_spans.scope))
+                    derived.append(derive_observation(span, resource, scope_spans.scope))
         with self._cond:
+            self._ingest_trace_events(request)
             for observation in derived:
                 self._observations[observation.id] = observation
             self._cond.notify_all()
         return {}, len(derived)
+
+    def _ingest_trace_events(self, request: Any) -> None:
+        # Langfuse's legacy path: each span may make a trace event; every trace
+        # touched is merged again from all its events over its stored record.
+        touched: set[str] = set()
+        for resource_spans in request.resource_spans:
+            resource = _attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    event = trace_event(span, resource, scope_spans.scope, self._seen_traces)
+                    if event is not None:
+                        trace_id = span.trace_id.hex()
+                        self._trace_events.setdefault(trace_id, []).append(event)
+                        touched.add(trace_id)
+        for trace_id in touched:
+            self._trace_records[trace_id] = merge_trace(
+                self._trace_records.get(trace_id), self._trace_events[trace_id]
+            )
 
     def _ingest_score(self, incoming: IncomingRequest) -> tuple[Any, int]:
         content_type = incoming.headers.get("content-type", "").partition(";")[0].strip()
@@ -832,38 +615,4 @@ def _validated_score(data: Mapping[str, Any]) -> ScoreRecord:
         config_id=data.get("configId"),
         queue_id=data.get("queueId"),
         source=source,
-    )
-
-
-def _assemble(trace_id: str, observations: Sequence[Observation]) -> Trace:
-    roots = [o for o in observations if o.parent_observation_id is None]
-    ordered = [*roots, *(o for o in observations if o.parent_observation_id is not None)]
-
-    def first(field: str) -> Any:
-        for observation in ordered:
-            value = getattr(observation, field)
-            if value is not None:
-                return value
-        return None
-
-    tags: list[str] = []
-    metadata: dict[str, Any] = {}
-    for observation in reversed(ordered):
-        metadata.update(observation.trace_metadata)
-    for observation in ordered:
-        tags.extend(t for t in observation.tags if t not in tags)
-    environment = next((o.environment for o in ordered if o.environment != "default"), "default")
-    return Trace(
-        id=trace_id,
-        name=first("trace_name"),
-        session_id=first("session_id"),
-        user_id=first("user_id"),
-        tags=tuple(tags),
-        environment=environment,
-        release=first("release"),
-        version=first("version"),
-        input=first("trace_input"),
-        output=first("trace_output"),
-        metadata=metadata,
-        observations=tuple(observations),
     )

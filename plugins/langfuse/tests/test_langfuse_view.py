@@ -140,38 +140,18 @@ def test_a_generation_shows_model_parameters_usage_cost_timing_and_prompt(
     assert obs.start_time <= obs.end_time
 
 
-def test_spans_carry_the_opentelemetry_genai_conventions(
+def test_spans_carry_the_resource_and_scope_and_no_genai_attributes(
     make_hub: MakeHub, server: LangfuseStandIn
 ) -> None:
     hub = make_hub()
     with hub.span("agent", type="agent_run", session_id="s-1"):
-        with hub.span(
-            "chat",
-            type="model_generation",
-            model="gpt-4o",
-            provider="openai",
-            parameters={"temperature": 0.5, "top_p": 0.9, "max_tokens": 64},
-        ) as gen:
+        with hub.span("chat", type="model_generation", model="gpt-4o", provider="openai") as gen:
             gen.update(usage={"input": 10, "output": 2})
         with hub.span("search_docs", type="tool_call"):
             pass
     assert hub.flush(5)
-    chat = server.observation("chat").attributes
-    assert chat["gen_ai.operation.name"] == "chat"
-    assert chat["gen_ai.request.model"] == "gpt-4o"
-    assert chat["gen_ai.system"] == "openai"
-    assert chat["gen_ai.provider.name"] == "openai"
-    assert chat["gen_ai.request.temperature"] == 0.5
-    assert chat["gen_ai.request.top_p"] == 0.9
-    assert chat["gen_ai.request.max_tokens"] == 64
-    assert chat["gen_ai.usage.input_tokens"] == 10
-    assert chat["gen_ai.usage.output_tokens"] == 2
-    assert chat["gen_ai.conversation.id"] == "s-1"
-    assert chat["obshub.span.type"] == "model_generation"
-    tool = server.observation("search_docs").attributes
-    assert tool["gen_ai.operation.name"] == "execute_tool"
-    assert tool["gen_ai.tool.name"] == "search_docs"
-    assert server.observation("agent").attributes["gen_ai.operation.name"] == "invoke_agent"
+    for observation in server.observations():
+        assert not [k for k in observation.attributes if k.startswith(("gen_ai.", "obshub."))]
     agent = server.observation("agent")
     assert agent.resource_attributes["service.name"] == "support-bot"
     assert agent.resource_attributes["service.version"] == "1.4.2"
@@ -187,12 +167,9 @@ def test_an_exception_shows_as_an_error_with_its_message_and_stack(
     assert hub.flush(5)
     obs = server.observation("fragile")
     assert obs.level == "ERROR"
-    assert obs.status_message == "tool exploded"
-    (event,) = obs.events
-    assert event["name"] == "exception"
-    assert event["exception.type"] == "ValueError"
-    assert event["exception.message"] == "tool exploded"
-    assert "raise ValueError" in event["exception.stacktrace"]
+    assert obs.status_message == "ValueError: tool exploded"
+    assert obs.metadata["error.type"] == "ValueError"
+    assert "raise ValueError" in obs.metadata["error.stack"]
 
 
 @pytest.mark.parametrize(("level", "expected"), [("debug", "DEBUG"), ("warning", "WARNING")])

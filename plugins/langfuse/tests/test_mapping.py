@@ -113,7 +113,15 @@ def test_environment_is_normalised_to_what_langfuse_keeps(given: str, expected: 
 
 def test_trace_level_values_are_on_every_span_and_trace_io_only_on_the_root() -> None:
     options = TraceOptions(environment="prod", release="abc", version="1.0")
-    root = make_span(name="agent", tags=("beta",), input="q", output="a", metadata={"k": 1})
+    root = make_span(
+        name="agent",
+        tags=("beta",),
+        input="q",
+        output="a",
+        metadata={"k": 1},
+        session_id="s-1",
+        user_id="u-1",
+    )
     child = make_span(
         span_id="1111111111111111",
         parent_span_id="0123456789abcdef",
@@ -121,34 +129,49 @@ def test_trace_level_values_are_on_every_span_and_trace_io_only_on_the_root() ->
         trace_name="agent",
         tags=("beta",),
         input={"x": 1},
+        trace_metadata={"k": 1},
+        session_id="s-1",
+        user_id="u-1",
     )
     root_attrs = langfuse_attributes(root, options)
     child_attrs = langfuse_attributes(child, options)
     for attributes in (root_attrs, child_attrs):
         assert attributes["langfuse.trace.name"] == "agent"
         assert attributes["langfuse.trace.tags"] == ["beta"]
+        assert attributes["langfuse.trace.metadata.k"] == 1
+        assert attributes["session.id"] == "s-1"
+        assert attributes["user.id"] == "u-1"
         assert attributes["langfuse.environment"] == "prod"
         assert attributes["langfuse.release"] == "abc"
         assert attributes["langfuse.version"] == "1.0"
-    assert root_attrs["langfuse.trace.input"] == '"q"'
-    assert root_attrs["langfuse.trace.metadata.k"] == "1"
+    assert root_attrs["langfuse.trace.input"] == "q"
+    assert root_attrs["langfuse.trace.output"] == "a"
     assert "langfuse.trace.input" not in child_attrs
+    assert "langfuse.trace.output" not in child_attrs
     assert child_attrs["langfuse.observation.input"] == '{"x":1}'
 
 
-def test_structured_values_are_json_strings() -> None:
+def test_strings_are_sent_raw_and_structured_values_as_json() -> None:
     span = make_span(
+        input="chat ☕",
+        output=["a", 1],
         parameters={"temperature": 0.2},
-        metadata={"key": "faq-12", "nested": {"a": [1, 2]}},
+        metadata={"key": "faq-12", "n": 3, "ok": True, "nested": {"a": [1, 2]}, "list": ["x"]},
         usage=Usage(input=3, output=4),
         cost=Cost(input=0.1),
     )
     attributes = langfuse_attributes(span, TraceOptions())
+    assert attributes["langfuse.observation.input"] == "chat ☕"
+    assert attributes["langfuse.observation.output"] == '["a",1]'
+    assert attributes["langfuse.trace.input"] == "chat ☕"
     assert json.loads(str(attributes["langfuse.observation.model.parameters"])) == {
         "temperature": 0.2
     }
-    assert attributes["langfuse.observation.metadata.key"] == '"faq-12"'
+    assert attributes["langfuse.observation.metadata.key"] == "faq-12"
+    assert attributes["langfuse.observation.metadata.n"] == 3
+    assert attributes["langfuse.observation.metadata.ok"] is True
     assert attributes["langfuse.observation.metadata.nested"] == '{"a":[1,2]}'
+    assert attributes["langfuse.observation.metadata.list"] == '["x"]'
     assert json.loads(str(attributes["langfuse.observation.usage_details"]))["total"] == 7
     assert json.loads(str(attributes["langfuse.observation.cost_details"])) == {
         "input": 0.1,
@@ -156,22 +179,46 @@ def test_structured_values_are_json_strings() -> None:
     }
 
 
-def test_an_error_sets_level_error_and_the_status_message() -> None:
-    span = make_span(error=SpanError(message="boom", type="ValueError"))
+def test_an_error_sets_level_error_and_a_typed_status_message() -> None:
+    span = make_span(
+        error=SpanError(message="boom", type="ValueError", stack="Traceback ...\nValueError: boom"),
+        status_message="boom",
+    )
     attributes = langfuse_attributes(span, TraceOptions())
     assert attributes["langfuse.observation.level"] == "ERROR"
-    assert attributes["langfuse.observation.status_message"] == "boom"
+    assert attributes["langfuse.observation.status_message"] == "ValueError: boom"
+    assert attributes["langfuse.observation.metadata.error.type"] == "ValueError"
+    assert attributes["langfuse.observation.metadata.error.stack"].endswith("ValueError: boom")
+    assert "langfuse.observation.metadata.error.message" not in attributes
 
 
-def test_levels_use_langfuse_names() -> None:
+def test_a_qualified_error_type_is_short_in_the_status_message_and_full_in_metadata() -> None:
+    span = make_span(error=SpanError(message="card declined", type="payments.CardError"))
+    attributes = langfuse_attributes(span, TraceOptions())
+    assert attributes["langfuse.observation.status_message"] == "CardError: card declined"
+    assert attributes["langfuse.observation.metadata.error.type"] == "payments.CardError"
+
+
+def test_a_status_message_set_by_the_application_wins_and_the_error_message_is_kept() -> None:
+    span = make_span(
+        error=SpanError(message="card declined", type="ValueError"),
+        status_message="payment failed after 3 tries",
+    )
+    attributes = langfuse_attributes(span, TraceOptions())
+    assert attributes["langfuse.observation.status_message"] == "payment failed after 3 tries"
+    assert attributes["langfuse.observation.metadata.error.message"] == "card declined"
+
+
+def test_levels_use_langfuse_names_and_the_default_level_is_left_out() -> None:
     for level, name in [
         (Level.DEBUG, "DEBUG"),
-        (Level.DEFAULT, "DEFAULT"),
         (Level.WARNING, "WARNING"),
         (Level.ERROR, "ERROR"),
     ]:
         attributes = langfuse_attributes(make_span(level=level), TraceOptions())
         assert attributes["langfuse.observation.level"] == name
+    attributes = langfuse_attributes(make_span(level=Level.DEFAULT), TraceOptions())
+    assert "langfuse.observation.level" not in attributes
 
 
 def test_a_prompt_is_linked_only_with_both_name_and_version() -> None:
@@ -189,3 +236,27 @@ def test_completion_start_time_is_iso_8601() -> None:
     assert attributes["langfuse.observation.completion_start_time"] == (
         "2026-01-01T00:00:00.123456Z"
     )
+
+
+def test_a_root_is_public_when_its_attributes_say_so_and_its_children_follow() -> None:
+    root = make_span(attributes={"langfuse.trace.public": True})
+    child = make_span(
+        span_id="1111111111111111",
+        parent_span_id="0123456789abcdef",
+        trace_attributes={"langfuse.trace.public": "true"},
+    )
+    assert langfuse_attributes(root, TraceOptions())["langfuse.trace.public"] is True
+    assert langfuse_attributes(child, TraceOptions())["langfuse.trace.public"] is True
+    assert "langfuse.trace.public" not in langfuse_attributes(make_span(), TraceOptions())
+
+
+def test_a_childs_own_metadata_key_is_not_repeated_as_trace_metadata() -> None:
+    child = make_span(
+        parent_span_id="0123456789abcdef",
+        metadata={"step": "tool"},
+        trace_metadata={"step": "root", "tenant": "acme"},
+    )
+    attributes = langfuse_attributes(child, TraceOptions())
+    assert attributes["langfuse.trace.metadata.tenant"] == "acme"
+    assert "langfuse.trace.metadata.step" not in attributes
+    assert attributes["langfuse.observation.metadata.step"] == "tool"
