@@ -101,8 +101,12 @@ class LangfuseExporter(obshub.Exporter):
       (``LANGFUSE_BASE_URL``, then ``LANGFUSE_HOST``).
     - ``options``: ``environment`` (``LANGFUSE_TRACING_ENVIRONMENT``),
       ``version`` and ``release`` (``LANGFUSE_RELEASE``), put on every span.
-    - ``timeout``: seconds per request (default 10).
+    - ``timeout``: a deadline per request in seconds, for connecting, sending
+      and reading the whole answer (default 10).
     - ``compression``: ``"gzip"`` (default) or ``"none"``.
+    - ``proxy``: an ``http://`` proxy URL (credentials as ``user:pass@``
+      are sent as ``Proxy-Authorization``); by default ``HTTPS_PROXY`` /
+      ``HTTP_PROXY`` / ``NO_PROXY`` decide, and ``""`` means no proxy.
 
     A 401/403 pauses sends for 30 s (doubling up to 10 min on repeats);
     a 413 splits the batch, and a single span still too large is sent once
@@ -122,6 +126,7 @@ class LangfuseExporter(obshub.Exporter):
         timeout: float = 10.0,
         compression: Literal["gzip", "none"] = "gzip",
         auth_cooldown: float = AUTH_PAUSE_INITIAL,
+        proxy: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -145,7 +150,10 @@ class LangfuseExporter(obshub.Exporter):
             raise obshub.ConfigError("must be 'gzip' or 'none'", "compression")
         self.timeout = float(timeout)
         self.compression = compression
+        self.proxy = http.proxy_setting(proxy)
         self.base_url = self._resolve_base_url(base_url)
+        #: ``base_url`` fit for messages: a password or token in it masked.
+        self.display_url = http.safe_url(self.base_url)
         self.public_key = _from_env("public_key", public_key)
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
@@ -155,6 +163,11 @@ class LangfuseExporter(obshub.Exporter):
             # or counted as exported, and `obshub check` reports why.
             self.enabled = False
         self._auth = _Secret(http.basic_auth(self.public_key or "", secret or ""))
+        self._scrub = http.Scrubber(
+            urls=[self.base_url, self.proxy],
+            headers={"Authorization": self._auth.value},
+            values=[secret],
+        )
         self._user_agent = http.user_agent(f"obshub-langfuse/{_plugin_version()}")
         self._resource = (
             {"service.version": self.trace_options.version} if self.trace_options.version else {}
@@ -235,7 +248,7 @@ class LangfuseExporter(obshub.Exporter):
         mode = "realtime" if self.realtime else "batch"
         state = " disabled" if self.disabled_reason else ""
         return (
-            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self.base_url!r} "
+            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self.display_url!r} "
             f"public_key={self.public_key!r}{state}>"
         )
 
@@ -256,11 +269,19 @@ class LangfuseExporter(obshub.Exporter):
             body = http.gzip_compress(body)
             headers["Content-Encoding"] = "gzip"
         try:
-            http.post(f"{self.base_url}{path}", body, headers, timeout=self.timeout)
+            http.post(
+                f"{self.base_url}{path}", body, headers, timeout=self.timeout, proxy=self.proxy
+            )
         except obshub.ExportError as exc:
             if exc.status in (401, 403):
                 raise self._auth_refused(exc.status) from None
-            raise
+            raise obshub.ExportError(
+                self._scrub(str(exc)),
+                retryable=exc.retryable,
+                retry_after=exc.retry_after,
+                status=exc.status,
+                pause=exc.pause,
+            ) from None
         with self._pause_lock:
             self._next_pause = self.auth_cooldown
 
@@ -272,7 +293,7 @@ class LangfuseExporter(obshub.Exporter):
             self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
         reason = "rejected the API keys" if status == 401 else "refuses ingestion for this project"
         return obshub.ExportError(
-            f"Langfuse {reason} (HTTP {status}) at {self.base_url} for public key "
+            f"Langfuse {reason} (HTTP {status}) at {self.display_url} for public key "
             f"{self.public_key}; check public_key, secret_key and base_url (keys belong to one "
             f"region); sends pause for {pause:.0f} s",
             retryable=False,
@@ -372,34 +393,58 @@ class LangfuseExporter(obshub.Exporter):
 
     def check(self) -> obshub.CheckResult:
         """``GET /api/public/projects`` with the keys: are they accepted, is Langfuse reachable?"""
+        result = self._check()
+        # Whatever a server echoed back, no credential leaves in a message or a detail.
+        details = {
+            key: self._scrub(value) if isinstance(value, str) else value
+            for key, value in result.details.items()
+        }
+        return obshub.CheckResult(
+            ok=result.ok,
+            message=self._scrub(result.message),
+            latency_ms=result.latency_ms,
+            details=details,
+        )
+
+    def _check(self) -> obshub.CheckResult:
         if self.disabled_reason is not None:
             return obshub.CheckResult(ok=False, message=f"not configured: {self.disabled_reason}")
         url = f"{self.base_url}{PROJECTS_PATH}"
         headers = {"Authorization": self._auth.value, "User-Agent": self._user_agent}
+        via = http.proxy_for(url, self.proxy)
+        details: dict[str, Any] = {
+            "base_url": self.display_url,
+            "proxy": http.safe_url(via) if via else None,
+        }
+        where = self.display_url
         try:
-            response = http.get(url, headers, timeout=self.timeout, raise_for_status=False)
+            response = http.get(
+                url, headers, timeout=self.timeout, raise_for_status=False, proxy=self.proxy
+            )
         except obshub.ExportError as exc:
-            return obshub.CheckResult(ok=False, message=f"cannot reach {self.base_url}: {exc}")
+            return obshub.CheckResult(
+                ok=False, message=f"cannot reach {where}: {exc}", details=details
+            )
         latency_ms = round(response.elapsed * 1000, 1)
-        details = {"status": response.status, "base_url": self.base_url}
+        details["status"] = response.status
         if response.status == 200:
             project = _project_name(response.body)
-            where = f" (project {project!r})" if project else ""
+            found = f" (project {project!r})" if project else ""
             return obshub.CheckResult(
                 ok=True,
-                message=f"keys accepted by {self.base_url}{where}",
+                message=f"keys accepted by {where}{found}",
                 latency_ms=latency_ms,
                 details={**details, "project": project},
             )
         if response.status == 401:
             message = (
-                f"keys rejected by {self.base_url} (HTTP 401): check public_key, secret_key "
+                f"keys rejected by {where} (HTTP 401): check public_key, secret_key "
                 "and that base_url is the region the keys belong to"
             )
         elif response.status == 403:
-            message = f"access forbidden by {self.base_url} (HTTP 403)"
+            message = f"access forbidden by {where} (HTTP 403)"
         else:
-            message = f"unexpected answer from {url} (HTTP {response.status})"
+            message = f"unexpected answer from {http.safe_url(url)} (HTTP {response.status})"
         return obshub.CheckResult(ok=False, message=message, latency_ms=latency_ms, details=details)
 
 
