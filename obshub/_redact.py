@@ -143,18 +143,18 @@ def url_secrets(url: str) -> list[str]:
 
 def header_secrets(
     headers: Mapping[str, str],
-    secret_headers: Iterable[str] = SECRET_HEADERS,
+    secret_headers: Iterable[str] = (),
     *,
     all_headers: bool = False,
 ) -> list[str]:
     """The strings that would give away the values of ``headers`` that are secret.
 
-    Secret are the headers named in ``secret_headers`` (any case), or all of
-    them with ``all_headers``. For each: the value, the token after its
-    scheme (``Bearer x`` → ``x``), and for Basic auth the decoded
-    ``user:password`` and the password.
+    Secret are the headers of `SECRET_HEADERS` and those named in
+    ``secret_headers`` (any case), or all of them with ``all_headers``. For
+    each: the value, the token after its scheme (``Bearer x`` → ``x``), and
+    for Basic auth the decoded ``user:password`` and the password.
     """
-    names = {n.lower() for n in secret_headers}
+    names = SECRET_HEADERS | {n.lower() for n in secret_headers}
     found: list[str] = []
     for name, value in headers.items():
         value = value.strip()
@@ -208,7 +208,8 @@ class Scrubber:
 
     ``Scrubber(urls=[base_url], headers=headers, values=[api_key])`` gathers
     the secrets of the URLs (`url_secrets`), of the secret headers
-    (`header_secrets`; ``all_headers=True`` treats every header as secret)
+    (`header_secrets`: `SECRET_HEADERS` plus ``secret_headers``;
+    ``all_headers=True`` treats every header as secret)
     and the given ``values``; ``scrubber(text)`` is `scrub` with them.
     """
 
@@ -219,7 +220,7 @@ class Scrubber:
         *,
         urls: Iterable[str | None] = (),
         headers: Mapping[str, str] | None = None,
-        secret_headers: Iterable[str] = SECRET_HEADERS,
+        secret_headers: Iterable[str] = (),
         all_headers: bool = False,
         values: Iterable[str | None] = (),
     ) -> None:

@@ -497,11 +497,7 @@ def _excerpt(body: bytes) -> str:
 def _request_scrubber(
     url: str, headers: Mapping[str, str], secret_headers: Iterable[str], proxy: str | None
 ) -> Scrubber:
-    return Scrubber(
-        urls=(url, proxy),
-        headers=headers,
-        secret_headers=(*SECRET_HEADERS, *secret_headers),
-    )
+    return Scrubber(urls=(url, proxy), headers=headers, secret_headers=secret_headers)
 
 
 def status_error(
