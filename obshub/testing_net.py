@@ -147,6 +147,7 @@ class LoopbackProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.05)
         self._threads: list[threading.Thread] = []
+        self._connections: set[socket.socket] = set()
         self._acceptor: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -178,9 +179,17 @@ class LoopbackProxy:
         return self
 
     def stop(self) -> None:
+        """Stop serving; connections still open (kept alive by clients) are shut."""
         self._stop.set()
         if self._acceptor is not None:
             self._acceptor.join(5)
+        with self._cond:
+            open_connections = list(self._connections)
+        for conn in open_connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
         for thread in list(self._threads):
             thread.join(5)
         self._listener.close()
@@ -231,6 +240,8 @@ class LoopbackProxy:
         return received == f"Basic {token}", received
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._cond:
+            self._connections.add(conn)
         with conn:
             try:
                 if self.stall:
@@ -260,6 +271,9 @@ class LoopbackProxy:
                         return
             except OSError:
                 return
+            finally:
+                with self._cond:
+                    self._connections.discard(conn)
 
     def _tunnel(self, conn: socket.socket, target: str, received: str | None, early: bytes) -> None:
         host, _, port = target.rpartition(":")
