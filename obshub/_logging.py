@@ -2,11 +2,11 @@
 
 The library never calls ``structlog.configure()``: it logs through whatever the
 application configured (``structlog.testing.capture_logs()`` included). Each
-exporter gets a logger bound with ``exporter=<instance name>``, filtered at
-its own ``log_level``, whose events have their string values scrubbed
-(`obshub._redact.scrub`: URL passwords and secret query parameters,
-``Authorization``-like values and ``Bearer`` tokens masked) before any
-processor sees them.
+exporter gets a logger bound with ``exporter=<instance name>`` and filtered at
+its own ``log_level``. Every event of these loggers and of the library's own
+has its string values scrubbed (`obshub._redact.scrub`: URL passwords and
+secret query parameters, ``Authorization``-like values and ``Bearer`` tokens
+masked) before any processor sees it.
 """
 
 from __future__ import annotations
@@ -41,9 +41,39 @@ def parse_level(name: str) -> int:
         raise ValueError(f"must be one of {', '.join(LEVELS)}") from None
 
 
+#: The methods of a structlog logger that take an event name first.
+_EVENT_METHODS = frozenset(
+    {"debug", "info", "warning", "warn", "error", "critical", "fatal", "exception", "msg"}
+)
+
+
+class _Scrubbed:
+    """A structlog logger whose events have their string values scrubbed first."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def bind(self, **values: Any) -> _Scrubbed:
+        return _Scrubbed(self._inner.bind(**values))
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in _EVENT_METHODS:
+            return method
+
+        def scrubbed(event: Any = None, *args: Any, **values: Any) -> Any:
+            if isinstance(event, str):
+                event = scrub(event)
+            return method(event, *args, **{k: scrub_value(v) for k, v in values.items()})
+
+        return scrubbed
+
+
 def get_logger(**bound: Any) -> Any:
-    """The library's own logger (plugins, hub, CLI), unfiltered."""
-    return structlog.get_logger("obshub", **bound)
+    """The library's own logger (plugins, hub, CLI), unfiltered, scrubbing its events."""
+    return _Scrubbed(structlog.get_logger("obshub", **bound))
 
 
 _scrubbing_classes: dict[int, type[Any]] = {}

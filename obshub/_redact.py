@@ -236,11 +236,6 @@ class Scrubber:
         """``text`` without any of the secrets (see `scrub`)."""
         return scrub(text, self._secrets)
 
-    def __add__(self, other: Scrubber) -> Scrubber:
-        joined = Scrubber()
-        joined._secrets = tuple(sorted({*self._secrets, *other._secrets}, key=len, reverse=True))
-        return joined
-
     def __repr__(self) -> str:
         return f"<Scrubber {len(self._secrets)} secrets>"
 

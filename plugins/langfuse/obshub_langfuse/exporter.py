@@ -152,8 +152,8 @@ class LangfuseExporter(obshub.Exporter):
         self.compression = compression
         self.proxy = http.proxy_setting(proxy)
         self.base_url = self._resolve_base_url(base_url)
-        #: ``base_url`` fit for messages: a password or token in it masked.
-        self.display_url = http.safe_url(self.base_url)
+        # base_url fit for messages: a password or token in it masked.
+        self._display = http.safe_url(self.base_url)
         self.public_key = _from_env("public_key", public_key)
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
@@ -248,7 +248,7 @@ class LangfuseExporter(obshub.Exporter):
         mode = "realtime" if self.realtime else "batch"
         state = " disabled" if self.disabled_reason else ""
         return (
-            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self.display_url!r} "
+            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self._display!r} "
             f"public_key={self.public_key!r}{state}>"
         )
 
@@ -293,7 +293,7 @@ class LangfuseExporter(obshub.Exporter):
             self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
         reason = "rejected the API keys" if status == 401 else "refuses ingestion for this project"
         return obshub.ExportError(
-            f"Langfuse {reason} (HTTP {status}) at {self.display_url} for public key "
+            f"Langfuse {reason} (HTTP {status}) at {self._display} for public key "
             f"{self.public_key}; check public_key, secret_key and base_url (keys belong to one "
             f"region); sends pause for {pause:.0f} s",
             retryable=False,
@@ -413,10 +413,10 @@ class LangfuseExporter(obshub.Exporter):
         headers = {"Authorization": self._auth.value, "User-Agent": self._user_agent}
         via = http.proxy_for(url, self.proxy)
         details: dict[str, Any] = {
-            "base_url": self.display_url,
+            "base_url": self._display,
             "proxy": http.safe_url(via) if via else None,
         }
-        where = self.display_url
+        where = self._display
         try:
             response = http.get(
                 url, headers, timeout=self.timeout, raise_for_status=False, proxy=self.proxy
