@@ -11,6 +11,9 @@ measurement), and a hub's worker was stuck meanwhile.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +190,36 @@ def test_every_http_exporter_gives_up_on_a_trickling_server_on_time(
     kit.report(figures, f"http_deadline_{exporter.name}", timeout_s=TIMEOUT, seconds=round(took, 3))
     assert took < TIMEOUT + SLACK
     assert caught.value.retryable
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_has_its_own_deadline_watcher() -> None:
+    # Trickled headers: only the watcher thread can cut those off.
+    with MisbehavingServer(trickle_headers) as server:
+        # The parent's watcher thread exists before the fork, and does not survive it.
+        with pytest.raises(obshub.ExportError):
+            http.post(f"{server.url}/p", b"{}", timeout=0.2)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child; reports through the pipe
+            code = 1
+            try:
+                signal.alarm(20)
+                os.close(read_fd)
+                started = time.monotonic()
+                try:
+                    http.post(f"{server.url}/p", b"{}", timeout=TIMEOUT)
+                except obshub.ExportError as exc:
+                    took = time.monotonic() - started
+                    os.write(write_fd, json.dumps([took, exc.retryable]).encode())
+                    code = 0
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    took, retryable = json.loads(data)
+    assert took < TIMEOUT + SLACK
+    assert retryable
