@@ -116,6 +116,46 @@ class Response(NamedTuple):
 # -- deadlines ---------------------------------------------------------------------------
 
 
+class _SocketRef:
+    """How to find a connection's socket again, whatever object holds it now.
+
+    TLS wraps a socket into a new object and detaches the first one, so the
+    reference is the file descriptor, checked against the connection's two
+    addresses: a descriptor closed and reused by another connection in the
+    meantime is left alone.
+    """
+
+    __slots__ = ("addresses", "family", "fd", "kind")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.fd = sock.fileno()
+        self.family = sock.family
+        self.kind = sock.type
+        self.addresses = _addresses(sock)
+
+    def shut(self) -> None:
+        """Shut the connection down, which wakes a thread blocked on it at once."""
+        if self.addresses is None:
+            return
+        try:
+            duplicate = socket.fromfd(self.fd, self.family, self.kind)
+        except OSError:
+            return  # closed already
+        with duplicate:
+            try:
+                if _addresses(duplicate) == self.addresses:
+                    duplicate.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                return
+
+
+def _addresses(sock: socket.socket) -> tuple[Any, Any] | None:
+    try:
+        return sock.getsockname(), sock.getpeername()
+    except OSError:
+        return None
+
+
 class _Watch:
     """One request's deadline, and the sockets it opened or reused."""
 
@@ -123,18 +163,9 @@ class _Watch:
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.sockets: list[socket.socket] = []
+        self.sockets: list[_SocketRef] = []
         self.expired = False
         self.done = False
-
-
-def _shut(sock: socket.socket) -> None:
-    # The plain socket's shutdown, even for an SSLSocket: it wakes a thread
-    # blocked in recv/send on it at once, without touching the TLS state.
-    try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        return
 
 
 class _Watcher:
@@ -166,13 +197,13 @@ class _Watcher:
                 self._cond.notify()
         return watch
 
-    def attach(self, watch: _Watch, sock: socket.socket) -> None:
+    def attach(self, watch: _Watch, sock: _SocketRef) -> None:
         with self._cond:
             if watch.done or any(s is sock for s in watch.sockets):
                 return
             watch.sockets.append(sock)
             if watch.expired:
-                _shut(sock)
+                sock.shut()
 
     def finish(self, watch: _Watch) -> None:
         """The request is over: its sockets are no longer the watcher's to shut."""
@@ -181,6 +212,8 @@ class _Watcher:
                 return
             watch.done = True
             watch.sockets.clear()
+            if watch.expired:
+                return  # the watcher took it out of the heap when it fired
             self._done_in_heap += 1
             if self._done_in_heap > 64 and self._done_in_heap * 2 > len(self._heap):
                 # Finished requests wait in the heap until their deadline: drop them
@@ -206,28 +239,32 @@ class _Watcher:
                 heapq.heappop(self._heap)
                 watch.expired = True
                 for sock in watch.sockets:
-                    _shut(sock)
+                    sock.shut()
 
 
 _watcher = _Watcher()
 _current = threading.local()
 
 
-def _attach(sock: socket.socket | None) -> None:
+def _attach(sock: _SocketRef | None) -> None:
     watch: _Watch | None = getattr(_current, "watch", None)
     if watch is not None and sock is not None:
         _watcher.attach(watch, sock)
 
 
 class _DeadlineConnectionMixin:
-    """Puts each socket a request opens or reuses under the request's deadline."""
+    """Puts each socket a request opens or reuses under the request's deadline.
 
-    _obshub_socket: socket.socket | None = None
+    The socket is taken as soon as it is connected, so the deadline also
+    covers a proxy's ``CONNECT`` and the TLS handshake.
+    """
+
+    _obshub_socket: _SocketRef | None = None
 
     def _new_conn(self) -> socket.socket:
         sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        self._obshub_socket = sock
-        _attach(sock)
+        self._obshub_socket = _SocketRef(sock)
+        _attach(self._obshub_socket)
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:

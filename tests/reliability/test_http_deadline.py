@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +226,27 @@ def test_a_forked_child_has_its_own_deadline_watcher() -> None:
     took, retryable = json.loads(data)
     assert took < TIMEOUT + SLACK
     assert retryable
+
+
+def test_a_tls_server_trickling_its_headers_is_cut_off_too(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    # OpenSSL's default trust store, which urllib3 loads, is this file while the test runs.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def tls_trickle_headers(conn: socket.socket, stop: threading.Event) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
+            trickle_headers(tls, stop)
+
+    with MisbehavingServer(tls_trickle_headers) as server:
+        url = server.url.replace("http://", "https://")
+        started = time.monotonic()
+        with pytest.raises(obshub.ExportError) as caught:
+            http.post(f"{url}/p", b"{}", timeout=TIMEOUT)
+        took = time.monotonic() - started
+    assert took < TIMEOUT + SLACK
+    assert caught.value.retryable
+    assert "deadline exceeded" in str(caught.value)
