@@ -67,7 +67,11 @@ _SECRET_WORDS = (
 MIN_SECRET_LENGTH = 4
 
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
-_PARAM = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#\s'\"]+)=(?P<value>[^&;#\s'\"]*)")
+# A value ends before trailing punctuation: "?token=abc: HTTP 503" keeps its colon.
+_PARAM = re.compile(
+    r"(?P<lead>[?&;#])(?P<name>[^=&;#\s'\"]+)="
+    r"(?P<value>(?:[^&;#\s'\"]*[^&;#\s'\".,:!?)\]}>])?)"
+)
 _HEADER = re.compile(
     r"(?i)\b(?P<name>" + "|".join(re.escape(h) for h in sorted(SECRET_HEADERS)) + r")\b"
     r"(?P<sep>['\"]?\s*[:=]\s*['\"]?)"
@@ -190,12 +194,19 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     if "://" in text:
-        text = _URL.sub(lambda m: safe_url(m[0]), text)
+        text = _URL.sub(_safe_url_in_text, text)
     if "=" in text:
         # A path and query quoted without its scheme and host (``url: /p?token=x``).
         text = _mask_params(text)
     text = _HEADER.sub(_masked_header, text)
     return _BEARER.sub(lambda m: f"{m['scheme']} {MASK}", text)
+
+
+def _safe_url_in_text(match: re.Match[str]) -> str:
+    url = match[0]
+    # Punctuation after a URL in a sentence ("...: HTTP 503", "(see URL).") is no part of it.
+    stripped = url.rstrip(".,;:!?)]}>")
+    return safe_url(stripped) + url[len(stripped) :]
 
 
 def _masked_header(match: re.Match[str]) -> str:

@@ -328,3 +328,14 @@ def test_an_invalid_proxy_setting_is_a_config_error_that_never_echoes_it(given: 
 def test_basic_auth_is_the_standard_header_value() -> None:
     value = http.basic_auth("user", "pa:ss")
     assert value == "Basic " + base64.b64encode(b"user:pa:ss").decode()
+
+
+def test_an_unsupported_proxy_scheme_from_the_environment_is_not_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "socks5://user:s0cks-secret@127.0.0.1:1080")
+    with pytest.raises(ExportError) as caught:
+        http.post(unreachable_url("/p"), b"{}", timeout=2)
+    assert not caught.value.retryable
+    assert "socks5" in str(caught.value)
+    assert "s0cks-secret" not in str(caught.value)
