@@ -441,8 +441,11 @@ def proxy_for(
     ``proxy`` given (a URL) wins over the environment, ``NO_PROXY`` included;
     ``proxy=""`` means direct. Otherwise ``HTTPS_PROXY`` (``https://`` URLs)
     or ``HTTP_PROXY`` (``http://`` URLs), else ``ALL_PROXY``, unless
-    ``NO_PROXY`` lists the host (see ``_bypasses``). A proxy given as
-    ``host:port`` is an ``http://`` one.
+    ``NO_PROXY`` lists the host: a comma-separated list of ``*``, host names
+    (matching subdomains too), IP addresses and CIDR networks, each with an
+    optional ``:port``; loopback is not exempt unless listed. A proxy given
+    as ``host:port`` is an ``http://`` one. ``environ`` defaults to
+    ``os.environ``, read at each call.
     """
     if proxy is not None:
         return _normalise_proxy(proxy) if proxy.strip() else None
