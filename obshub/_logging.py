@@ -3,7 +3,10 @@
 The library never calls ``structlog.configure()``: it logs through whatever the
 application configured (``structlog.testing.capture_logs()`` included). Each
 exporter gets a logger bound with ``exporter=<instance name>`` and filtered at
-its own ``log_level``.
+its own ``log_level``. Every event of these loggers and of the library's own
+has its string values scrubbed (`obshub._redact.scrub`: URL passwords and
+secret query parameters, ``Authorization``-like values and ``Bearer`` tokens
+masked) before any processor sees it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import time
 from typing import Any
 
 import structlog
+
+from obshub._redact import scrub, scrub_value
 
 __all__ = ["LEVELS", "RateLimitedLog", "exporter_logger", "get_logger", "parse_level"]
 
@@ -36,16 +41,73 @@ def parse_level(name: str) -> int:
         raise ValueError(f"must be one of {', '.join(LEVELS)}") from None
 
 
+#: The methods of a structlog logger that take an event name first.
+_EVENT_METHODS = frozenset(
+    {"debug", "info", "warning", "warn", "error", "critical", "fatal", "exception", "msg"}
+)
+
+
+class _Scrubbed:
+    """A structlog logger whose events have their string values scrubbed first."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def bind(self, **values: Any) -> _Scrubbed:
+        return _Scrubbed(self._inner.bind(**values))
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+        if name not in _EVENT_METHODS:
+            return method
+
+        def scrubbed(event: Any = None, *args: Any, **values: Any) -> Any:
+            if isinstance(event, str):
+                event = scrub(event)
+            return method(event, *args, **{k: scrub_value(v) for k, v in values.items()})
+
+        return scrubbed
+
+
 def get_logger(**bound: Any) -> Any:
-    """The library's own logger (plugins, hub, CLI), unfiltered."""
-    return structlog.get_logger("obshub", **bound)
+    """The library's own logger (plugins, hub, CLI), unfiltered, scrubbing its events."""
+    return _Scrubbed(structlog.get_logger("obshub", **bound))
+
+
+_scrubbing_classes: dict[int, type[Any]] = {}
+
+
+def _scrubbing_logger_class(level: int) -> type[Any]:
+    """structlog's filtering logger for ``level``, scrubbing what it passes on."""
+    found = _scrubbing_classes.get(level)
+    if found is not None:
+        return found
+    base: type[Any] = structlog.make_filtering_bound_logger(level)
+
+    def _proxy_to_logger(self: Any, method_name: str, event: Any = None, **event_kw: Any) -> Any:
+        if isinstance(event, str):
+            event = scrub(event)
+        clean = {key: scrub_value(value) for key, value in event_kw.items()}
+        return base._proxy_to_logger(self, method_name, event, **clean)
+
+    made: type[Any] = type(
+        f"Scrubbing{base.__name__}", (base,), {"_proxy_to_logger": _proxy_to_logger}
+    )
+    _scrubbing_classes[level] = made
+    return made
 
 
 def exporter_logger(name: str, level: int, **bound: Any) -> Any:
-    """A logger bound with ``exporter=name`` that drops events below ``level``."""
+    """A logger bound with ``exporter=name`` that drops events below ``level``.
+
+    String values of its events (and nested in dicts and lists) are scrubbed
+    of URL and header secrets first.
+    """
     return structlog.wrap_logger(
         None,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=_scrubbing_logger_class(level),
         logger_factory_args=("obshub",),
         exporter=name,
         **bound,

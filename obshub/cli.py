@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import structlog
 
 from obshub import __version__
+from obshub._redact import scrub, scrub_value
 from obshub.builtin.jsonl import JsonlExporter
 from obshub.config import discover_config
 from obshub.config_errors import ConfigError
@@ -67,7 +68,7 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
                     "plugin": e.plugin,
                     "distribution": e.distribution,
                     "stage": e.stage,
-                    "error": e.error,
+                    "error": scrub(e.error),
                 }
                 for e in registry.errors
             ],
@@ -92,11 +93,23 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
         out.write("\nFailed plugins:\n")
         for e in registry.errors:
             dist = f" ({e.distribution})" if e.distribution else ""
-            out.write(f"  {e.plugin}{dist}: {e.stage} failed: {e.error}\n")
+            out.write(f"  {e.plugin}{dist}: {e.stage} failed: {scrub(e.error)}\n")
     return 0
 
 
 def _run_check(exporter: Exporter) -> tuple[CheckResult, float]:
+    """``exporter.check()``, bounded in time, its message and details scrubbed of secrets."""
+    result, elapsed = _bounded_check(exporter)
+    details = scrub_value(dict(result.details))
+    return CheckResult(
+        ok=result.ok,
+        message=scrub(result.message),
+        latency_ms=result.latency_ms,
+        details=details if isinstance(details, dict) else {},
+    ), elapsed
+
+
+def _bounded_check(exporter: Exporter) -> tuple[CheckResult, float]:
     # check() runs in a helper thread so a hung backend cannot hang the command.
     result: list[CheckResult] = []
     started = time.perf_counter()
@@ -141,7 +154,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     try:
         hub = Hub.from_config(source)
     except ConfigError as exc:
-        out.write(f"FAIL  config: {exc}\n")
+        out.write(f"FAIL  config: {scrub(str(exc))}\n")
         return 1
     failures = 0
     try:

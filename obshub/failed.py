@@ -15,7 +15,6 @@ the exporter never appear in the reason, the log event or the traceback text.
 from __future__ import annotations
 
 import contextlib
-import re
 import traceback
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -23,18 +22,14 @@ from typing import Any, ClassVar
 import attrs
 
 from obshub._logging import get_logger
+from obshub._redact import is_secret_name, scrub, url_secrets
 from obshub.delivery import ChannelStats
 from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.processors import BUILTIN_SECRET_KEYS, normalize_key
 from obshub.spans import SpanEvent
 
 __all__ = ["ExporterStartError", "FailedExporter", "StartFailure"]
 
 _log = get_logger()
-_MASK = "***"
-#: Secret values shorter than this are not looked for (they would mask ordinary text).
-_MIN_SECRET = 4
-_URL_PASSWORD = re.compile(r"://[^/@:\s]*:([^/@\s]+)@")
 
 
 @attrs.frozen
@@ -128,12 +123,10 @@ def exporter_failed(
     secret settings (``secret_keys``, and keys named like secrets) and the
     passwords of URLs in it are masked in everything reported.
     """
-    secrets = sorted(set(_secret_values(settings, secret_keys)), key=len, reverse=True)
+    secrets = set(_secret_values(settings, secret_keys))
 
     def mask(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, _MASK)
-        return text
+        return scrub(text, secrets)
 
     raw_error = _describe(exc)
     raw_traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -164,20 +157,15 @@ def _describe(exc: BaseException) -> str:
         return type(exc).__name__
 
 
-def _looks_secret(key: str) -> bool:
-    return normalize_key(key).endswith(BUILTIN_SECRET_KEYS)
-
-
 def _secret_values(value: Any, secret_keys: Collection[str], secret: bool = False) -> Iterator[str]:
     if isinstance(value, str):
-        if secret and len(value) >= _MIN_SECRET:
+        if secret:
             yield value
-        for match in _URL_PASSWORD.finditer(value):
-            if len(match.group(1)) >= _MIN_SECRET:
-                yield match.group(1)
+        if "://" in value:
+            yield from url_secrets(value)
     elif isinstance(value, Mapping):
         for key, item in value.items():
-            named = isinstance(key, str) and (key in secret_keys or _looks_secret(key))
+            named = isinstance(key, str) and (key in secret_keys or is_secret_name(key))
             yield from _secret_values(item, secret_keys, secret or named)
     elif isinstance(value, (list, tuple)):
         for item in value:

@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub import _logging, hub, pipeline, tracing
+from obshub import _logging, http, hub, pipeline, tracing
 from obshub.hub import Hub
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own proxy variables must not route test traffic (all loopback)."""
+    for var in http.PROXY_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+
 
 #: Generous upper bound for waits that normally take milliseconds.
 WAIT = 5.0

@@ -31,8 +31,9 @@ class WebhookExporter(obshub.Exporter):
     """POSTs each batch of finished spans, and each batch of scores, as JSON to ``url``.
 
     Settings: ``url`` (required), ``headers`` (sent with every request, e.g.
-    ``Authorization``; secret: never logged) and ``timeout`` (seconds per
-    request, default 5).
+    ``Authorization``; secret: never logged), ``timeout`` (a deadline per
+    request, in seconds, default 5) and ``proxy`` (default: ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``NO_PROXY`` from the environment; ``""``: none).
     """
 
     name: ClassVar[str] = "webhook"
@@ -44,6 +45,7 @@ class WebhookExporter(obshub.Exporter):
         url: str,
         headers: Mapping[str, str] | None = None,
         timeout: float = 5.0,
+        proxy: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -58,14 +60,18 @@ class WebhookExporter(obshub.Exporter):
                 raise obshub.ConfigError("must be a string", f"headers.{header}")
         self.url = url
         self.timeout = float(timeout)
+        self.proxy = http.proxy_setting(proxy)
         self._headers = {
             "Content-Type": "application/json",
             "User-Agent": http.user_agent(f"obshub-webhook/{__version__}"),
             **headers,
         }
-        # Any header may carry a token. Values too short to be one are left alone, or
-        # scrubbing them would garble every message that contains, say, a "1".
-        self._secrets = sorted((v for v in headers.values() if len(v) >= 4), key=len, reverse=True)
+        # Any header may carry a token, and so may the URL and the proxy's URL.
+        self._scrub = http.Scrubber(urls=[url, self.proxy], headers=headers, all_headers=True)
+
+    def __repr__(self) -> str:
+        mode = "realtime" if self.realtime else "batch"
+        return f"<WebhookExporter {self.instance_name!r} {mode} url={http.safe_url(self.url)!r}>"
 
     def export(self, events: Sequence[obshub.SpanEvent]) -> None:
         """POST ``{"events": [...]}``: one JSON record per finished span."""
@@ -80,7 +86,7 @@ class WebhookExporter(obshub.Exporter):
     def _post(self, payload: Mapping[str, Any]) -> http.Response:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         try:
-            return http.post(self.url, body, self._headers, timeout=self.timeout)
+            return http.post(self.url, body, self._headers, timeout=self.timeout, proxy=self.proxy)
         except obshub.ExportError as exc:
             # Keeps ``retryable`` and ``retry_after``: the hub retries 429, 5xx and timeouts.
             raise obshub.ExportError(
@@ -89,12 +95,6 @@ class WebhookExporter(obshub.Exporter):
                 retry_after=exc.retry_after,
                 status=exc.status,
             ) from None
-
-    def _scrub(self, text: str) -> str:
-        # A server may echo a request header back in its error body.
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def check(self) -> obshub.CheckResult:
         """POST an empty batch: is the URL reachable, and are the headers accepted?"""

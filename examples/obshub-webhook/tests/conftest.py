@@ -6,7 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from obshub import http
 from obshub.testing import HttpReceiver
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own proxy variables must not route test traffic (all loopback)."""
+    for var in http.PROXY_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
 
 
 @pytest.fixture

@@ -115,8 +115,12 @@ class LangfuseExporter(obshub.Exporter):
       (``LANGFUSE_BASE_URL``, then ``LANGFUSE_HOST``).
     - ``options``: ``environment`` (``LANGFUSE_TRACING_ENVIRONMENT``),
       ``version`` and ``release`` (``LANGFUSE_RELEASE``), put on every span.
-    - ``timeout``: seconds per request (``LANGFUSE_TIMEOUT``, default 10).
+    - ``timeout``: a deadline per request in seconds, for connecting, sending
+      and reading the whole answer (``LANGFUSE_TIMEOUT``, default 10).
     - ``compression``: ``"gzip"`` (default) or ``"none"``.
+    - ``proxy``: an ``http://`` proxy URL (credentials as ``user:pass@``
+      are sent as ``Proxy-Authorization``); by default ``HTTPS_PROXY`` /
+      ``HTTP_PROXY`` / ``NO_PROXY`` decide, and ``""`` means no proxy.
     - ``sample_rate``: share of traces sent, decided by trace id
       (``LANGFUSE_SAMPLE_RATE``, default 1).
     - ``media_upload``: upload bytes, data URIs and `obshub.Media` through
@@ -148,6 +152,7 @@ class LangfuseExporter(obshub.Exporter):
         auth_cooldown: float = AUTH_PAUSE_INITIAL,
         sample_rate: float | None = None,
         media_upload: bool | None = None,
+        proxy: str | None = None,
         **common: Any,
     ) -> None:
         # The Langfuse SDK's switches (LANGFUSE_TRACING_ENABLED, ...) fill in what
@@ -200,12 +205,15 @@ class LangfuseExporter(obshub.Exporter):
             raise obshub.ConfigError("must be 'gzip' or 'none'", "compression")
         self.timeout = float(timeout)
         self.compression = compression
+        self.proxy = http.proxy_setting(proxy)
         self.base_url = self._resolve_base_url(base_url)
         self._key_sources = {
             "public_key": _source_of("public_key", public_key),
             "secret_key": _source_of("secret_key", secret_key),
             "base_url": _source_of("base_url", base_url),
         }
+        # base_url fit for messages: a password or token in it masked.
+        self._display = http.safe_url(self.base_url)
         self.public_key = _from_env("public_key", public_key)
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
@@ -224,6 +232,11 @@ class LangfuseExporter(obshub.Exporter):
             # or counted as exported, and `obshub check` reports why.
             self.enabled = False
         self._auth = _Secret(http.basic_auth(self.public_key or "", secret or ""))
+        self._scrub = http.Scrubber(
+            urls=[self.base_url, self.proxy],
+            headers={"Authorization": self._auth.value},
+            values=[secret],
+        )
         self._user_agent = http.user_agent(f"{SDK_NAME}/{_plugin_version()}")
         self._identity = {
             "x-langfuse-sdk-name": SDK_NAME,
@@ -238,7 +251,11 @@ class LangfuseExporter(obshub.Exporter):
         #: Uploads media found in spans (None with media_upload off).
         self.media: MediaUploader | None = (
             MediaUploader(
-                base_url=self.base_url, headers=self._headers, timeout=self.timeout, log=self.log
+                base_url=self.base_url,
+                headers=self._headers,
+                timeout=self.timeout,
+                log=self.log,
+                proxy=self.proxy,
             )
             if self.media_upload
             else None
@@ -319,7 +336,7 @@ class LangfuseExporter(obshub.Exporter):
         mode = "realtime" if self.realtime else "batch"
         state = " disabled" if self._idle() else ""
         return (
-            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self.base_url!r} "
+            f"<LangfuseExporter {self.instance_name!r} {mode} base_url={self._display!r} "
             f"public_key={self.public_key!r}{state}>"
         )
 
@@ -334,6 +351,16 @@ class LangfuseExporter(obshub.Exporter):
             "x-langfuse-ingestion-version": INGESTION_VERSION,
         }
 
+    def _scrubbed(self, exc: obshub.ExportError) -> obshub.ExportError:
+        """``exc`` with no credential in its message (a server may echo them back)."""
+        return obshub.ExportError(
+            self._scrub(str(exc)),
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+            status=exc.status,
+            pause=exc.pause,
+        )
+
     def _post(self, path: str, body: bytes, content_type: str, *, compress: bool) -> None:
         headers = self._headers(content_type)
         # Only the OTLP endpoint is documented to take gzip; score bodies are small.
@@ -341,11 +368,13 @@ class LangfuseExporter(obshub.Exporter):
             body = http.gzip_compress(body)
             headers["Content-Encoding"] = "gzip"
         try:
-            http.post(f"{self.base_url}{path}", body, headers, timeout=self.timeout)
+            http.post(
+                f"{self.base_url}{path}", body, headers, timeout=self.timeout, proxy=self.proxy
+            )
         except obshub.ExportError as exc:
             if exc.status in (401, 403):
                 raise self._auth_refused(exc.status) from None
-            raise
+            raise self._scrubbed(exc) from None
         with self._pause_lock:
             self._next_pause = self.auth_cooldown
 
@@ -357,7 +386,7 @@ class LangfuseExporter(obshub.Exporter):
             self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
         reason = "rejected the API keys" if status == 401 else "refuses ingestion for this project"
         return obshub.ExportError(
-            f"Langfuse {reason} (HTTP {status}) at {self.base_url} for public key "
+            f"Langfuse {reason} (HTTP {status}) at {self._display} for public key "
             f"{self.public_key}; check public_key, secret_key and base_url (keys belong to one "
             f"region); sends pause for {pause:.0f} s",
             retryable=False,
@@ -433,7 +462,7 @@ class LangfuseExporter(obshub.Exporter):
         project_id = self._project_id
         if project_id is None or not trace_id:
             return None
-        return f"{self.base_url}/project/{project_id}/traces/{trace_id}"
+        return f"{self._display}/project/{project_id}/traces/{trace_id}"
 
     def _after_send(self, events: Sequence[SpanEvent]) -> None:
         # Worker thread, after a successful send: learn the project id once, then
@@ -464,6 +493,7 @@ class LangfuseExporter(obshub.Exporter):
                 {**headers, **self._identity},
                 timeout=min(self.timeout, PROJECT_TIMEOUT),
                 raise_for_status=False,
+                proxy=self.proxy,
             )
         except obshub.ExportError as exc:
             self.log.debug("project_id_unknown", error=str(exc))
@@ -544,9 +574,10 @@ class LangfuseExporter(obshub.Exporter):
                 body,
                 self._headers("application/json"),
                 timeout=self.timeout,
+                proxy=self.proxy,
             )
         except obshub.ExportError as exc:
-            return exc
+            return self._scrubbed(exc)
         return None
 
     def _post_scores(self, bodies: list[bytes]) -> list[tuple[int, obshub.ExportError]]:
@@ -587,7 +618,7 @@ class LangfuseExporter(obshub.Exporter):
                 "value": "<set>" if self._key_sources["secret_key"] != DEFAULT else None,
                 "source": self._key_sources["secret_key"],
             },
-            "base_url": {"value": self.base_url, "source": self._key_sources["base_url"]},
+            "base_url": {"value": self._display, "source": self._key_sources["base_url"]},
         }
         for setting in SWITCHES:
             report[setting] = {
@@ -598,6 +629,20 @@ class LangfuseExporter(obshub.Exporter):
 
     def check(self) -> obshub.CheckResult:
         """``GET /api/public/projects`` with the keys: are they accepted, is Langfuse reachable?"""
+        result = self._check()
+        # Whatever a server echoed back, no credential leaves in a message or a detail.
+        details = {
+            key: self._scrub(value) if isinstance(value, str) else value
+            for key, value in result.details.items()
+        }
+        return obshub.CheckResult(
+            ok=result.ok,
+            message=self._scrub(result.message),
+            latency_ms=result.latency_ms,
+            details=details,
+        )
+
+    def _check(self) -> obshub.CheckResult:
         settings = self.settings_report()
         if self.switched_off is not None:
             return obshub.CheckResult(
@@ -611,30 +656,41 @@ class LangfuseExporter(obshub.Exporter):
             )
         url = f"{self.base_url}{PROJECTS_PATH}"
         headers = {"Authorization": self._auth.value, "User-Agent": self._user_agent}
+        via = http.proxy_for(url, self.proxy)
+        details: dict[str, Any] = {
+            "base_url": self._display,
+            "proxy": http.safe_url(via) if via else None,
+            "settings": settings,
+        }
+        where = self._display
         try:
-            response = http.get(url, headers, timeout=self.timeout, raise_for_status=False)
+            response = http.get(
+                url, headers, timeout=self.timeout, raise_for_status=False, proxy=self.proxy
+            )
         except obshub.ExportError as exc:
-            return obshub.CheckResult(ok=False, message=f"cannot reach {self.base_url}: {exc}")
+            return obshub.CheckResult(
+                ok=False, message=f"cannot reach {where}: {exc}", details=details
+            )
         latency_ms = round(response.elapsed * 1000, 1)
-        details = {"status": response.status, "base_url": self.base_url, "settings": settings}
+        details["status"] = response.status
         if response.status == 200:
             project = _project_name(response.body)
-            where = f" (project {project!r})" if project else ""
+            found = f" (project {project!r})" if project else ""
             return obshub.CheckResult(
                 ok=True,
-                message=f"keys accepted by {self.base_url}{where}",
+                message=f"keys accepted by {where}{found}",
                 latency_ms=latency_ms,
                 details={**details, "project": project},
             )
         if response.status == 401:
             message = (
-                f"keys rejected by {self.base_url} (HTTP 401): check public_key, secret_key "
+                f"keys rejected by {where} (HTTP 401): check public_key, secret_key "
                 "and that base_url is the region the keys belong to"
             )
         elif response.status == 403:
-            message = f"access forbidden by {self.base_url} (HTTP 403)"
+            message = f"access forbidden by {where} (HTTP 403)"
         else:
-            message = f"unexpected answer from {url} (HTTP {response.status})"
+            message = f"unexpected answer from {http.safe_url(url)} (HTTP {response.status})"
         return obshub.CheckResult(ok=False, message=message, latency_ms=latency_ms, details=details)
 
 

@@ -218,9 +218,11 @@ class MediaUploader:
         timeout: float,
         log: Any,
         max_bytes: int = DEFAULT_LIMITS.max_media_bytes,
+        proxy: str | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self.proxy = proxy
         self.max_bytes = max_bytes
         self._headers = headers
         self._log = log
@@ -350,6 +352,7 @@ class MediaUploader:
                 json_string(body).encode("utf-8"),
                 self._headers("application/json"),
                 timeout=self.timeout,
+                proxy=self.proxy,
             )
             answer = _json(response.body)
             given_id = answer.get("mediaId")
@@ -386,6 +389,7 @@ class MediaUploader:
                 body=found.content,
                 headers=headers,
                 timeout=self.timeout,
+                proxy=self.proxy,
                 raise_for_status=False,
             )
         except obshub.ExportError as exc:
@@ -417,6 +421,7 @@ class MediaUploader:
                 body=json_string(patch).encode("utf-8"),
                 headers=self._headers("application/json"),
                 timeout=self.timeout,
+                proxy=self.proxy,
             )
         except obshub.ExportError as exc:
             if ok:

@@ -54,7 +54,7 @@ def test_a_server_echoing_credentials_has_them_scrubbed_from_the_message() -> No
 def test_user_info_in_a_url_is_never_shown() -> None:
     error = http.status_error("GET", "https://pk:sk-lf-9@x.example/p", response(500))
     assert "sk-lf-9" not in str(error)
-    assert "https://x.example/p" in str(error)
+    assert "https://pk:***@x.example/p" in str(error)
 
 
 def test_a_redirect_says_where_to_point_instead() -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -41,39 +39,6 @@ def _plugin_version() -> str:
         return "0+unknown"
 
 
-def _display_url(url: str) -> str:
-    """``url`` fit for messages: no user info, and the query (it may hold a token) masked."""
-    safe = http.safe_url(url)
-    parts = urlsplit(safe)
-    if not parts.query:
-        return safe
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "***", ""))
-
-
-def _secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """Every string that would give a header value away, longest first."""
-    found: set[str] = set()
-    for value in headers.values():
-        value = value.strip()
-        if not value:
-            continue
-        found.add(value)
-        scheme, _, token = value.partition(" ")
-        token = token.strip()
-        if not token:
-            continue
-        found.add(token)
-        if scheme.lower() == "basic":
-            try:
-                decoded = base64.b64decode(token, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                continue
-            found.add(decoded)
-            found.add(decoded.partition(":")[2])
-    # Longest first, so a secret inside a longer one is not half-replaced.
-    return tuple(sorted((s for s in found if s), key=len, reverse=True))
-
-
 def _event_key(event: SpanEvent) -> _EventKey:
     return (event.span.trace_id, event.span.span_id, event.kind.value)
 
@@ -88,7 +53,11 @@ class OtlpExporter(obshub.Exporter):
     - ``headers``: extra request headers, e.g. ``{"authorization": "Bearer ..."}``.
       Their values are treated as secrets: never in a repr, a log event or an error;
     - ``compression``: ``"gzip"`` (default) or ``"none"``;
-    - ``timeout``: seconds per request (default 10);
+    - ``timeout``: a deadline per request in seconds, for connecting, sending
+      and reading the whole answer (default 10);
+    - ``proxy``: an ``http://`` proxy URL (``user:pass@`` credentials are sent
+      as ``Proxy-Authorization``); by default ``HTTPS_PROXY`` / ``HTTP_PROXY``
+      / ``NO_PROXY`` decide, and ``""`` means no proxy;
     - ``protocol``: ``"http/protobuf"`` (default) or ``"http/json"``;
     - ``resource_attributes``: added to the resource of every span (with
       ``OTEL_RESOURCE_ATTRIBUTES``; the table wins);
@@ -120,6 +89,7 @@ class OtlpExporter(obshub.Exporter):
         resource_attributes: Mapping[str, Any] | None = None,
         include_content: bool = True,
         auth_cooldown: float = AUTH_PAUSE_INITIAL,
+        proxy: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -135,6 +105,7 @@ class OtlpExporter(obshub.Exporter):
             raise obshub.ConfigError("must be a number of seconds > 0", "auth_cooldown")
         self.auth_cooldown = float(auth_cooldown)
         self._next_pause = self.auth_cooldown
+        self.proxy = http.proxy_setting(proxy)
         settings = resolve(
             endpoint=endpoint,
             headers=headers,
@@ -152,8 +123,12 @@ class OtlpExporter(obshub.Exporter):
         self.include_content = include_content
         self.sources: Mapping[str, str] = settings.sources
         self._settings = settings
-        self._display = _display_url(settings.endpoint)
-        self._secrets = _secrets_of(settings.headers)
+        self._display = http.safe_url(settings.endpoint)
+        # Every configured header value is treated as a secret, and so are the
+        # endpoint's and the proxy's credentials.
+        self._scrub = http.Scrubber(
+            urls=[settings.endpoint, self.proxy], headers=settings.headers, all_headers=True
+        )
         self._content_type = wire.CONTENT_TYPES[settings.protocol]
         self._user_agent = http.user_agent(f"obshub-otlp/{_plugin_version()}")
         self._resource, self._env_service_name = self._split_resource(settings, resource_attributes)
@@ -216,11 +191,6 @@ class OtlpExporter(obshub.Exporter):
 
     # -- requests -------------------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     def _request_headers(self) -> dict[str, str]:
         headers = {"User-Agent": self._user_agent, **self._settings.headers}
         headers["Content-Type"] = self._content_type
@@ -232,7 +202,13 @@ class OtlpExporter(obshub.Exporter):
         """POST ``body`` as it is; any status is returned, transport failures raised."""
         try:
             return http.post(
-                self.endpoint, body, headers, timeout=self.timeout, raise_for_status=False
+                self.endpoint,
+                body,
+                headers,
+                timeout=self.timeout,
+                raise_for_status=False,
+                secret_headers=self._settings.headers.keys(),
+                proxy=self.proxy,
             )
         except obshub.ExportError as exc:
             raise self._rewritten(exc) from None
@@ -275,7 +251,7 @@ class OtlpExporter(obshub.Exporter):
         return http.status_error("POST", self._display, readable, headers)
 
     def _rewritten(self, exc: obshub.ExportError) -> obshub.ExportError:
-        message = self._scrub(str(exc).replace(http.safe_url(self.endpoint), self._display))
+        message = self._scrub(str(exc))
         return obshub.ExportError(
             message, retryable=exc.retryable, retry_after=exc.retry_after, status=exc.status
         )
@@ -366,11 +342,25 @@ class OtlpExporter(obshub.Exporter):
 
     def check(self) -> obshub.CheckResult:
         """POST an empty export: a working OTLP receiver answers 200 (no span is created)."""
+        result = self._check()
+        # Whatever a receiver echoed back, no credential leaves in a message or a detail.
+        return obshub.CheckResult(
+            ok=result.ok,
+            message=self._scrub(result.message),
+            latency_ms=result.latency_ms,
+            details={
+                key: self._scrub(value) if isinstance(value, str) else value
+                for key, value in result.details.items()
+            },
+        )
+
+    def _check(self) -> obshub.CheckResult:
         details: dict[str, Any] = {
             "endpoint": self._display,
             "protocol": self.protocol,
             "endpoint_source": self.sources["endpoint"],
             "headers": list(self.header_names),
+            "proxy": self._proxy_display(),
         }
         headers = self._request_headers()
         empty = b"{}" if self.protocol == "http/json" else b""
@@ -401,6 +391,10 @@ class OtlpExporter(obshub.Exporter):
             latency_ms=latency_ms,
             details=details,
         )
+
+    def _proxy_display(self) -> str | None:
+        via = http.proxy_for(self.endpoint, self.proxy)
+        return http.safe_url(via) if via else None
 
     def _check_failure(self, exc: obshub.ExportError) -> str:
         hints = {

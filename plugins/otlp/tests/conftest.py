@@ -11,6 +11,16 @@ from obshub_otlp import OtlpExporter
 from obshub_otlp.testing import OtlpReceiver
 
 import obshub
+from obshub import http
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own proxy variables must not route test traffic (all loopback)."""
+    for var in http.PROXY_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+
 
 #: Retries fast enough for tests, still exercising backoff.
 FAST_RETRY = {"initial_backoff": 0.01, "max_backoff": 0.05}

@@ -186,7 +186,7 @@ def test_user_info_and_query_never_show_in_the_repr() -> None:
     exporter = OtlpExporter(endpoint="https://user:pw@otlp.example.com/v1/traces?key=k3y")
     assert "pw" not in repr(exporter)
     assert "k3y" not in repr(exporter)
-    assert "https://otlp.example.com/v1/traces?***" in repr(exporter)
+    assert "https://user:***@otlp.example.com/v1/traces?key=***" in repr(exporter)
 
 
 # -- the other variables ---------------------------------------------------------------------
