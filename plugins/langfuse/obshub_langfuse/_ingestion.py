@@ -19,6 +19,12 @@ fails where Langfuse would store something other than what was recorded:
   ``convertRecordValuesToString``.
 - ``packages/shared/src/utils/json.ts``: ``deepParseJson`` (how the UI shows a
   stored string).
+- ``packages/shared/src/server/ingestion/types.ts`` (``SCHEMA``): the ingestion
+  event schema every legacy-path observation is parsed with
+  (``createIngestionEventSchema``): ``span-create`` (``CreateSpanBody``) has no
+  model, model parameters, usage, cost, completion start time or prompt, and
+  ``event-create`` (``CreateEventEvent``) has no end time either; the other
+  observation types use ``CreateGenerationBody``, which has them all.
 
 Only the parts that obshub's requests reach are modelled (no Vercel AI SDK,
 OpenInference, Logfire ... branches).
@@ -273,6 +279,14 @@ class Observation:
       values as strings) for an instrumentation scope not named ``langfuse-sdk*``.
     - ``model``, ``usage_details`` and ``cost_details`` are None where the
       server skips them (a span with ``gen_ai.operation.name`` ``invoke_agent``).
+    - The legacy path's ingestion schema (SCHEMA) drops what its event type
+      has no field for: a ``SPAN`` has no ``model``, ``model_parameters``,
+      ``usage_details``, ``cost_details``, ``completion_start_time`` or
+      prompt, an ``EVENT`` none of those and no ``end_time`` (these fields are
+      None here even when the span sent them; the direct path keeps them).
+    - ``model_parameters`` values are strings or numbers: anything else is
+      JSON text (OTEL ``sanitizeModelParams``: ``true`` becomes ``"true"``,
+      a list ``'["\\n"]'``).
     - ``trace_*`` fields are this span's trace-level attributes;
       ``attributes``, ``resource_attributes`` and ``events`` are the raw
       OpenTelemetry data, for anything not derived here (Langfuse drops the
@@ -622,6 +636,14 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
     except ValueError:
         parsed_parameters = None
     can_link_prompt = observation_type == "GENERATION"
+    # SCHEMA: a span-create event keeps no model data, an event-create none and no end time.
+    keeps_model_data = observation_type not in ("SPAN", "EVENT")
+    model_data = keeps_model_data and not agent_operation
+    model_parameters = (
+        _sanitize_model_parameters(parsed_parameters)
+        if keeps_model_data and isinstance(parsed_parameters, dict)
+        else None
+    )
     prompt_version = attributes.get("langfuse.observation.prompt.version")
     status = span.status
     status_message = attributes.get("langfuse.observation.status_message")
@@ -635,7 +657,7 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         name=_name(span.name, attributes),
         start_time=_iso_to_datetime(_ns_to_iso(span.start_time_unix_nano)),  # type: ignore[arg-type]
         end_time=_iso_to_datetime(_ns_to_iso(span.end_time_unix_nano))
-        if span.end_time_unix_nano
+        if span.end_time_unix_nano and observation_type != "EVENT"
         else None,
         trace_name=_optional_text(attributes.get("langfuse.trace.name")),
         session_id=_first_truthy(
@@ -660,13 +682,15 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         stored_metadata=_record_values_to_string(legacy_metadata),
         direct_metadata=direct_metadata,
         copied_attributes=copied,
-        model=None if agent_operation else _first_truthy(attributes, _MODEL_KEYS),
-        model_parameters=parsed_parameters if isinstance(parsed_parameters, dict) else None,
-        usage_details=None if agent_operation else _usage(attributes),
-        cost_details=None if agent_operation else _cost(attributes),
+        model=_first_truthy(attributes, _MODEL_KEYS) if model_data else None,
+        model_parameters=model_parameters or None,
+        usage_details=_usage(attributes) if model_data else None,
+        cost_details=_cost(attributes) if model_data else None,
         completion_start_time=_iso_to_datetime(
             attributes.get("langfuse.observation.completion_start_time")
-        ),
+        )
+        if keeps_model_data
+        else None,
         prompt_name=_optional_text(attributes.get("langfuse.observation.prompt.name"))
         if can_link_prompt
         else None,
@@ -689,6 +713,17 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
 
 def _optional_text(value: Any) -> str | None:
     return None if value is None else _js_string(value)
+
+
+def _sanitize_model_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """OTEL ``sanitizeModelParams``: strings and numbers stay, anything else becomes JSON text."""
+    return {
+        str(key): value
+        if isinstance(value, str)
+        or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        else js_stringify(value)
+        for key, value in parameters.items()
+    }
 
 
 # -- the trace (legacy path) --------------------------------------------------------------
