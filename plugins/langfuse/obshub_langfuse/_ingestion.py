@@ -53,6 +53,7 @@ __all__ = [
     "derive_observation",
     "display",
     "has_trace_updates",
+    "js_attribute_map",
     "js_stringify",
     "merge_trace",
     "stored_text",
@@ -193,6 +194,25 @@ def js_stringify(value: Any) -> str:
         return node
 
     return json.dumps(normalise(value), ensure_ascii=False, separators=(",", ":"))
+
+
+#: The largest integer a JavaScript number holds exactly (``Number.MAX_SAFE_INTEGER``).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _js_number(value: Any) -> Any:
+    # OTEL ``convertOtelIntValue``: an int64 attribute becomes a JavaScript number
+    # (a double), so an integer beyond 2**53 - 1 is rounded to the nearest double.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return int(float(value))
+    if isinstance(value, list):
+        return [_js_number(item) for item in value]
+    return value
+
+
+def js_attribute_map(repeated: Any) -> dict[str, Any]:
+    """OTLP attributes as Langfuse reads them (OTEL ``convertValueToPlainJavascript``)."""
+    return {key: _js_number(value) for key, value in attribute_map(repeated).items()}
 
 
 def stored_text(value: Any) -> str | None:
@@ -603,8 +623,8 @@ def _scope_metadata(
 
 def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Observation:
     """OTEL ``createObservationEvent`` (legacy) and ``processToEvent`` (direct) for one span."""
-    attributes = attribute_map(span.attributes)
-    scope_attributes = attribute_map(scope.attributes)
+    attributes = js_attribute_map(span.attributes)
+    scope_attributes = js_attribute_map(scope.attributes)
     scope_name, scope_version = scope.name, scope.version
     is_sdk_scope = scope_name.startswith("langfuse-sdk")
     observation_type = _observation_type(attributes)
@@ -701,7 +721,7 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         trace_output=display(stored_text(attributes.get("langfuse.trace.output"))),
         trace_metadata={k: display(v) for k, v in trace_metadata.items()},
         events=tuple(
-            {"name": e.name, "time_unix_nano": e.time_unix_nano, **attribute_map(e.attributes)}
+            {"name": e.name, "time_unix_nano": e.time_unix_nano, **js_attribute_map(e.attributes)}
             for e in span.events
         ),
         attributes=attributes,
@@ -745,7 +765,7 @@ def trace_event(
     a span of an unseen trace makes at least a shallow event (id, timestamp,
     environment).
     """
-    attributes = attribute_map(span.attributes)
+    attributes = js_attribute_map(span.attributes)
     trace_id = span.trace_id.hex()
     is_root = not span.parent_span_id or str(attributes.get("langfuse.internal.as_root")) in (
         "true",
@@ -758,7 +778,7 @@ def trace_event(
     start = _ns_to_iso(span.start_time_unix_nano)
     environment = _environment(attributes, resource)
     body: dict[str, Any] = {"id": trace_id, "timestamp": start, "environment": environment}
-    scope_attributes = attribute_map(scope.attributes)
+    scope_attributes = js_attribute_map(scope.attributes)
     scope_metadata = _scope_metadata(scope.name, scope.version, scope_attributes)
     resource_trace_metadata = _extract_metadata(resource, "trace")
     common: dict[str, Any] = {

@@ -197,9 +197,18 @@ def text_value(value: Any) -> str:
     return value if isinstance(value, str) else json_string(value)
 
 
+#: The largest integer Langfuse's server (JavaScript numbers) holds exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def _metadata_value(value: Any) -> AttrValue:
     # Strings and numbers go as OTel scalars: Langfuse stores them as their text
     # ("chat", "3"), where a JSON-encoded string would stay quoted ("\"chat\"").
+    # An integer beyond 2**53 - 1 goes as its digits: Langfuse reads an int64
+    # attribute into a JavaScript number (OtelIngestionProcessor.convertOtelIntValue),
+    # which would round 2**53 + 1 to 2**53; the text is stored digit for digit.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return str(value)
     if isinstance(value, (str, bool, int, float)):
         return value
     return json_string(value)

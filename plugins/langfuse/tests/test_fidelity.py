@@ -500,3 +500,17 @@ def test_a_generic_span_or_model_step_with_model_data_keeps_it(
     # Langfuse keeps it: JSON text (OtelIngestionProcessor.sanitizeModelParams).
     assert step.model_parameters == {"temperature": 0, "stop": '["\\n"]'}
     assert server.observation("plain-step").type == "SPAN"
+
+
+def test_a_large_integer_in_metadata_is_stored_digit_for_digit(
+    hubs: Callable[..., Pair], server: LangfuseStandIn
+) -> None:
+    # Langfuse reads an int64 attribute into a JavaScript number: 2**53 + 1 would be
+    # stored as 2**53. Sent as its digits, it is stored exactly.
+    hub, _, _ = hubs()
+    with hub.span("order", metadata={"order_id": 2**53 + 1, "count": 3}):
+        pass
+    assert hub.flush(5)
+    stored = server.observation("order")
+    assert stored.stored_metadata["order_id"] == str(2**53 + 1)
+    assert stored.stored_metadata["count"] == "3"

@@ -248,3 +248,11 @@ def test_model_parameters_other_than_strings_and_numbers_become_json_text() -> N
         "stream": "true",
         "bias": '{"1":-1}',
     }
+
+
+def test_an_integer_attribute_beyond_2_53_is_rounded_like_a_javascript_number() -> None:
+    # OtelIngestionProcessor.convertOtelIntValue turns an int64 into a JavaScript number.
+    stored = derive_observation(
+        otel_span(**{"langfuse.observation.metadata.big": 2**53 + 1}), {}, OBSHUB
+    )
+    assert stored.stored_metadata["big"] == str(2**53)
