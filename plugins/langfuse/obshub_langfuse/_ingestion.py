@@ -28,6 +28,15 @@ fails where Langfuse would store something other than what was recorded:
 
 Only the parts that obshub's requests reach are modelled (no Vercel AI SDK,
 OpenInference, Logfire ... branches).
+
+Checked against the real thing: Langfuse's own ``OtelIngestionProcessor``
+(``processToIngestionEvents`` with the ingestion schema, and ``processToEvent``)
+and ``IngestionService`` trace merge (langfuse/langfuse at commit 6275144,
+August 2026), run on the plugin's requests for the scenarios of
+``tests/test_fidelity.py``, derive the same observations and trace records as
+this module, field by field. Not modelled: the direct path's enrichment
+(``createEventRecord``: model price lookup, tokenisation, prompt lookup) and
+Langfuse's Redis cache of seen traces (``seen`` below stands in for it).
 """
 
 from __future__ import annotations
