@@ -32,9 +32,10 @@ OpenInference, Logfire ... branches).
 Checked against the real thing: Langfuse's own ``OtelIngestionProcessor``
 (``processToIngestionEvents`` with the ingestion schema, and ``processToEvent``)
 and ``IngestionService`` trace merge (langfuse/langfuse at commit 6275144,
-August 2026), run on the plugin's requests for the scenarios of
-``tests/test_fidelity.py``, derive the same observations and trace records as
-this module, field by field. Not modelled: the direct path's enrichment
+August 2026), run on the plugin's requests for realistic traces (those of
+``tests/test_fidelity.py`` and more: batch and realtime, a child delivered
+before its root), derive the same observations and trace records as this
+module, field by field. Not modelled: the direct path's enrichment
 (``createEventRecord``: model price lookup, tokenisation, prompt lookup) and
 Langfuse's Redis cache of seen traces (``seen`` below stands in for it).
 """
