@@ -19,9 +19,25 @@ fails where Langfuse would store something other than what was recorded:
   ``convertRecordValuesToString``.
 - ``packages/shared/src/utils/json.ts``: ``deepParseJson`` (how the UI shows a
   stored string).
+- ``packages/shared/src/server/ingestion/types.ts`` (``SCHEMA``): the ingestion
+  event schema every legacy-path observation is parsed with
+  (``createIngestionEventSchema``): ``span-create`` (``CreateSpanBody``) has no
+  model, model parameters, usage, cost, completion start time or prompt, and
+  ``event-create`` (``CreateEventEvent``) has no end time either; the other
+  observation types use ``CreateGenerationBody``, which has them all.
 
 Only the parts that obshub's requests reach are modelled (no Vercel AI SDK,
 OpenInference, Logfire ... branches).
+
+Checked against the real thing: Langfuse's own ``OtelIngestionProcessor``
+(``processToIngestionEvents`` with the ingestion schema, and ``processToEvent``)
+and ``IngestionService`` trace merge (langfuse/langfuse at commit 6275144,
+August 2026), run on the plugin's requests for realistic traces (those of
+``tests/test_fidelity.py`` and more: batch and realtime, a child delivered
+before its root), derive the same observations and trace records as this
+module, field by field. Not modelled: the direct path's enrichment
+(``createEventRecord``: model price lookup, tokenisation, prompt lookup) and
+Langfuse's Redis cache of seen traces (``seen`` below stands in for it).
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ __all__ = [
     "derive_observation",
     "display",
     "has_trace_updates",
+    "js_attribute_map",
     "js_stringify",
     "merge_trace",
     "stored_text",
@@ -189,6 +206,25 @@ def js_stringify(value: Any) -> str:
     return json.dumps(normalise(value), ensure_ascii=False, separators=(",", ":"))
 
 
+#: The largest integer a JavaScript number holds exactly (``Number.MAX_SAFE_INTEGER``).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _js_number(value: Any) -> Any:
+    # OTEL ``convertOtelIntValue``: an int64 attribute becomes a JavaScript number
+    # (a double), so an integer beyond 2**53 - 1 is rounded to the nearest double.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return int(float(value))
+    if isinstance(value, list):
+        return [_js_number(item) for item in value]
+    return value
+
+
+def js_attribute_map(repeated: Any) -> dict[str, Any]:
+    """OTLP attributes as Langfuse reads them (OTEL ``convertValueToPlainJavascript``)."""
+    return {key: _js_number(value) for key, value in attribute_map(repeated).items()}
+
+
 def stored_text(value: Any) -> str | None:
     """INGESTION ``stringify``: how an input or output is stored (a string as is)."""
     if value is None:
@@ -273,6 +309,14 @@ class Observation:
       values as strings) for an instrumentation scope not named ``langfuse-sdk*``.
     - ``model``, ``usage_details`` and ``cost_details`` are None where the
       server skips them (a span with ``gen_ai.operation.name`` ``invoke_agent``).
+    - The legacy path's ingestion schema (SCHEMA) drops what its event type
+      has no field for: a ``SPAN`` has no ``model``, ``model_parameters``,
+      ``usage_details``, ``cost_details``, ``completion_start_time`` or
+      prompt, an ``EVENT`` none of those and no ``end_time`` (these fields are
+      None here even when the span sent them; the direct path keeps them).
+    - ``model_parameters`` values are strings or numbers: anything else is
+      JSON text (OTEL ``sanitizeModelParams``: ``true`` becomes ``"true"``,
+      a list ``'["\\n"]'``).
     - ``trace_*`` fields are this span's trace-level attributes;
       ``attributes``, ``resource_attributes`` and ``events`` are the raw
       OpenTelemetry data, for anything not derived here (Langfuse drops the
@@ -589,8 +633,8 @@ def _scope_metadata(
 
 def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Observation:
     """OTEL ``createObservationEvent`` (legacy) and ``processToEvent`` (direct) for one span."""
-    attributes = attribute_map(span.attributes)
-    scope_attributes = attribute_map(scope.attributes)
+    attributes = js_attribute_map(span.attributes)
+    scope_attributes = js_attribute_map(scope.attributes)
     scope_name, scope_version = scope.name, scope.version
     is_sdk_scope = scope_name.startswith("langfuse-sdk")
     observation_type = _observation_type(attributes)
@@ -622,6 +666,14 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
     except ValueError:
         parsed_parameters = None
     can_link_prompt = observation_type == "GENERATION"
+    # SCHEMA: a span-create event keeps no model data, an event-create none and no end time.
+    keeps_model_data = observation_type not in ("SPAN", "EVENT")
+    model_data = keeps_model_data and not agent_operation
+    model_parameters = (
+        _sanitize_model_parameters(parsed_parameters)
+        if keeps_model_data and isinstance(parsed_parameters, dict)
+        else None
+    )
     prompt_version = attributes.get("langfuse.observation.prompt.version")
     status = span.status
     status_message = attributes.get("langfuse.observation.status_message")
@@ -635,7 +687,7 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         name=_name(span.name, attributes),
         start_time=_iso_to_datetime(_ns_to_iso(span.start_time_unix_nano)),  # type: ignore[arg-type]
         end_time=_iso_to_datetime(_ns_to_iso(span.end_time_unix_nano))
-        if span.end_time_unix_nano
+        if span.end_time_unix_nano and observation_type != "EVENT"
         else None,
         trace_name=_optional_text(attributes.get("langfuse.trace.name")),
         session_id=_first_truthy(
@@ -660,13 +712,15 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         stored_metadata=_record_values_to_string(legacy_metadata),
         direct_metadata=direct_metadata,
         copied_attributes=copied,
-        model=None if agent_operation else _first_truthy(attributes, _MODEL_KEYS),
-        model_parameters=parsed_parameters if isinstance(parsed_parameters, dict) else None,
-        usage_details=None if agent_operation else _usage(attributes),
-        cost_details=None if agent_operation else _cost(attributes),
+        model=_first_truthy(attributes, _MODEL_KEYS) if model_data else None,
+        model_parameters=model_parameters or None,
+        usage_details=_usage(attributes) if model_data else None,
+        cost_details=_cost(attributes) if model_data else None,
         completion_start_time=_iso_to_datetime(
             attributes.get("langfuse.observation.completion_start_time")
-        ),
+        )
+        if keeps_model_data
+        else None,
         prompt_name=_optional_text(attributes.get("langfuse.observation.prompt.name"))
         if can_link_prompt
         else None,
@@ -677,7 +731,7 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
         trace_output=display(stored_text(attributes.get("langfuse.trace.output"))),
         trace_metadata={k: display(v) for k, v in trace_metadata.items()},
         events=tuple(
-            {"name": e.name, "time_unix_nano": e.time_unix_nano, **attribute_map(e.attributes)}
+            {"name": e.name, "time_unix_nano": e.time_unix_nano, **js_attribute_map(e.attributes)}
             for e in span.events
         ),
         attributes=attributes,
@@ -689,6 +743,17 @@ def derive_observation(span: Any, resource: Mapping[str, Any], scope: Any) -> Ob
 
 def _optional_text(value: Any) -> str | None:
     return None if value is None else _js_string(value)
+
+
+def _sanitize_model_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """OTEL ``sanitizeModelParams``: strings and numbers stay, anything else becomes JSON text."""
+    return {
+        str(key): value
+        if isinstance(value, str)
+        or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        else js_stringify(value)
+        for key, value in parameters.items()
+    }
 
 
 # -- the trace (legacy path) --------------------------------------------------------------
@@ -710,7 +775,7 @@ def trace_event(
     a span of an unseen trace makes at least a shallow event (id, timestamp,
     environment).
     """
-    attributes = attribute_map(span.attributes)
+    attributes = js_attribute_map(span.attributes)
     trace_id = span.trace_id.hex()
     is_root = not span.parent_span_id or str(attributes.get("langfuse.internal.as_root")) in (
         "true",
@@ -723,7 +788,7 @@ def trace_event(
     start = _ns_to_iso(span.start_time_unix_nano)
     environment = _environment(attributes, resource)
     body: dict[str, Any] = {"id": trace_id, "timestamp": start, "environment": environment}
-    scope_attributes = attribute_map(scope.attributes)
+    scope_attributes = js_attribute_map(scope.attributes)
     scope_metadata = _scope_metadata(scope.name, scope.version, scope_attributes)
     resource_trace_metadata = _extract_metadata(resource, "trace")
     common: dict[str, Any] = {

@@ -90,11 +90,39 @@ def normalise_environment(value: str) -> str:
     return cleaned[:MAX_ENVIRONMENT_LENGTH].rstrip("-") or "default"
 
 
+#: The observation type a ``span``-typed span is sent as when it carries model data.
+GENERATION_OBSERVATION_TYPE = "generation"
+
+
+def _has_model_data(span: Span) -> bool:
+    return bool(
+        span.model
+        or span.usage is not None
+        or span.cost is not None
+        or any(value is not None for value in span.parameters.values())
+        or span.completion_start_time is not None
+        or span.prompt is not None
+    )
+
+
 def observation_type(span: Span) -> str:
-    """The Langfuse observation type of ``span``."""
+    """The Langfuse observation type of ``span``.
+
+    `OBSERVATION_TYPES` gives it, with one exception: a span that maps to
+    ``span`` (a ``generic`` or ``model_step`` span) but carries a model,
+    usage, cost, model parameters, a completion start time or a prompt is
+    sent as a ``generation``. Langfuse's ingestion schema for ``span-create``
+    events (``CreateSpanBody`` in ``packages/shared/src/server/ingestion/types.ts``)
+    has none of those fields, so its legacy path would drop them all; a
+    generation keeps them, as Langfuse's own type mapper would classify a
+    span with a model.
+    """
     if span.is_event:
         return EVENT_OBSERVATION_TYPE
-    return OBSERVATION_TYPES[span.type]
+    mapped = OBSERVATION_TYPES[span.type]
+    if mapped == "span" and _has_model_data(span):
+        return GENERATION_OBSERVATION_TYPE
+    return mapped
 
 
 def usage_details(usage: Usage) -> dict[str, int]:
@@ -169,9 +197,18 @@ def text_value(value: Any) -> str:
     return value if isinstance(value, str) else json_string(value)
 
 
+#: The largest integer Langfuse's server (JavaScript numbers) holds exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def _metadata_value(value: Any) -> AttrValue:
     # Strings and numbers go as OTel scalars: Langfuse stores them as their text
     # ("chat", "3"), where a JSON-encoded string would stay quoted ("\"chat\"").
+    # An integer beyond 2**53 - 1 goes as its digits: Langfuse reads an int64
+    # attribute into a JavaScript number (OtelIngestionProcessor.convertOtelIntValue),
+    # which would round 2**53 + 1 to 2**53; the text is stored digit for digit.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        return str(value)
     if isinstance(value, (str, bool, int, float)):
         return value
     return json_string(value)
@@ -295,8 +332,10 @@ def langfuse_attributes(span: Span, options: TraceOptions) -> dict[str, AttrValu
         out["langfuse.observation.status_message"] = message
     if span.model:
         out["langfuse.observation.model.name"] = span.model
-    if span.parameters:
-        out["langfuse.observation.model.parameters"] = json_string(dict(span.parameters))
+    parameters = {k: v for k, v in span.parameters.items() if v is not None}
+    if parameters:
+        # A parameter set to None was not sent to the model: Langfuse would show "null".
+        out["langfuse.observation.model.parameters"] = json_string(parameters)
     if span.usage is not None:
         usage = usage_details(span.usage)
         if usage:

@@ -59,7 +59,6 @@ from obshub.testing_server import (
 from obshub.testing_server import (
     Rejected as _Rejected,
 )
-from obshub.testing_server import attribute_map as _attributes
 from obshub_langfuse._ingestion import (
     _ENVIRONMENT,
     Observation,
@@ -71,6 +70,7 @@ from obshub_langfuse._ingestion import (
     merge_trace,
     trace_event,
 )
+from obshub_langfuse._ingestion import js_attribute_map as _attributes
 from obshub_langfuse.testing_media import (
     MediaEmulation,
     MediaLink,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from obshub_langfuse import LangfuseExporter, __version__
 from obshub_langfuse._ingestion import Observation, js_stringify
-from obshub_langfuse.mapping import OBSERVATION_TYPES, cost_details, usage_details
+from obshub_langfuse.mapping import cost_details, observation_type, usage_details
 from obshub_langfuse.testing import Fault, LangfuseStandIn
 from structlog.testing import capture_logs
 
@@ -136,13 +136,13 @@ def expected_metadata(span: Span) -> dict[str, Any]:
 
 def assert_observation_matches(recorded: Span, stored: Observation) -> None:
     """The stored observation holds exactly what was recorded."""
-    expected_type = "EVENT" if recorded.is_event else OBSERVATION_TYPES[recorded.type].upper()
-    assert stored.type == expected_type
+    assert stored.type == observation_type(recorded).upper()
     assert stored.name == recorded.name
     assert stored.parent_observation_id == recorded.parent_span_id
     assert stored.start_time == millis(recorded.start_time)
     assert recorded.end_time is not None
-    assert stored.end_time == millis(recorded.end_time)
+    # Langfuse's legacy ingestion schema has no end time for an event (CreateEventEvent).
+    assert stored.end_time == (None if recorded.is_event else millis(recorded.end_time))
     if recorded.error is not None:
         assert stored.level == "ERROR"
         assert stored.status_message == f"{recorded.error.type}: {recorded.error.message}"
@@ -464,3 +464,53 @@ def test_trace_url_stays_none_when_langfuse_does_not_name_the_project(
     assert hub.flush(5)
     # Not asked again at once: once per PROJECT_RETRY_INTERVAL.
     assert len(server.requests("projects")) == 1
+
+
+# -- spans typed "span" that carry model data ----------------------------------------------
+
+
+def test_a_generic_span_or_model_step_with_model_data_keeps_it(
+    hubs: Callable[..., Pair], server: LangfuseStandIn
+) -> None:
+    # Langfuse's legacy path parses span-create events with CreateSpanBody, which has no
+    # model, usage or cost fields: such spans go as generations, which keep them all.
+    hub, _, memory = hubs()
+    with hub.span("llm-call", model="claude-3-5-sonnet", usage={"input": 20, "output": 5}):
+        with hub.span(
+            "round-1",
+            type="model_step",
+            model="gpt-4o",
+            parameters={"temperature": 0.0, "top_p": None, "stop": ["\n"]},
+            usage={"input": 7, "output": 3},
+            cost={"total": 0.0001},
+        ):
+            pass
+        with hub.span("plain-step", type="model_step"):
+            pass
+    assert hub.flush(5)
+    recorded = {s.name: s for s in memory.spans()}
+    for name in ("llm-call", "round-1"):
+        stored = server.observation(name)
+        assert stored.type == "GENERATION"
+        assert stored.model == recorded[name].model
+        assert stored.usage_details == usage_details(recorded[name].usage)  # type: ignore[arg-type]
+    step = server.observation("round-1")
+    assert step.cost_details == {"total": 0.0001}
+    # A parameter set to None is not sent (Langfuse would show "null"); a list is kept as
+    # Langfuse keeps it: JSON text (OtelIngestionProcessor.sanitizeModelParams).
+    assert step.model_parameters == {"temperature": 0, "stop": '["\\n"]'}
+    assert server.observation("plain-step").type == "SPAN"
+
+
+def test_a_large_integer_in_metadata_is_stored_digit_for_digit(
+    hubs: Callable[..., Pair], server: LangfuseStandIn
+) -> None:
+    # Langfuse reads an int64 attribute into a JavaScript number: 2**53 + 1 would be
+    # stored as 2**53. Sent as its digits, it is stored exactly.
+    hub, _, _ = hubs()
+    with hub.span("order", metadata={"order_id": 2**53 + 1, "count": 3}):
+        pass
+    assert hub.flush(5)
+    stored = server.observation("order")
+    assert stored.stored_metadata["order_id"] == str(2**53 + 1)
+    assert stored.stored_metadata["count"] == "3"

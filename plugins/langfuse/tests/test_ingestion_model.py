@@ -169,3 +169,90 @@ def test_a_span_makes_a_trace_event_when_root_updating_or_first_seen() -> None:
     root = trace_event(otel_span(langfuse__observation__input="q"), {}, OBSHUB, seen)
     assert root is not None
     assert (root.body["name"], root.body["input"]) == ("s", "q")
+
+
+# -- the legacy path's ingestion schema (packages/shared/src/server/ingestion/types.ts) --------
+# Checked against Langfuse's own OtelIngestionProcessor and createIngestionEventSchema run on
+# the plugin's requests: these are the differences that check found in the stand-in.
+
+MODEL_DATA = {
+    "langfuse.observation.model.name": "gpt-4o",
+    "langfuse.observation.model.parameters": '{"temperature":0.2}',
+    "langfuse.observation.usage_details": '{"input":7,"output":3}',
+    "langfuse.observation.cost_details": '{"total":0.0001}',
+    "langfuse.observation.completion_start_time": "2026-01-01T00:00:00.500Z",
+    "langfuse.observation.prompt.name": "p",
+    "langfuse.observation.prompt.version": 2,
+}
+
+
+def test_a_span_observation_keeps_no_model_data() -> None:
+    # span-create is parsed with CreateSpanBody, which has no model, modelParameters,
+    # usageDetails, costDetails, completionStartTime or prompt: zod strips them.
+    stored = derive_observation(
+        otel_span(**{"langfuse.observation.type": "span", **MODEL_DATA}), {}, OBSHUB
+    )
+    assert stored.type == "SPAN"
+    assert stored.model is None
+    assert stored.model_parameters is None
+    assert stored.usage_details is None
+    assert stored.cost_details is None
+    assert stored.completion_start_time is None
+    assert (stored.prompt_name, stored.prompt_version) == (None, None)
+    assert stored.end_time is not None
+
+
+def test_a_generation_keeps_model_data() -> None:
+    # generation-create (and agent-, tool-, chain-, retriever-, embedding-, evaluator-,
+    # guardrail-create) use CreateGenerationBody, which has all of them.
+    stored = derive_observation(
+        otel_span(**{"langfuse.observation.type": "generation", **MODEL_DATA}), {}, OBSHUB
+    )
+    assert stored.model == "gpt-4o"
+    assert stored.model_parameters == {"temperature": 0.2}
+    assert stored.usage_details == {"input": 7, "output": 3}
+    assert stored.cost_details == {"total": 0.0001}
+    assert stored.completion_start_time is not None
+    assert (stored.prompt_name, stored.prompt_version) == ("p", 2)
+
+
+def test_an_event_has_no_end_time_and_no_model_data() -> None:
+    # event-create is parsed with CreateEventEvent: no endTime either.
+    stored = derive_observation(
+        otel_span(**{"langfuse.observation.type": "event", **MODEL_DATA}), {}, OBSHUB
+    )
+    assert stored.type == "EVENT"
+    assert stored.end_time is None
+    assert stored.model is None
+    assert stored.usage_details is None
+
+
+def test_model_parameters_other_than_strings_and_numbers_become_json_text() -> None:
+    # OtelIngestionProcessor.sanitizeModelParams: typeof string or number stays,
+    # anything else is JSON.stringify'd (a boolean too).
+    parameters = '{"temperature":0.2,"model":"x","stop":["\\n"],"stream":true,"bias":{"1":-1}}'
+    stored = derive_observation(
+        otel_span(
+            **{
+                "langfuse.observation.type": "generation",
+                "langfuse.observation.model.parameters": parameters,
+            }
+        ),
+        {},
+        OBSHUB,
+    )
+    assert stored.model_parameters == {
+        "temperature": 0.2,
+        "model": "x",
+        "stop": '["\\n"]',
+        "stream": "true",
+        "bias": '{"1":-1}',
+    }
+
+
+def test_an_integer_attribute_beyond_2_53_is_rounded_like_a_javascript_number() -> None:
+    # OtelIngestionProcessor.convertOtelIntValue turns an int64 into a JavaScript number.
+    stored = derive_observation(
+        otel_span(**{"langfuse.observation.metadata.big": 2**53 + 1}), {}, OBSHUB
+    )
+    assert stored.stored_metadata["big"] == str(2**53)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from obshub_langfuse.mapping import (
@@ -260,3 +261,25 @@ def test_a_childs_own_metadata_key_is_not_repeated_as_trace_metadata() -> None:
     assert attributes["langfuse.trace.metadata.tenant"] == "acme"
     assert "langfuse.trace.metadata.step" not in attributes
     assert attributes["langfuse.observation.metadata.step"] == "tool"
+
+
+@pytest.mark.parametrize("span_type", [SpanType.GENERIC, SpanType.MODEL_STEP])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"model": "gpt-4o"},
+        {"usage": Usage(input=1)},
+        {"cost": Cost(total=0.1)},
+        {"parameters": {"temperature": 0.2}},
+        {"completion_start_time": 1},
+        {"prompt": Prompt(name="p", version=1)},
+    ],
+)
+def test_a_span_typed_span_with_model_data_is_a_generation(
+    span_type: SpanType, fields: dict[str, Any]
+) -> None:
+    # Langfuse's legacy ingestion schema for span-create (CreateSpanBody) has none of
+    # these fields: sent as a span, they would be dropped.
+    assert observation_type(make_span(type=span_type, **fields)) == "generation"
+    assert observation_type(make_span(type=span_type, parameters={"top_p": None})) == "span"
+    assert observation_type(make_span(type=SpanType.TOOL_CALL, **fields)) == "tool"
