@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub.otlp import TRUNCATE_ABOVE_BYTES, send_splitting, truncated_span
+from obshub.plugin import TRUNCATE_ABOVE_BYTES, send_splitting, truncated_span
 from obshub.testing import make_event
 
 
