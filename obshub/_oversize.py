@@ -17,7 +17,14 @@ from obshub._json import json_string
 from obshub.exporters import ExportError
 from obshub.spans import Span, SpanEvent
 
-__all__ = ["TRUNCATE_ABOVE_BYTES", "send_splitting", "truncated_span", "truncation_marker"]
+__all__ = [
+    "TRUNCATED_KEY",
+    "TRUNCATE_ABOVE_BYTES",
+    "send_splitting",
+    "too_large_error",
+    "truncated_span",
+    "truncation_marker",
+]
 
 #: A field of an oversize span larger than this (as JSON) is replaced by a marker.
 TRUNCATE_ABOVE_BYTES = 1024
@@ -97,3 +104,17 @@ def send_splitting(
         log.error("span_too_large", status=_HTTP_TOO_LARGE, **where)
         return 1
     return 0
+
+
+def too_large_error(refused: int, total: int) -> ExportError:
+    """The error for ``refused`` of ``total`` spans `send_splitting` could not send.
+
+    Not retryable: the same spans would be refused again. The channel counts
+    the batch as failed (or keeps it, with a ``spool_dir``).
+    """
+    return ExportError(
+        f"{refused} of {total} spans rejected as too large (HTTP {_HTTP_TOO_LARGE}) even with "
+        "their input, output, metadata and attributes truncated",
+        retryable=False,
+        status=_HTTP_TOO_LARGE,
+    )

@@ -12,7 +12,8 @@ obshub's private modules for) is here, documented in ``docs/plugin-utilities.md`
 - `Scrubber`, `safe_url`, `scrubbed_error`, `scrubbed_result`: keep
   credentials out of messages, errors and ``obshub check`` output;
 - `json_string`: compact JSON text, for bodies and attribute values;
-- `send_splitting`, `truncated_span`: what to do with an HTTP 413.
+- `send_splitting`, `truncated_span`, `too_large_error`: what to do with an
+  HTTP 413 (halve the batch, then truncate a single span's large fields).
 
 Sending HTTP itself is `obshub.http` (``post``, ``get``, ``user_agent``,
 ``proxy_setting``, ...); the test kit is `obshub.testing`.
@@ -33,6 +34,7 @@ from obshub._oversize import (
     TRUNCATE_ABOVE_BYTES,
     TRUNCATED_KEY,
     send_splitting,
+    too_large_error,
     truncated_span,
     truncation_marker,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "scrubbed_error",
     "scrubbed_result",
     "send_splitting",
+    "too_large_error",
     "truncated_span",
     "truncation_marker",
 ]

@@ -28,6 +28,7 @@ from obshub.plugin import (
     scrubbed_error,
     scrubbed_result,
     send_splitting,
+    too_large_error,
 )
 from obshub.spans import EventKind, Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
@@ -412,12 +413,7 @@ class LangfuseExporter(obshub.Exporter):
         rejected = self._send(list(events))
         self._after_send(events)
         if rejected:
-            raise obshub.ExportError(
-                f"{rejected} of {len(events)} spans rejected as too large (HTTP 413) "
-                "even with their input, output and metadata truncated",
-                retryable=False,
-                status=413,
-            )
+            raise too_large_error(rejected, len(events))
 
     def _send(self, events: list[SpanEvent]) -> int:
         """Send ``events`` (split on 413); returns how many were too large even truncated."""

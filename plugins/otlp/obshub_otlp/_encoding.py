@@ -33,16 +33,7 @@ if TYPE_CHECKING:
     )
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = [
-    "GENAI_OPERATIONS",
-    "GENAI_PARAMETERS",
-    "SCOPE_NAME",
-    "AttrValue",
-    "ExtraAttributes",
-    "encode_spans",
-    "request_to_json",
-    "span_attributes",
-]
+# The public names are those of obshub_otlp.encoding.
 
 #: Any attribute value. str, bool, int, float and homogeneous lists of them
 #: become the matching OTLP ``AnyValue``; anything else is sent as a JSON string.

@@ -22,6 +22,7 @@ from obshub.plugin import (
     scrubbed_error,
     scrubbed_result,
     send_splitting,
+    too_large_error,
 )
 from obshub.spans import SpanEvent
 from obshub_otlp import wire
@@ -282,12 +283,7 @@ class OtlpExporter(obshub.Exporter):
             raise
         self._forget(events)
         if too_large:
-            raise obshub.ExportError(
-                f"{too_large} of {len(events)} spans rejected as too large (HTTP 413) "
-                "even with their input, output, metadata and attributes truncated",
-                retryable=False,
-                status=413,
-            )
+            raise too_large_error(too_large, len(events))
 
     def _forget(self, events: Sequence[SpanEvent]) -> None:
         # No retry of these events is coming: their entries are done with.
