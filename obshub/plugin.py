@@ -13,7 +13,10 @@ obshub's private modules for) is here, documented in ``docs/plugin-utilities.md`
   credentials out of messages, errors and ``obshub check`` output;
 - `json_string`: compact JSON text, for bodies and attribute values;
 - `send_splitting`, `truncated_span`, `too_large_error`: what to do with an
-  HTTP 413 (halve the batch, then truncate a single span's large fields).
+  HTTP 413 (halve the batch, then truncate a single span's large fields);
+- `RateLimitedLog`: a recurring problem logged once per interval, with a count;
+- `waiting`: around a block of an exporter worker that only waits (a thread
+  pool, a sleep), so that other workers' Python code runs meanwhile.
 
 Sending HTTP itself is `obshub.http` (``post``, ``get``, ``user_agent``,
 ``proxy_setting``, ...); the test kit is `obshub.testing`.
@@ -30,6 +33,7 @@ from importlib import metadata
 import attrs
 
 from obshub._json import json_string
+from obshub._logging import RateLimitedLog
 from obshub._oversize import (
     TRUNCATE_ABOVE_BYTES,
     TRUNCATED_KEY,
@@ -39,6 +43,7 @@ from obshub._oversize import (
     truncation_marker,
 )
 from obshub._redact import Scrubber, safe_url
+from obshub._worker_token import released as waiting
 from obshub.config_errors import ConfigError
 from obshub.exporters import CheckResult, ExportError
 
@@ -50,6 +55,7 @@ __all__ = [
     "TRUNCATE_ABOVE_BYTES",
     "UNKNOWN_VERSION",
     "AuthPause",
+    "RateLimitedLog",
     "Scrubber",
     "distribution_version",
     "json_string",
@@ -61,6 +67,7 @@ __all__ = [
     "too_large_error",
     "truncated_span",
     "truncation_marker",
+    "waiting",
 ]
 
 #: What `distribution_version` answers for a distribution that is not installed.

@@ -13,7 +13,6 @@ from typing import Any, ClassVar, Literal
 from obshub_otlp.encoding import encode_spans
 
 import obshub
-from obshub import _worker_token as worker_token
 from obshub import http
 from obshub.plugin import (
     AUTH_PAUSE_INITIAL,
@@ -29,6 +28,7 @@ from obshub.plugin import (
     scrubbed_result,
     send_splitting,
     too_large_error,
+    waiting,
 )
 from obshub.spans import EventKind, Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
@@ -568,7 +568,7 @@ class LangfuseExporter(obshub.Exporter):
             workers = min(SCORE_PARALLELISM, len(rest))
             with (
                 ThreadPoolExecutor(workers, thread_name_prefix="obshub-langfuse-scores") as pool,
-                worker_token.released(),  # the wait needs no interpreter
+                waiting(),  # the wait needs no interpreter
             ):
                 results = list(pool.map(self._post_score, rest))
         errors = [(i, e) for i, e in enumerate((probe, *results)) if e is not None]
