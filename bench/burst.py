@@ -12,7 +12,7 @@ It also calibrates the queue's byte estimate (``max_queue_bytes``): with the
 backend stalled, it compares the estimate of what is queued with the memory
 tracemalloc sees allocated for it.
 
-    .venv/bin/pip install -q -e '.[bench]' -e plugins/langfuse
+    .venv/bin/pip install -q -e '.[bench]' -e plugins/otlp -e plugins/langfuse
     .venv/bin/python bench/burst.py            # --quick for a short run
 """
 

@@ -12,7 +12,8 @@
   of each URL in it, the values of ``Authorization``-like headers written as
   ``name: value`` or ``name=value``, and ``Bearer`` tokens.
 
-`obshub.http` re-exports these for plugin authors.
+Plugin authors reach `Scrubber` and `safe_url` through `obshub.plugin` (`obshub.http`
+re-exports them too).
 """
 
 from __future__ import annotations

@@ -4,7 +4,11 @@ pluggy stops at the first raising hook implementation, and an unguarded
 ``entry_point.load()`` takes the host down; so every entry point is loaded and
 every hook implementation is called here one by one, and a broken plugin is
 recorded (``obshub plugins`` shows it, a log event reports it) while the
-others keep working.
+others keep working. What pluggy does keep well is used as it is: names not
+to load are blocked in the plugin manager (``set_blocked``), and an installed
+entry point is loaded by pluggy's own loader (``load_setuptools_entrypoints``
+for that one name, inside the guard), which records its distribution
+(``list_plugin_distinfo``).
 
 Environment variables:
 
@@ -28,6 +32,7 @@ import pluggy
 from obshub import hookspecs
 from obshub._logging import get_logger
 from obshub.exporters import Exporter
+from obshub.plugin import UNKNOWN_VERSION, distribution_version
 
 __all__ = [
     "ExporterType",
@@ -81,13 +86,6 @@ def _env_names(var: str, environ: Mapping[str, str]) -> set[str] | None:
     return {n.strip() for n in raw.split(",") if n.strip()}
 
 
-def _core_version() -> str:
-    try:
-        return metadata.version("obshub")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
 class PluginRegistry:
     """The plugin manager behind a typed facade: the rest of obshub never calls ``pm.hook``."""
 
@@ -101,50 +99,78 @@ class PluginRegistry:
         self._pm.add_hookspecs(hookspecs)
         self._types: dict[str, ExporterType] = {}
         self._plugins: dict[str, PluginInfo] = {}
-        self._dists: dict[str, tuple[str, str]] = {}
+        # Plugins that come with no distribution info of pluggy's: the built-in
+        # one, those handed in, entry points that belong to no installed distribution.
+        self._unlisted: dict[str, tuple[str, str]] = {}
         self.errors: list[PluginError] = []
+        #: Entry-point names not loaded because of OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS.
         self.blocked: list[str] = []
         env = os.environ if environ is None else environ
+        core_version = distribution_version("obshub")
 
         from obshub import builtin
 
-        self._add(builtin, BUILTIN_PLUGIN, "obshub", _core_version())
+        self._pm.register(builtin, name=BUILTIN_PLUGIN)
+        self._unlisted[BUILTIN_PLUGIN] = ("obshub", core_version)
         for plugin in extra_plugins:
             name = getattr(plugin, "__name__", type(plugin).__name__)
-            self._add(plugin, name, "obshub", _core_version())
-        eps = (
-            metadata.entry_points(group=ENTRY_POINT_GROUP)
-            if entry_points is None
-            else (entry_points)
+            self._pm.register(plugin, name=name)
+            self._unlisted[name] = ("obshub", core_version)
+        eps = list(
+            metadata.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
         )
-        self._load_entry_points(eps, env)
+        self._block(eps, env)
+        self._load_entry_points(eps)
         self._register_all()
 
-    def _add(self, plugin: object, name: str, dist: str, version: str) -> None:
-        self._pm.register(plugin, name=name)
-        self._dists[name] = (dist, version)
-
-    def _load_entry_points(
-        self, eps: Iterable[metadata.EntryPoint], environ: Mapping[str, str]
-    ) -> None:
+    def _block(self, eps: Iterable[metadata.EntryPoint], environ: Mapping[str, str]) -> None:
+        """Block, in the plugin manager, the entry points the environment rules out."""
         allowed = _env_names("OBSHUB_LOAD_PLUGINS", environ)
         disabled = _env_names("OBSHUB_DISABLE_PLUGINS", environ) or set()
         for ep in eps:
+            ruled_out = ep.name in disabled or (allowed is not None and ep.name not in allowed)
+            # set_blocked() unregisters a plugin of that name: never the built-in one.
+            if ruled_out and not self._pm.has_plugin(ep.name):
+                self._pm.set_blocked(ep.name)
+
+    def _load_entry_points(self, eps: Iterable[metadata.EntryPoint]) -> None:
+        for ep in eps:
             dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else "0+unknown"
-            if ep.name in disabled or (allowed is not None and ep.name not in allowed):
-                self.blocked.append(ep.name)
+            if self._pm.is_blocked(ep.name):
+                if ep.name not in self.blocked:
+                    self.blocked.append(ep.name)
                 continue
-            if self._pm.get_plugin(ep.name) is not None:
+            if self._pm.has_plugin(ep.name):
                 self._error(ep.name, dist, "load", f"another plugin is already named {ep.name!r}")
                 continue
             try:
-                plugin = ep.load()
-                self._add(plugin, ep.name, dist or ep.name, version)
+                self._load(ep)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 self._error(ep.name, dist, "load", _describe(exc), exc)
+
+    def _load(self, ep: metadata.EntryPoint) -> None:
+        """Load one entry point (raises what loading it raised)."""
+        if ep.dist is not None:
+            # An installed entry point: pluggy's loader imports and registers it
+            # and keeps its distribution (list_plugin_distinfo).
+            self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+            if self._pm.has_plugin(ep.name):
+                return
+        # Handed in without a distribution, or found by pluggy under another group name.
+        self._pm.register(ep.load(), name=ep.name)
+        dist = ep.dist
+        self._unlisted[ep.name] = (dist.name, dist.version) if dist else (ep.name, UNKNOWN_VERSION)
+
+    def _distributions(self) -> dict[str, tuple[str, str]]:
+        """Each registered plugin's distribution and version, by plugin name."""
+        found = dict(self._unlisted)
+        for plugin, dist in self._pm.list_plugin_distinfo():
+            name = self._pm.get_name(plugin)
+            if name is not None:
+                found[name] = (dist.project_name, dist.version)
+        return found
 
     def _register_all(self) -> None:
         hook = self._pm.hook.obshub_register_exporters
@@ -152,10 +178,11 @@ class PluginRegistry:
         # cannot take over their names (the clash is reported against it).
         # pluggy's own order puts trylast implementations first: sort by the
         # order plugins were added, built-in first.
-        order = {name: index for index, name in enumerate(self._dists)}
+        order = {name: index for index, (name, _) in enumerate(self._pm.list_name_plugin())}
+        dists = self._distributions()
         for impl in sorted(hook.get_hookimpls(), key=lambda i: order.get(i.plugin_name, 0)):
             plugin_name = impl.plugin_name
-            dist, version = self._dists.get(plugin_name, (plugin_name, "0+unknown"))
+            dist, version = dists.get(plugin_name, (plugin_name, UNKNOWN_VERSION))
             registered: list[str] = []
 
             def register(

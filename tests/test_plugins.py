@@ -422,3 +422,63 @@ def test_an_exporter_class_is_usable_directly_in_code_without_the_registry(
         pass
     assert hub.flush(WAIT)
     assert exporter.names == ["agent"]
+
+
+@pytest.fixture
+def installed_broken_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken_module: str
+) -> str:
+    """An installed distribution (a dist-info on sys.path) whose entry point cannot import."""
+    info = tmp_path / "obshub_broken_dist-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: obshub-broken-dist\nVersion: 0.3\n"
+    )
+    (info / "entry_points.txt").write_text(f"[obshub]\nbrokendist = {broken_module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "brokendist"
+
+
+def test_installed_plugins_are_loaded_by_pluggy_which_knows_their_distribution() -> None:
+    registry = PluginRegistry(environ={})
+    webhook = next(p for p in registry.plugins() if p.name == "webhook")
+    assert (webhook.distribution, webhook.version) == (
+        "obshub-webhook",
+        metadata.version("obshub-webhook"),
+    )
+    assert webhook.exporters == ("webhook",)
+
+
+def test_an_installed_plugin_that_fails_to_import_is_reported_and_the_others_load(
+    installed_broken_plugin: str,
+) -> None:
+    with capture_logs() as logs:
+        registry = PluginRegistry(environ={})
+    error = registry.error_for(installed_broken_plugin)
+    assert error is not None
+    assert (error.distribution, error.stage) == ("obshub-broken-dist", "load")
+    assert "cannot import me" in error.error
+    assert registry.exporter_class("webhook") is not None
+    assert [log["plugin"] for log in logs if log["event"] == "plugin_failed"] == [
+        installed_broken_plugin
+    ]
+
+
+def test_a_disabled_installed_plugin_is_blocked_in_pluggy_and_never_imported(
+    installed_broken_plugin: str,
+) -> None:
+    registry = PluginRegistry(
+        environ={"OBSHUB_DISABLE_PLUGINS": f"{installed_broken_plugin},webhook"}
+    )
+    assert registry.errors == []
+    assert sorted(registry.blocked) == [installed_broken_plugin, "webhook"]
+    assert registry.exporter_class("webhook") is None
+    assert registry.exporter_class("otlp") is not None
+
+
+def test_disabling_the_built_in_plugins_name_cannot_unload_it() -> None:
+    eps = [entry_point(BUILTIN_PLUGIN, "obshub_no_such_module_xyz")]
+    registry = PluginRegistry(entry_points=eps, environ={"OBSHUB_DISABLE_PLUGINS": BUILTIN_PLUGIN})
+    assert registry.exporter_class("console") is obshub.ConsoleExporter
+    (error,) = registry.errors
+    assert "already named" in error.error

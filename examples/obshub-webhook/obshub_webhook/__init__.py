@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
 from typing import Any, ClassVar
 
 import obshub
 from obshub import http
+from obshub.plugin import (
+    Scrubber,
+    distribution_version,
+    positive_seconds,
+    safe_url,
+    scrubbed_error,
+)
 
 __all__ = ["WebhookExporter", "__version__", "obshub_register_exporters"]
 
-try:
-    __version__ = metadata.version("obshub-webhook")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = distribution_version("obshub-webhook")
 
 
 class WebhookExporter(obshub.Exporter):
@@ -51,15 +54,13 @@ class WebhookExporter(obshub.Exporter):
         super().__init__(**common)
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise obshub.ConfigError("must be an http:// or https:// URL", "url")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise obshub.ConfigError("must be a number of seconds > 0", "timeout")
+        self.timeout = positive_seconds(timeout, "timeout")
         headers = dict(headers or {})
         for header, value in headers.items():
             if not isinstance(value, str):
                 # The value is not echoed: it may be a secret.
                 raise obshub.ConfigError("must be a string", f"headers.{header}")
         self.url = url
-        self.timeout = float(timeout)
         self.proxy = http.proxy_setting(proxy)
         self._headers = {
             "Content-Type": "application/json",
@@ -67,11 +68,11 @@ class WebhookExporter(obshub.Exporter):
             **headers,
         }
         # Any header may carry a token, and so may the URL and the proxy's URL.
-        self._scrub = http.Scrubber(urls=[url, self.proxy], headers=headers, all_headers=True)
+        self._scrub = Scrubber(urls=[url, self.proxy], headers=headers, all_headers=True)
 
     def __repr__(self) -> str:
         mode = "realtime" if self.realtime else "batch"
-        return f"<WebhookExporter {self.instance_name!r} {mode} url={http.safe_url(self.url)!r}>"
+        return f"<WebhookExporter {self.instance_name!r} {mode} url={safe_url(self.url)!r}>"
 
     def export(self, events: Sequence[obshub.SpanEvent]) -> None:
         """POST ``{"events": [...]}``: one JSON record per finished span."""
@@ -84,17 +85,13 @@ class WebhookExporter(obshub.Exporter):
             self._post({"scores": [score.to_dict() for score in scores]})
 
     def _post(self, payload: Mapping[str, Any]) -> http.Response:
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        # ASCII JSON: text that has no UTF-8 form (a lone surrogate) travels escaped.
+        body = json.dumps(payload, separators=(",", ":")).encode("ascii")
         try:
             return http.post(self.url, body, self._headers, timeout=self.timeout, proxy=self.proxy)
         except obshub.ExportError as exc:
             # Keeps ``retryable`` and ``retry_after``: the hub retries 429, 5xx and timeouts.
-            raise obshub.ExportError(
-                self._scrub(str(exc)),
-                retryable=exc.retryable,
-                retry_after=exc.retry_after,
-                status=exc.status,
-            ) from None
+            raise scrubbed_error(exc, self._scrub) from None
 
     def check(self) -> obshub.CheckResult:
         """POST an empty batch: is the URL reachable, and are the headers accepted?"""
@@ -104,7 +101,7 @@ class WebhookExporter(obshub.Exporter):
             return obshub.CheckResult(ok=False, message=str(exc))
         return obshub.CheckResult(
             ok=True,
-            message=f"{http.safe_url(self.url)} answered HTTP {response.status}",
+            message=f"{safe_url(self.url)} answered HTTP {response.status}",
             latency_ms=round(response.elapsed * 1000, 1),
         )
 

@@ -12,18 +12,15 @@ Installing the distribution is enough: obshub finds this module through the
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 
 import obshub
+from obshub.plugin import distribution_version
 from obshub_langfuse.exporter import LangfuseExporter
 from obshub_langfuse.scores import score_fields
 
 __all__ = ["LangfuseExporter", "__version__", "obshub_register_exporters", "score_fields"]
 
-try:
-    __version__ = metadata.version("obshub-langfuse")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = distribution_version("obshub-langfuse")
 
 
 @obshub.hookimpl

@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import types
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from typing import Any, ClassVar, Literal
 
+from obshub_otlp.encoding import encode_spans
+
 import obshub
-from obshub import _worker_token as worker_token
 from obshub import http
-from obshub.otlp import encode_spans, json_string, send_splitting
+from obshub.plugin import (
+    AUTH_PAUSE_INITIAL,
+    AUTH_PAUSE_MAX,
+    AUTH_STATUSES,
+    AuthPause,
+    Scrubber,
+    distribution_version,
+    json_string,
+    positive_seconds,
+    safe_url,
+    scrubbed_error,
+    scrubbed_result,
+    send_splitting,
+    too_large_error,
+    waiting,
+)
 from obshub.spans import EventKind, Score, SpanEvent
 from obshub_langfuse.mapping import TraceOptions, langfuse_attributes, normalise_environment
 from obshub_langfuse.media import MediaUploader
@@ -39,10 +53,6 @@ SDK_NAME = "obshub-langfuse"
 PROJECT_RETRY_INTERVAL = 300.0
 #: At most this many seconds for that request (it holds the worker once).
 PROJECT_TIMEOUT = 5.0
-#: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
-#: up to the maximum.
-AUTH_PAUSE_INITIAL = 30.0
-AUTH_PAUSE_MAX = 600.0
 #: Where each setting is looked for when not given: environment variables, in order.
 ENV_VARS: Mapping[str, tuple[str, ...]] = types.MappingProxyType(
     {
@@ -57,13 +67,6 @@ _OPTION_KEYS = ("environment", "version", "release")
 #: Score requests in flight at once (Langfuse's API takes one score per request).
 SCORE_PARALLELISM = 4
 _PROTOBUF = "application/x-protobuf"
-
-
-def _plugin_version() -> str:
-    try:
-        return metadata.version("obshub-langfuse")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 class _Secret:
@@ -192,18 +195,12 @@ class LangfuseExporter(obshub.Exporter):
         ):
             if value is not None and not isinstance(value, str):
                 raise obshub.ConfigError(f"must be a string, got {type(value).__name__}", key)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise obshub.ConfigError("must be a number of seconds > 0", "timeout")
-        if (
-            isinstance(auth_cooldown, bool)
-            or not isinstance(auth_cooldown, (int, float))
-            or auth_cooldown <= 0
-        ):
-            raise obshub.ConfigError("must be a number of seconds > 0", "auth_cooldown")
-        self.auth_cooldown = float(auth_cooldown)
+        self.timeout = positive_seconds(timeout, "timeout")
+        # Sends pause this long after a 401/403, doubling on each repeat up to 10 minutes.
+        self._auth_pause = AuthPause(auth_cooldown, AUTH_PAUSE_MAX, key="auth_cooldown")
+        self.auth_cooldown = self._auth_pause.initial
         if compression not in ("gzip", "none"):
             raise obshub.ConfigError("must be 'gzip' or 'none'", "compression")
-        self.timeout = float(timeout)
         self.compression = compression
         self.proxy = http.proxy_setting(proxy)
         self.base_url = self._resolve_base_url(base_url)
@@ -213,7 +210,7 @@ class LangfuseExporter(obshub.Exporter):
             "base_url": _source_of("base_url", base_url),
         }
         # base_url fit for messages: a password or token in it masked.
-        self._display = http.safe_url(self.base_url)
+        self._display = safe_url(self.base_url)
         self.public_key = _from_env("public_key", public_key)
         secret = _from_env("secret_key", secret_key)
         self.trace_options = self._resolve_options(options)
@@ -232,22 +229,21 @@ class LangfuseExporter(obshub.Exporter):
             # or counted as exported, and `obshub check` reports why.
             self.enabled = False
         self._auth = _Secret(http.basic_auth(self.public_key or "", secret or ""))
-        self._scrub = http.Scrubber(
+        self._scrub = Scrubber(
             urls=[self.base_url, self.proxy],
             headers={"Authorization": self._auth.value},
             values=[secret],
         )
-        self._user_agent = http.user_agent(f"{SDK_NAME}/{_plugin_version()}")
+        version = distribution_version(SDK_NAME)
+        self._user_agent = http.user_agent(f"{SDK_NAME}/{version}")
         self._identity = {
             "x-langfuse-sdk-name": SDK_NAME,
-            "x-langfuse-sdk-version": _plugin_version(),
+            "x-langfuse-sdk-version": version,
             "x-langfuse-public-key": self.public_key or "",
         }
         self._resource = (
             {"service.version": self.trace_options.version} if self.trace_options.version else {}
         )
-        self._pause_lock = threading.Lock()
-        self._next_pause = self.auth_cooldown
         #: Uploads media found in spans (None with media_upload off).
         self.media: MediaUploader | None = (
             MediaUploader(
@@ -351,16 +347,6 @@ class LangfuseExporter(obshub.Exporter):
             "x-langfuse-ingestion-version": INGESTION_VERSION,
         }
 
-    def _scrubbed(self, exc: obshub.ExportError) -> obshub.ExportError:
-        """``exc`` with no credential in its message (a server may echo them back)."""
-        return obshub.ExportError(
-            self._scrub(str(exc)),
-            retryable=exc.retryable,
-            retry_after=exc.retry_after,
-            status=exc.status,
-            pause=exc.pause,
-        )
-
     def _post(self, path: str, body: bytes, content_type: str, *, compress: bool) -> None:
         headers = self._headers(content_type)
         # Only the OTLP endpoint is documented to take gzip; score bodies are small.
@@ -372,26 +358,19 @@ class LangfuseExporter(obshub.Exporter):
                 f"{self.base_url}{path}", body, headers, timeout=self.timeout, proxy=self.proxy
             )
         except obshub.ExportError as exc:
-            if exc.status in (401, 403):
+            if exc.status in AUTH_STATUSES:
                 raise self._auth_refused(exc.status) from None
-            raise self._scrubbed(exc) from None
-        with self._pause_lock:
-            self._next_pause = self.auth_cooldown
+            # A server may echo credentials back.
+            raise scrubbed_error(exc, self._scrub) from None
+        self._auth_pause.succeeded()
 
     def _auth_refused(self, status: int) -> obshub.ExportError:
-        # Not retried at once (that would hammer Langfuse with bad keys): the
-        # channel holds the batch (or spools it) for the cooldown, then probes.
-        with self._pause_lock:
-            pause = self._next_pause
-            self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
         reason = "rejected the API keys" if status == 401 else "refuses ingestion for this project"
-        return obshub.ExportError(
+        return self._auth_pause.refused(
             f"Langfuse {reason} (HTTP {status}) at {self._display} for public key "
             f"{self.public_key}; check public_key, secret_key and base_url (keys belong to one "
-            f"region); sends pause for {pause:.0f} s",
-            retryable=False,
-            status=status,
-            pause=pause,
+            "region)",
+            status,
         )
 
     # -- spans ---------------------------------------------------------------------------
@@ -434,12 +413,7 @@ class LangfuseExporter(obshub.Exporter):
         rejected = self._send(list(events))
         self._after_send(events)
         if rejected:
-            raise obshub.ExportError(
-                f"{rejected} of {len(events)} spans rejected as too large (HTTP 413) "
-                "even with their input, output and metadata truncated",
-                retryable=False,
-                status=413,
-            )
+            raise too_large_error(rejected, len(events))
 
     def _send(self, events: list[SpanEvent]) -> int:
         """Send ``events`` (split on 413); returns how many were too large even truncated."""
@@ -550,7 +524,7 @@ class LangfuseExporter(obshub.Exporter):
             bodies.append(json_string(body).encode("utf-8"))
             sent.append(score)
         for index, error in self._post_scores(bodies):
-            if error.status in (401, 403):
+            if error.status in AUTH_STATUSES:
                 raise self._auth_refused(error.status)
             if error.retryable:
                 raise error
@@ -577,7 +551,7 @@ class LangfuseExporter(obshub.Exporter):
                 proxy=self.proxy,
             )
         except obshub.ExportError as exc:
-            return self._scrubbed(exc)
+            return scrubbed_error(exc, self._scrub)
         return None
 
     def _post_scores(self, bodies: list[bytes]) -> list[tuple[int, obshub.ExportError]]:
@@ -585,7 +559,7 @@ class LangfuseExporter(obshub.Exporter):
         if not bodies:
             return []
         probe = self._post_score(bodies[0])
-        if probe is not None and (probe.retryable or probe.status in (401, 403)):
+        if probe is not None and (probe.retryable or probe.status in AUTH_STATUSES):
             return [(0, probe)]
         rest = bodies[1:]
         if len(rest) <= 1:
@@ -594,13 +568,12 @@ class LangfuseExporter(obshub.Exporter):
             workers = min(SCORE_PARALLELISM, len(rest))
             with (
                 ThreadPoolExecutor(workers, thread_name_prefix="obshub-langfuse-scores") as pool,
-                worker_token.released(),  # the wait needs no interpreter
+                waiting(),  # the wait needs no interpreter
             ):
                 results = list(pool.map(self._post_score, rest))
         errors = [(i, e) for i, e in enumerate((probe, *results)) if e is not None]
         if len(errors) < len(bodies):
-            with self._pause_lock:
-                self._next_pause = self.auth_cooldown
+            self._auth_pause.succeeded()
         return errors
 
     # -- check ---------------------------------------------------------------------------
@@ -629,18 +602,7 @@ class LangfuseExporter(obshub.Exporter):
 
     def check(self) -> obshub.CheckResult:
         """``GET /api/public/projects`` with the keys: are they accepted, is Langfuse reachable?"""
-        result = self._check()
-        # Whatever a server echoed back, no credential leaves in a message or a detail.
-        details = {
-            key: self._scrub(value) if isinstance(value, str) else value
-            for key, value in result.details.items()
-        }
-        return obshub.CheckResult(
-            ok=result.ok,
-            message=self._scrub(result.message),
-            latency_ms=result.latency_ms,
-            details=details,
-        )
+        return scrubbed_result(self._check(), self._scrub)
 
     def _check(self) -> obshub.CheckResult:
         settings = self.settings_report()
@@ -659,7 +621,7 @@ class LangfuseExporter(obshub.Exporter):
         via = http.proxy_for(url, self.proxy)
         details: dict[str, Any] = {
             "base_url": self._display,
-            "proxy": http.safe_url(via) if via else None,
+            "proxy": safe_url(via) if via else None,
             "settings": settings,
         }
         where = self._display
@@ -690,7 +652,7 @@ class LangfuseExporter(obshub.Exporter):
         elif response.status == 403:
             message = f"access forbidden by {where} (HTTP 403)"
         else:
-            message = f"unexpected answer from {http.safe_url(url)} (HTTP {response.status})"
+            message = f"unexpected answer from {safe_url(url)} (HTTP {response.status})"
         return obshub.CheckResult(ok=False, message=message, latency_ms=latency_ms, details=details)
 
 

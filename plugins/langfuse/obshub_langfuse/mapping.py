@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+from obshub_otlp.encoding import AttrValue
 
-from obshub.otlp import AttrValue, json_string
+from obshub.plugin import json_string
 from obshub.spans import Cost, Level, Span, SpanType, Usage, ns_to_iso
 
 __all__ = [

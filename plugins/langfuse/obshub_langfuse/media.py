@@ -37,7 +37,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -46,9 +46,8 @@ import attrs
 
 import obshub
 from obshub import http
-from obshub._logging import RateLimitedLog
 from obshub.media import Media, MediaError, MediaValue, parse_data_uri, sniff_content_type
-from obshub.otlp import json_string
+from obshub.plugin import RateLimitedLog, json_string
 from obshub.serialization import DEFAULT_LIMITS
 from obshub.spans import Span, SpanEvent
 
@@ -275,34 +274,34 @@ class MediaUploader:
         if kind in _PLAIN or depth >= MAX_DEPTH:
             return value
         if isinstance(value, Mapping):
-            out: dict[str, Any] | None = None
-            for key, item in value.items():
-                item_kind = type(item)
-                if item_kind in _PLAIN or (item_kind is str and not item.startswith("data:")):
-                    if out is not None:
-                        out[key] = item
-                    continue
-                new = self._walk(item, span, field, depth + 1)
-                if new is not item and out is None:
-                    out = dict(value)
-                if out is not None:
-                    out[key] = new
-            return value if out is None else out
+            return self._walk_items(value, value.items(), dict, span, field, depth)
         if isinstance(value, list):
-            items: list[Any] | None = None
-            for index, item in enumerate(value):
-                item_kind = type(item)
-                if item_kind in _PLAIN or (item_kind is str and not item.startswith("data:")):
-                    continue
-                new = self._walk(item, span, field, depth + 1)
-                if new is not item and items is None:
-                    items = list(value)
-                if items is not None:
-                    items[index] = new
-            return value if items is None else items
+            return self._walk_items(value, enumerate(value), list, span, field, depth)
         if isinstance(value, MediaValue):
             return self._resolve(value.media, span, field)
         return value
+
+    def _walk_items(
+        self,
+        value: Any,
+        pairs: Iterable[tuple[Any, Any]],
+        copy: Callable[[Any], Any],
+        span: Span,
+        field: str,
+        depth: int,
+    ) -> Any:
+        """``value`` (a mapping or a list), copied with ``copy`` at the first item that changes."""
+        out: Any = None
+        for key, item in pairs:
+            item_kind = type(item)
+            if item_kind in _PLAIN or (item_kind is str and not item.startswith("data:")):
+                continue
+            new = self._walk(item, span, field, depth + 1)
+            if new is not item:
+                if out is None:
+                    out = copy(value)
+                out[key] = new
+        return value if out is None else out
 
     # -- one media value -----------------------------------------------------------------
 

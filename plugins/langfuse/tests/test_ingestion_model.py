@@ -19,10 +19,9 @@ from obshub_langfuse._ingestion import (
     merge_trace,
     trace_event,
 )
+from obshub_otlp._encoding import _set_value
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-from obshub.otlp import _set_value
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 START = 1_767_225_600_000_000_000

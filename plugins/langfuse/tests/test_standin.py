@@ -17,10 +17,10 @@ from obshub_langfuse.testing import (
     IncomingRequest,
     LangfuseStandIn,
 )
+from obshub_otlp.encoding import encode_spans, request_to_json
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from obshub import http
-from obshub.otlp import encode_spans, request_to_json
 from obshub.spans import EventKind, Span, SpanEvent, SpanType
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

@@ -12,17 +12,14 @@ Installing the distribution is enough: obshub finds this module through the
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import metadata
 
 import obshub
+from obshub.plugin import distribution_version
 from obshub_otlp.exporter import OtlpExporter
 
 __all__ = ["OtlpExporter", "__version__", "obshub_register_exporters"]
 
-try:
-    __version__ = metadata.version("obshub-otlp")
-except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = distribution_version("obshub-otlp")
 
 
 @obshub.hookimpl

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -12,9 +12,21 @@ import attrs
 
 import obshub
 from obshub import http
-from obshub.otlp import AttrValue, encode_spans, send_splitting
+from obshub.plugin import (
+    AUTH_PAUSE_INITIAL,
+    AUTH_PAUSE_MAX,
+    AUTH_STATUSES,
+    AuthPause,
+    distribution_version,
+    safe_url,
+    scrubbed_error,
+    scrubbed_result,
+    send_splitting,
+    too_large_error,
+)
 from obshub.spans import SpanEvent
 from obshub_otlp import wire
+from obshub_otlp.encoding import AttrValue, encode_spans
 from obshub_otlp.mapping import content_attributes
 from obshub_otlp.settings import TRACES_PATH, Settings, resolve
 
@@ -23,20 +35,11 @@ __all__ = ["AUTH_PAUSE_INITIAL", "AUTH_PAUSE_MAX", "UNKNOWN_SERVICE", "OtlpExpor
 #: The service name OpenTelemetry (and obshub) use when none was configured.
 UNKNOWN_SERVICE = "unknown_service"
 _SERVICE_NAME = "service.name"
-#: Sends pause this long after a 401/403 (``auth_cooldown``), doubling on each repeat
-#: up to the maximum, until a send succeeds.
-AUTH_PAUSE_INITIAL = 30.0
-AUTH_PAUSE_MAX = 600.0
-_AUTH_STATUSES = frozenset({401, 403})
+# AUTH_PAUSE_INITIAL and AUTH_PAUSE_MAX (re-exported from obshub.plugin): sends pause
+# this long after a 401/403 (``auth_cooldown``), doubling on each repeat up to the
+# maximum, until a send succeeds.
 # The key of a span event: the same span may arrive as started and as ended.
 _EventKey = tuple[str, str, str]
-
-
-def _plugin_version() -> str:
-    try:
-        return metadata.version("obshub-otlp")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _event_key(event: SpanEvent) -> _EventKey:
@@ -97,14 +100,8 @@ class OtlpExporter(obshub.Exporter):
             raise obshub.ConfigError(
                 f"must be true or false, got {type(include_content).__name__}", "include_content"
             )
-        if (
-            isinstance(auth_cooldown, bool)
-            or not isinstance(auth_cooldown, (int, float))
-            or not auth_cooldown > 0
-        ):
-            raise obshub.ConfigError("must be a number of seconds > 0", "auth_cooldown")
-        self.auth_cooldown = float(auth_cooldown)
-        self._next_pause = self.auth_cooldown
+        self._auth_pause = AuthPause(auth_cooldown, AUTH_PAUSE_MAX, key="auth_cooldown")
+        self.auth_cooldown = self._auth_pause.initial
         self.proxy = http.proxy_setting(proxy)
         settings = resolve(
             endpoint=endpoint,
@@ -123,20 +120,23 @@ class OtlpExporter(obshub.Exporter):
         self.include_content = include_content
         self.sources: Mapping[str, str] = settings.sources
         self._settings = settings
-        self._display = http.safe_url(settings.endpoint)
+        self._display = safe_url(settings.endpoint)
         # Every configured header value is treated as a secret, and so are the
         # endpoint's and the proxy's credentials.
         self._scrub = http.Scrubber(
             urls=[settings.endpoint, self.proxy], headers=settings.headers, all_headers=True
         )
         self._content_type = wire.CONTENT_TYPES[settings.protocol]
-        self._user_agent = http.user_agent(f"obshub-otlp/{_plugin_version()}")
+        self._user_agent = http.user_agent(f"obshub-otlp/{distribution_version('obshub-otlp')}")
         self._resource, self._env_service_name = self._split_resource(settings, resource_attributes)
         self._rejected_total = 0
-        # Spans of a split batch already delivered when a later part failed
-        # retryably: the retry of that same batch skips them instead of
-        # sending them twice (an OTLP backend may not deduplicate).
-        self._resume: tuple[Sequence[SpanEvent], frozenset[_EventKey]] | None = None
+        # Events already delivered when a later part of their (split) batch failed
+        # retryably. The channel retries with that batch, or parts of it, in new
+        # lists of the same SpanEvent objects: an event found here is skipped, not
+        # sent twice (an OTLP backend may not deduplicate). Keyed by id(); a live
+        # event's id is unique, and the weak values let an event the channel gave
+        # up on leave by itself.
+        self._sent: weakref.WeakValueDictionary[int, SpanEvent] = weakref.WeakValueDictionary()
         if urlsplit(self.endpoint).path in ("", "/"):
             self.log.warning(
                 "endpoint_without_path",
@@ -211,7 +211,7 @@ class OtlpExporter(obshub.Exporter):
                 proxy=self.proxy,
             )
         except obshub.ExportError as exc:
-            raise self._rewritten(exc) from None
+            raise scrubbed_error(exc, self._scrub) from None
 
     def _post(self, body: bytes) -> http.Response:
         """POST ``body`` to the endpoint; an `obshub.ExportError` for any failure.
@@ -223,25 +223,17 @@ class OtlpExporter(obshub.Exporter):
         if self.compression == "gzip":
             body = http.gzip_compress(body)
         response = self._post_raw(body, headers)
-        if response.status in _AUTH_STATUSES:
-            raise self._auth_refused(self._status_error(response, headers))
+        if response.status in AUTH_STATUSES:
+            error = self._status_error(response, headers)
+            raise self._auth_pause.refused(
+                f"{error}; the receiver refused the credentials: check headers "
+                "(or OTEL_EXPORTER_OTLP_HEADERS)",
+                error.status,
+            )
         if response.status >= 300:
             raise self._status_error(response, headers)
-        self._next_pause = self.auth_cooldown
+        self._auth_pause.succeeded()
         return response
-
-    def _auth_refused(self, error: obshub.ExportError) -> obshub.ExportError:
-        # Retrying at once would only repeat the refusal: the channel holds the
-        # batch (or spools it) for the cooldown, then probes with it.
-        pause = self._next_pause
-        self._next_pause = min(pause * 2, AUTH_PAUSE_MAX)
-        return obshub.ExportError(
-            f"{error}; the receiver refused the credentials: check headers "
-            f"(or OTEL_EXPORTER_OTLP_HEADERS); sends pause for {pause:g} s",
-            retryable=False,
-            status=error.status,
-            pause=pause,
-        )
 
     def _status_error(
         self, response: http.Response, headers: Mapping[str, str]
@@ -249,12 +241,6 @@ class OtlpExporter(obshub.Exporter):
         said = wire.error_message(response.body, response.headers.get("content-type", ""))
         readable = response._replace(body=self._scrub(said).encode("utf-8"))
         return http.status_error("POST", self._display, readable, headers)
-
-    def _rewritten(self, exc: obshub.ExportError) -> obshub.ExportError:
-        message = self._scrub(str(exc))
-        return obshub.ExportError(
-            message, retryable=exc.retryable, retry_after=exc.retry_after, status=exc.status
-        )
 
     # -- spans ----------------------------------------------------------------------------
 
@@ -280,30 +266,29 @@ class OtlpExporter(obshub.Exporter):
         """Send the spans as one OTLP request (split on 413)."""
         if not events:
             return
-        todo = list(events)
-        done: frozenset[_EventKey] = frozenset()
-        if self._resume is not None and self._resume[0] is events:
-            done = self._resume[1]
-            todo = [e for e in events if _event_key(e) not in done]
+        todo = [e for e in events if id(e) not in self._sent]
+        if len(todo) < len(events):
             self.log.debug("batch_resumed", spans=len(events), already_sent=len(events) - len(todo))
-        self._resume = None
-        if not todo:
-            return
         delivered: set[_EventKey] = set()
         try:
-            too_large = self._send(todo, delivered)
+            too_large = self._send(todo, delivered) if todo else 0
         except obshub.ExportError as exc:
-            # Retried (or held through a pause, then probed) with this same batch.
-            if (exc.retryable or exc.pause is not None) and delivered:
-                self._resume = (events, done | delivered)
+            if exc.retryable or exc.pause is not None:
+                # Sent again later (after a backoff or a pause), whole or in parts.
+                for event in todo:
+                    if _event_key(event) in delivered:
+                        self._sent[id(event)] = event
+            else:
+                self._forget(events)
             raise
+        self._forget(events)
         if too_large:
-            raise obshub.ExportError(
-                f"{too_large} of {len(events)} spans rejected as too large (HTTP 413) "
-                "even with their input, output, metadata and attributes truncated",
-                retryable=False,
-                status=413,
-            )
+            raise too_large_error(too_large, len(events))
+
+    def _forget(self, events: Sequence[SpanEvent]) -> None:
+        # No retry of these events is coming: their entries are done with.
+        for event in events:
+            self._sent.pop(id(event), None)
 
     def _send(self, events: list[SpanEvent], delivered: set[_EventKey]) -> int:
         """Send ``events`` (split on 413); returns how many were too large even truncated."""
@@ -342,17 +327,7 @@ class OtlpExporter(obshub.Exporter):
 
     def check(self) -> obshub.CheckResult:
         """POST an empty export: a working OTLP receiver answers 200 (no span is created)."""
-        result = self._check()
-        # Whatever a receiver echoed back, no credential leaves in a message or a detail.
-        return obshub.CheckResult(
-            ok=result.ok,
-            message=self._scrub(result.message),
-            latency_ms=result.latency_ms,
-            details={
-                key: self._scrub(value) if isinstance(value, str) else value
-                for key, value in result.details.items()
-            },
-        )
+        return scrubbed_result(self._check(), self._scrub)
 
     def _check(self) -> obshub.CheckResult:
         details: dict[str, Any] = {
@@ -394,7 +369,7 @@ class OtlpExporter(obshub.Exporter):
 
     def _proxy_display(self) -> str | None:
         via = http.proxy_for(self.endpoint, self.proxy)
-        return http.safe_url(via) if via else None
+        return safe_url(via) if via else None
 
     def _check_failure(self, exc: obshub.ExportError) -> str:
         hints = {

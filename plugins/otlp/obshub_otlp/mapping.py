@@ -1,6 +1,6 @@
 """What the OTLP exporter adds to obshub's GenAI attributes: the span's content.
 
-`obshub.otlp.span_attributes` carries the GenAI semantic conventions
+`obshub_otlp.encoding.span_attributes` carries the GenAI semantic conventions
 (model, provider, parameters, token usage, session, user). A span's input,
 output, metadata and tags have no attribute there; they are sent under the
 OpenInference names, which Phoenix, Arize and Langfuse read from any OTLP
@@ -24,8 +24,9 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 
-from obshub.otlp import AttrValue, json_string
+from obshub.plugin import json_string
 from obshub.spans import Span
+from obshub_otlp.encoding import AttrValue
 
 __all__ = [
     "CONTENT_ATTRIBUTES",
@@ -38,7 +39,6 @@ CONTENT_ATTRIBUTES: Mapping[str, tuple[str, str]] = types.MappingProxyType(
 )
 METADATA_ATTRIBUTE = "metadata"
 TAGS_ATTRIBUTE = "tag.tags"
-#: A field of an oversize span larger than this (as JSON) is replaced by a marker.
 
 
 def content_attributes(span: Span) -> dict[str, AttrValue]:

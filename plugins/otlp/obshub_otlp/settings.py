@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 import obshub
+from obshub.plugin import positive_seconds
 
 __all__ = [
     "COMPRESSIONS",
@@ -227,9 +228,7 @@ def _choice(
 
 def _timeout(given: float | None, environ: Mapping[str, str], warn: Warn) -> tuple[float, str]:
     if given is not None:
-        if isinstance(given, bool) or not isinstance(given, (int, float)) or not given > 0:
-            raise obshub.ConfigError("must be a number of seconds > 0", "timeout")
-        return float(given), "argument"
+        return positive_seconds(given, "timeout"), "argument"
     found = _first_env("timeout", environ)
     if found is None:
         return DEFAULT_TIMEOUT, "default"

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from obshub.otlp import json_string, request_to_json
+from obshub.plugin import json_string
+from obshub_otlp.encoding import request_to_json
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -64,7 +65,7 @@ def encode_request(request: ExportTraceServiceRequest, protocol: str) -> bytes:
     """``request`` as the body of ``protocol`` (``http/protobuf`` or ``http/json``).
 
     OTLP/JSON is the protobuf JSON mapping with OTLP's exceptions, as
-    `obshub.otlp.request_to_json` writes it: hex ids, integer enums,
+    `obshub_otlp.encoding.request_to_json` writes it: hex ids, integer enums,
     64-bit integers as strings.
     """
     if protocol == "http/json":

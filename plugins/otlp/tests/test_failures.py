@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from obshub_otlp.testing import Fault, IncomingRequest, OtlpReceiver
 from structlog.testing import capture_logs
 
 import obshub
+import obshub.testing
 
 MakeHub = Callable[..., obshub.Hub]
 Stats = Callable[[obshub.Hub], obshub.ChannelStats]
@@ -317,3 +319,58 @@ def test_a_split_batch_that_fails_part_way_is_resumed_not_resent(
     assert sorted(names) == sorted(f"step-{i}" for i in range(8))
     assert receiver.statuses() == [413, 200, 503, 200]
     assert stats(hub).exported == 8
+
+
+def _split_then_fail_once(receiver: OtlpReceiver, limit: int) -> None:
+    """Bodies over ``limit`` get 413; the second body that fits gets a 503, once."""
+    receiver.max_body_size = limit
+    fitting: list[IncomingRequest] = []
+
+    def fault(request: IncomingRequest) -> Fault | None:
+        if len(request.body) <= limit:
+            fitting.append(request)
+            if len(fitting) == 2:
+                return Fault.error(503)
+        return None
+
+    receiver.fault_function = fault
+
+
+def test_a_retry_in_new_lists_of_the_same_events_skips_the_spans_already_delivered(
+    make_exporter: Callable[..., OtlpExporter], receiver: OtlpReceiver
+) -> None:
+    # The contract: a retry hands back the same SpanEvent objects, whole or in
+    # parts (the channel halves a batch to isolate what a backend refuses), not
+    # necessarily the same list.
+    _split_then_fail_once(receiver, 12_000)
+    exporter = make_exporter(compression="none")
+    batch = [obshub.testing.make_event(name=f"step-{i}", input="x" * 2_000) for i in range(8)]
+    with pytest.raises(obshub.ExportError) as caught:
+        exporter.export(list(batch))
+    assert caught.value.retryable
+    delivered = [s.name for s in receiver.spans()]
+    assert len(delivered) == 4
+    exporter.export(batch[:4])
+    exporter.export(batch[4:])
+    names = [s.name for s in receiver.spans()]
+    assert sorted(names) == sorted(f"step-{i}" for i in range(8))
+
+
+def test_the_exporter_remembers_delivered_events_only_while_someone_holds_them(
+    make_exporter: Callable[..., OtlpExporter], receiver: OtlpReceiver
+) -> None:
+    # A channel that gives up on a batch (spooled, or counted failed) drops it;
+    # the exporter's memory of what it had delivered must go with it.
+    _split_then_fail_once(receiver, 12_000)
+    exporter = make_exporter(compression="none")
+    batch = [obshub.testing.make_event(name=f"step-{i}", input="x" * 2_000) for i in range(8)]
+    failed = False
+    try:
+        exporter.export(batch)
+    except obshub.ExportError:
+        failed = True
+    assert failed
+    assert len(exporter._sent) == 4
+    batch.clear()
+    gc.collect()
+    assert len(exporter._sent) == 0

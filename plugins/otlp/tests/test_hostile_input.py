@@ -4,7 +4,7 @@ A property test: spans are recorded with arbitrary nested input, output,
 metadata (and other fields) — odd dict keys, bytes, NaN, huge strings, lone
 surrogates, datetimes, objects whose ``__repr__`` raises, cycles added after
 the value was built, containers mutated after recording — through a hub whose
-exporter encodes each batch with :func:`obshub.otlp.encode_spans`, serialises
+exporter encodes each batch with :func:`obshub_otlp.encoding.encode_spans`, serialises
 it and parses the bytes back with ``ExportTraceServiceRequest.FromString``.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from obshub_otlp.encoding import encode_spans
 
 import obshub
-from obshub.otlp import encode_spans
 
 pb = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub.otlp import TRUNCATE_ABOVE_BYTES, send_splitting, truncated_span
+from obshub.plugin import TRUNCATE_ABOVE_BYTES, send_splitting, too_large_error, truncated_span
 from obshub.testing import make_event
 
 
@@ -85,3 +85,9 @@ def test_small_fields_are_kept_when_truncating() -> None:
     assert smaller.input == "short"
     assert str(smaller.output).startswith("[obshub: truncated, ")
     assert truncated_span(smaller) == smaller  # already small enough: unchanged
+
+
+def test_spans_refused_even_truncated_make_an_error_that_is_not_retried() -> None:
+    error = too_large_error(2, 8)
+    assert (error.retryable, error.status, error.pause) == (False, 413, None)
+    assert str(error).startswith("2 of 8 spans rejected as too large (HTTP 413)")

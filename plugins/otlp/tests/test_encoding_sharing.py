@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from obshub_otlp import _encoding
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import obshub
-from obshub import otlp
 from obshub.spans import EventKind, Span, SpanError, SpanEvent, SpanType
 
 
@@ -23,7 +23,7 @@ class Encoding(obshub.Exporter):
 
     def export(self, events: Sequence[obshub.SpanEvent]) -> None:
         key = None if self.key is None else ("test", self.key)
-        self.requests.append(otlp.encode_spans(events, cache_key=key).SerializeToString())
+        self.requests.append(_encoding.encode_spans(events, cache_key=key).SerializeToString())
 
 
 def _record(hub: obshub.Hub) -> None:
@@ -44,53 +44,53 @@ def _spans(blobs: list[bytes]) -> list[Any]:
 
 
 def test_exporters_with_the_same_key_encode_each_span_once(
-    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = otlp._fill_span
+    real = _encoding._fill_span
 
     def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
         real(target, event, *rest)
 
-    monkeypatch.setattr(otlp, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_fill_span", counting)
     first = Encoding(key="same", instance_name="a")
     second = Encoding(key="same", instance_name="b")
-    hub = hub_factory(exporters=[first, second])
+    hub = obshub_hub_factory(exporters=[first, second])
     _record(hub)
     assert sorted(calls) == ["agent", "gen"]  # once per span, not once per exporter
     assert _spans(first.requests) == _spans(second.requests)
 
 
 def test_different_keys_or_no_key_encode_separately(
-    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = otlp._fill_span
+    real = _encoding._fill_span
 
     def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
         calls.append(event.span.name)
         real(target, event, *rest)
 
-    monkeypatch.setattr(otlp, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_fill_span", counting)
     exporters = [
         Encoding(key="one", instance_name="a"),
         Encoding(key="two", instance_name="b"),
         Encoding(key=None, instance_name="c"),
     ]
-    hub = hub_factory(exporters=exporters)
+    hub = obshub_hub_factory(exporters=exporters)
     _record(hub)
     assert len(calls) == 6
 
 
-def test_a_single_exporter_does_not_pay_for_sharing(hub_factory: Any) -> None:
+def test_a_single_exporter_does_not_pay_for_sharing(obshub_hub_factory: Any) -> None:
     seen: list[Any] = []
 
     class Spy(Encoding):
         def export(self, events: Sequence[obshub.SpanEvent]) -> None:
             seen.extend(e.shared_cache() for e in events)
 
-    hub = hub_factory(exporters=[Spy(key="alone")])
+    hub = obshub_hub_factory(exporters=[Spy(key="alone")])
     _record(hub)
     assert seen == [None, None]
 
@@ -109,12 +109,12 @@ def test_without_conventions_a_span_carries_only_its_own_and_the_extra_attribute
         error=SpanError(message="card declined", type="ValueError", stack="..."),
     )
     event = SpanEvent(kind=EventKind.ENDED, span=span, config_name="c", service_name="svc")
-    bare = otlp.encode_spans([event], extra_attributes=lambda e: {"x": 1}, conventions=False)
+    bare = _encoding.encode_spans([event], extra_attributes=lambda e: {"x": 1}, conventions=False)
     (encoded,) = _spans([bare.SerializeToString()])
     assert {kv.key for kv in encoded.attributes} == {"app.key", "x"}
     assert list(encoded.events) == []
     assert (encoded.status.code, encoded.status.message) == (2, "card declined")
-    full = otlp.encode_spans([event])
+    full = _encoding.encode_spans([event])
     (generic,) = _spans([full.SerializeToString()])
     keys = {kv.key for kv in generic.attributes}
     assert {"gen_ai.tool.name", "session.id", "obshub.span.type", "app.key"} <= keys

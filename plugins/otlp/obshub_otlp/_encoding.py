@@ -1,4 +1,4 @@
-"""Encoding span snapshots as OTLP: the wire format of OpenTelemetry.
+"""Encoding span snapshots as OTLP: the implementation behind `obshub_otlp.encoding`.
 
 `encode_spans` turns a batch of `SpanEvent` into an
 ``ExportTraceServiceRequest`` (the message an OTLP/HTTP receiver takes) with
@@ -7,9 +7,9 @@ encoder serves Langfuse, an OpenTelemetry Collector and any other OTLP backend.
 A backend adds its own attributes per span through the ``extra_attributes``
 hook.
 
-The protobuf messages come from the official ``opentelemetry-proto`` package,
-an optional dependency: ``pip install 'obshub[otlp]'``. It is imported on first
-use, so importing this module costs nothing without it.
+The protobuf messages come from the official ``opentelemetry-proto`` package
+(a dependency of obshub-otlp). It is imported on first use, so loading the
+plugin at every ``obshub`` start stays cheap.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from __future__ import annotations
 import base64
 import enum
 import functools
-import json
 import types
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from obshub.plugin import distribution_version, json_string
 from obshub.serialization import clean_text, to_jsonable
 from obshub.spans import Level, Span, SpanEvent, SpanType
 
@@ -34,22 +33,7 @@ if TYPE_CHECKING:
     )
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = [
-    "GENAI_OPERATIONS",
-    "GENAI_PARAMETERS",
-    "SCOPE_NAME",
-    "TRUNCATE_ABOVE_BYTES",
-    "AttrValue",
-    "ExtraAttributes",
-    "encode_spans",
-    "encoded_size",
-    "json_string",
-    "request_to_json",
-    "send_splitting",
-    "span_attributes",
-    "truncated_span",
-    "truncation_marker",
-]
+# The public names are those of obshub_otlp.encoding.
 
 #: Any attribute value. str, bool, int, float and homogeneous lists of them
 #: become the matching OTLP ``AnyValue``; anything else is sent as a JSON string.
@@ -109,7 +93,7 @@ class _Proto:
         except ImportError as exc:
             raise ImportError(
                 "OTLP encoding needs the OpenTelemetry protobuf messages; "
-                "install them with: pip install 'obshub[otlp]'"
+                "install them with: pip install obshub-otlp"
             ) from exc
         self.ExportTraceServiceRequest = trace_service_pb2.ExportTraceServiceRequest
         self.AnyValue = common_pb2.AnyValue
@@ -118,24 +102,6 @@ class _Proto:
 @functools.lru_cache(maxsize=1)
 def _proto() -> _Proto:
     return _Proto()
-
-
-@functools.lru_cache(maxsize=1)
-def _obshub_version() -> str:
-    try:
-        return metadata.version("obshub")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
-# One encoder for every call: json.dumps() with options builds a new one each time,
-# which was a visible share of the exporter worker's time.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def json_string(value: Any) -> str:
-    """Compact JSON text of ``value`` (values that JSON cannot hold become strings)."""
-    return _JSON.encode(value)
 
 
 # -- attribute values ---------------------------------------------------------------
@@ -317,7 +283,7 @@ def encode_spans(
     each (resource attribute ``service.name``, plus ``resource_attributes``),
     with one ``ScopeSpans`` named ``obshub``. ``extra_attributes(event)``
     returns a backend's own attributes for a span; they are added last and so
-    win over obshub's. Raises ImportError when ``obshub[otlp]`` is missing.
+    win over obshub's. Raises ImportError when ``opentelemetry-proto`` is missing.
 
     ``cache_key`` names everything ``extra_attributes`` depends on (say
     ``("langfuse", options)``). When the hub fans one event out to several
@@ -335,7 +301,7 @@ def encode_spans(
     proto = _proto()
     request = proto.ExportTraceServiceRequest()
     scopes: dict[str, Any] = {}
-    version = _obshub_version()
+    version = distribution_version("obshub")
     for event in events:
         scope = scopes.get(event.service_name)
         if scope is None:
@@ -415,12 +381,6 @@ def _text_cleaned(event: SpanEvent) -> SpanEvent:
     )
 
 
-def encoded_size(request: ExportTraceServiceRequest) -> int:
-    """Bytes of the protobuf encoding of ``request`` (before compression)."""
-    size: int = request.ByteSize()
-    return size
-
-
 # -- OTLP/JSON ------------------------------------------------------------------------
 
 
@@ -449,85 +409,3 @@ def request_to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
     raw = json_format.MessageToDict(request, use_integers_for_enums=True)
     converted: dict[str, Any] = _hex_ids(raw)
     return converted
-
-
-# -- requests too large (HTTP 413) ---------------------------------------------------
-
-#: A field of an oversize span larger than this (as JSON) is replaced by a marker.
-TRUNCATE_ABOVE_BYTES = 1024
-_TRUNCATED_FIELDS = (
-    "input",
-    "output",
-    "metadata",
-    "attributes",
-    "trace_metadata",
-    "trace_attributes",
-)
-_TABLE_FIELDS = frozenset({"metadata", "attributes", "trace_metadata", "trace_attributes"})
-_HTTP_TOO_LARGE = 413
-
-
-def truncation_marker(size: int) -> str:
-    """What replaces a field too large to send: ``[obshub: truncated, 123456 bytes]``."""
-    return f"[obshub: truncated, {size} bytes]"
-
-
-def truncated_span(span: Span) -> Span:
-    """``span`` with each large input, output, metadata and attributes replaced by a marker.
-
-    A field is replaced when its JSON form exceeds `TRUNCATE_ABOVE_BYTES`;
-    metadata and attributes (the span's and the trace's) become
-    ``{"obshub_truncated": <marker>}``.
-    """
-    changes: dict[str, Any] = {}
-    for field in _TRUNCATED_FIELDS:
-        value = getattr(span, field)
-        if value is None:
-            continue
-        size = len(json_string(value).encode("utf-8", "replace"))
-        if size <= TRUNCATE_ABOVE_BYTES:
-            continue
-        marker = truncation_marker(size)
-        changes[field] = {"obshub_truncated": marker} if field in _TABLE_FIELDS else marker
-    return attrs.evolve(span, **changes) if changes else span
-
-
-def send_splitting(
-    events: list[SpanEvent], send: Callable[[list[SpanEvent]], None], log: Any
-) -> int:
-    """``send(events)``, halving the batch on HTTP 413 (what proxies answer to large bodies).
-
-    ``send`` raises `obshub.ExportError` on failure; only ``status == 413``
-    is handled here, anything else propagates. A single span still refused is
-    sent once more with `truncated_span` (``span_truncated`` is logged), never
-    in a loop. Returns how many spans were refused even truncated
-    (``span_too_large``).
-    """
-    from obshub.exporters import ExportError
-
-    try:
-        send(events)
-    except ExportError as exc:
-        if exc.status != _HTTP_TOO_LARGE:
-            raise
-    else:
-        return 0
-    if len(events) > 1:
-        half = len(events) // 2
-        log.info("batch_split", spans=len(events), status=_HTTP_TOO_LARGE)
-        return send_splitting(events[:half], send, log) + send_splitting(events[half:], send, log)
-    event = events[0]
-    where = {
-        "span": event.span.name,
-        "span_id": event.span.span_id,
-        "trace_id": event.span.trace_id,
-    }
-    log.warning("span_truncated", status=_HTTP_TOO_LARGE, **where)
-    try:
-        send([attrs.evolve(event, span=truncated_span(event.span))])
-    except ExportError as exc:
-        if exc.status != _HTTP_TOO_LARGE:
-            raise
-        log.error("span_too_large", status=_HTTP_TOO_LARGE, **where)
-        return 1
-    return 0

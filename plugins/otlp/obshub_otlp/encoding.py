@@ -1,0 +1,42 @@
+"""The OTLP encoding of obshub spans, shared by every exporter that speaks OTLP.
+
+The public face of the encoder (the implementation is ``obshub_otlp._encoding``),
+as ``opentelemetry-exporter-otlp-proto-common`` is for the OpenTelemetry SDK's
+exporters. The ``otlp`` exporter uses it, and so does ``obshub-langfuse``,
+which depends on this distribution for it:
+
+- `encode_spans`: a batch of `obshub.SpanEvent` as one
+  ``ExportTraceServiceRequest``, with the GenAI semantic conventions and a
+  backend's own attributes (``extra_attributes``); ``cache_key`` shares one
+  encoding of a span across the exporters of a config;
+- `span_attributes`: the attributes obshub derives for one span;
+- `request_to_json`: the OTLP/JSON form of a request;
+- `AttrValue`, `ExtraAttributes`: the types of attribute values and of the hook;
+- `SCOPE_NAME`, `GENAI_OPERATIONS`, `GENAI_PARAMETERS`: the names used.
+
+Everything else in ``_encoding`` may change without notice.
+"""
+
+from __future__ import annotations
+
+from obshub_otlp._encoding import (
+    GENAI_OPERATIONS,
+    GENAI_PARAMETERS,
+    SCOPE_NAME,
+    AttrValue,
+    ExtraAttributes,
+    encode_spans,
+    request_to_json,
+    span_attributes,
+)
+
+__all__ = [
+    "GENAI_OPERATIONS",
+    "GENAI_PARAMETERS",
+    "SCOPE_NAME",
+    "AttrValue",
+    "ExtraAttributes",
+    "encode_spans",
+    "request_to_json",
+    "span_attributes",
+]
