@@ -817,6 +817,27 @@ def test_an_exception_inside_an_observed_generator_marks_the_span_and_propagates
     assert span.output == "partial"
 
 
+def test_a_closed_observed_generator_cleans_up_under_its_own_span(recorded: Any) -> None:
+    hub, memory = recorded
+
+    @hub.observe(name="stream")
+    def stream() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            hub.event("cleanup")
+
+    with hub.span("caller"):
+        items = stream()
+        assert next(items) == 1
+        items.close()
+    spans = delivered(hub, memory)
+    assert spans["cleanup"].parent_span_id == spans["stream"].span_id
+    assert spans["stream"].output == [1]
+    assert spans["stream"].error is None
+
+
 def test_send_and_throw_reach_the_observed_generator(recorded: Any) -> None:
     hub, memory = recorded
 
