@@ -473,6 +473,7 @@ def _compile_to_dict(cls: type) -> Callable[[Any], dict[str, Any]]:
     # The source is built above from the class's own field names, nothing else.
     exec(compile("\n".join(lines), f"<{cls.__name__}.to_dict>", "exec"), namespace)
     function: Callable[[Any], dict[str, Any]] = namespace["to_dict"]
+    function.__module__ = cls.__module__
     function.__qualname__ = f"{cls.__name__}.to_dict"
     function.__doc__ = cls.to_dict.__doc__  # type: ignore[attr-defined]
     return function
