@@ -26,6 +26,7 @@ from obshub.exporters import CheckResult, Exporter
 from obshub.failed import FailedExporter
 from obshub.hub import Hub
 from obshub.plugins import get_registry
+from obshub.serialization import describe
 
 __all__ = ["main"]
 
@@ -118,9 +119,7 @@ def _bounded_check(exporter: Exporter) -> tuple[CheckResult, float]:
         try:
             result.append(exporter.check())
         except Exception as exc:
-            result.append(
-                CheckResult(ok=False, message=f"check() raised {type(exc).__name__}: {exc}")
-            )
+            result.append(CheckResult(ok=False, message=f"check() raised {describe(exc)}"))
 
     thread = threading.Thread(target=target, name="obshub-check", daemon=True)
     thread.start()

@@ -25,6 +25,7 @@ from obshub._logging import get_logger
 from obshub._redact import is_secret_name, scrub, url_secrets
 from obshub.delivery import ChannelStats
 from obshub.exporters import CheckResult, Exporter, ExportError
+from obshub.serialization import describe
 from obshub.spans import SpanEvent
 
 __all__ = ["ExporterStartError", "FailedExporter", "StartFailure"]
@@ -128,7 +129,7 @@ def exporter_failed(
     def mask(text: str) -> str:
         return scrub(text, secrets)
 
-    raw_error = _describe(exc)
+    raw_error = describe(exc)
     raw_traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     error, formatted = mask(raw_error), mask(raw_traceback)
     logged: BaseException = exc
@@ -148,13 +149,6 @@ def exporter_failed(
             exc_info=logged,
         )
     return FailedExporter(instance_name=instance_name, failure=failure)
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__name__}: {exc}"
-    except Exception:
-        return type(exc).__name__
 
 
 def _secret_values(value: Any, secret_keys: Collection[str], secret: bool = False) -> Iterator[str]:

@@ -27,21 +27,21 @@ from obshub.delivery import Channel, ChannelStats, ExporterFlush, FlushResult
 from obshub.delivery.spool import read_records
 from obshub.exporters import Exporter
 from obshub.failed import FailedExporter
-from obshub.pipeline import Route
 from obshub.plugins import PluginRegistry, get_registry
 from obshub.processors import Redactor, SpanProcessor
+from obshub.routing import LiveConfig
 from obshub.sampling import Sampler
-from obshub.spans import EventKind, SpanType, new_trace_id
+from obshub.serialization import printable
+from obshub.spans import SpanType, new_trace_id
 from obshub.tracing import (
-    _TYPES,
-    TRACE_FIELDS,
     LiveSpan,
     TraceState,
-    _capture,
-    _current,
-    _recording_failed,
-    _span_type,
+    current_span,
     observe,
+    open_span,
+    record_event,
+    recording_failed,
+    trace_of,
 )
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "Hub", "Selector"]
@@ -61,8 +61,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _log = get_logger()
 _limited = RateLimitedLog()
 _time_ns = time.time_ns
-_NOT_RECORDING = TraceState("0" * 32, "", None, False)
-_STARTED = EventKind.STARTED
 
 
 class Hub:
@@ -127,20 +125,20 @@ class Hub:
         if default is not None and default not in built:
             raise ConfigError(f"no config named {default!r}", "default")
         _check_exporters_unique(built)
-        self._routes: dict[str, Route] = {
-            name: Route(c.name, c.service_name, c.sampler, c.processors, c.exporters)
+        self._live: dict[str, LiveConfig] = {
+            name: LiveConfig(c.name, c.service_name, c.sampler, c.processors, c.exporters)
             for name, c in built.items()
         }
         self._configs = built
         self.default: str | None = default if default is not None else next(iter(built), None)
-        self._default_route = self._routes.get(self.default) if self.default else None
+        self._default_live = self._live.get(self.default) if self.default else None
         self._selector = selector
         self.shutdown_timeout = shutdown_timeout
         self._recent: OrderedDict[str, TraceState] = OrderedDict()
         # Remembering traces only matters to route scores by trace id when the
         # answer is not always "the default config, recorded".
-        self._track_traces = len(self._routes) > 1 or any(
-            r.sampler.strategy != "always" for r in self._routes.values()
+        self._track_traces = len(self._live) > 1 or any(
+            r.sampler.strategy != "always" for r in self._live.values()
         )
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
@@ -185,13 +183,13 @@ class Hub:
         """The exporter instances of one config (default: every config), disabled ones too."""
         return [
             exporter
-            for name, route in self._routes.items()
+            for name, live in self._live.items()
             if config is None or name == config
-            for exporter in route.exporters
+            for exporter in live.exporters
         ]
 
     def __repr__(self) -> str:
-        return f"<Hub configs={list(self._routes)} default={self.default!r}>"
+        return f"<Hub configs={list(self._live)} default={self.default!r}>"
 
     def __enter__(self) -> Hub:
         return self
@@ -221,55 +219,11 @@ class Hub:
         without a parent starts a new trace in the config chosen by
         ``config=``, the selector or the default.
         """
-        try:
-            try:
-                span_type = _TYPES.get(type)
-            except TypeError:  # unhashable, so no type name either
-                span_type = None
-            if span_type is None:
-                span_type = _bad_type(type)
-            if parent is None:
-                parent = _current.get()
-            if parent is not None:
-                trace = parent._trace
-                parent_id: str | None = parent.span_id
-            else:
-                trace = self._new_trace(name, span_type, config, fields)
-                parent_id = None
-            if fields:
-                if not TRACE_FIELDS.isdisjoint(fields):
-                    trace.set_trace_fields(fields)
-                for key in ("input", "output", "metadata", "parameters", "attributes"):
-                    if key in fields:
-                        fields[key] = _capture(fields[key])
-            live = LiveSpan(trace, parent_id, name, span_type, fields, start_time or _time_ns())
-            if parent_id is None and fields:
-                trace.set_root_fields(fields)
-            if trace.sampled and trace.route.started:  # type: ignore[union-attr]
-                trace.route.emit(_STARTED, live, dict(fields), None)  # type: ignore[union-attr]
-            return live
-        except Exception as exc:
-            _recording_failed("span", exc)
-            return LiveSpan(
-                _NOT_RECORDING, None, _printable(name, str), SpanType.GENERIC, {}, _time_ns()
-            )
+        return open_span(self._new_trace, name, type, config, parent, start_time, fields)
 
     def event(self, name: str, **fields: Any) -> None:
         """Record a point-in-time event under the current span (or as its own trace)."""
-        try:
-            parent = _current.get()
-            if parent is not None:
-                parent.event(name, **fields)
-                return
-            span_type = _span_type(fields.pop("type", SpanType.GENERIC))
-            trace = self._new_trace(name, span_type, fields.pop("config", None), fields)
-            if not TRACE_FIELDS.isdisjoint(fields):
-                trace.set_trace_fields(fields)
-            root = LiveSpan(trace, None, name, span_type, fields, _time_ns())
-            root._is_event = True
-            root._finish(root.start_time)
-        except Exception as exc:
-            _recording_failed("event", exc)
+        record_event(self._new_trace, name, fields)
 
     @overload
     def observe(self, fn: F) -> F: ...
@@ -332,28 +286,28 @@ class Hub:
         hub no longer remembers).
         """
         try:
-            route = self._routes.get(config) if config else None
-            current = _current.get()
+            live = self._live.get(config) if config else None
+            current = current_span()
             if trace_id is None and session_id is None and current is not None:
                 trace_id = current.trace_id
-            if route is None and trace_id is not None:
+            if live is None and trace_id is not None:
                 trace = self._recent.get(trace_id)
                 if trace is None and current is not None and current.trace_id == trace_id:
-                    trace = current._trace
+                    trace = trace_of(current)
                 if trace is not None:
                     if not trace.sampled:
                         return
-                    route = trace.route
-            if route is None:
-                route = self._default_route
-            if route is None:
+                    live = trace.config
+            if live is None:
+                live = self._default_live
+            if live is None:
                 return
             if trace_id is None and session_id is None and not fields.get("backend_fields"):
                 raise ValueError(
                     "score() needs trace_id, session_id, a current span or a target "
                     "in backend_fields"
                 )
-            route.score(
+            live.score(
                 name=name,
                 value=value,
                 trace_id=trace_id,
@@ -363,33 +317,26 @@ class Hub:
                 **fields,
             )
         except Exception as exc:
-            _recording_failed("score", exc)
+            recording_failed("score", exc)
 
     def _new_trace(
         self, name: str, span_type: SpanType, config: str | None, fields: Mapping[str, Any]
     ) -> TraceState:
-        route = self._default_route
+        if config is None and self._selector is not None:
+            try:
+                config = self._selector(name, span_type, fields)
+            except Exception as exc:
+                _limited(_log, "warning", "selector_failed", span=name, error=printable(exc, repr))
+        live = self._default_live
         if config is not None:
-            found = self._routes.get(config)
+            found = self._live.get(config)
             if found is None:
                 _limited(_log, "warning", "unknown_config", config=config, span=name)
             else:
-                route = found
-        elif self._selector is not None:
-            try:
-                chosen = self._selector(name, span_type, fields)
-            except Exception as exc:
-                chosen = None
-                _limited(_log, "warning", "selector_failed", span=name, error=repr(exc))
-            if chosen is not None:
-                found = self._routes.get(chosen)
-                if found is None:
-                    _limited(_log, "warning", "unknown_config", config=chosen, span=name)
-                else:
-                    route = found
+                live = found
         trace_id = new_trace_id()
-        sampled = route is not None and route.sampler.should_sample(trace_id)
-        trace = TraceState(trace_id, name, route, sampled)
+        sampled = live is not None and live.sampler.should_sample(trace_id)
+        trace = TraceState(trace_id, name, live, sampled)
         if self._track_traces:
             recent = self._recent
             recent[trace_id] = trace
@@ -401,7 +348,7 @@ class Hub:
     # -- delivery --------------------------------------------------------------------
 
     def _channels(self) -> list[Channel]:
-        return [c for route in self._routes.values() for c in route.channels]
+        return [c for live in self._live.values() for c in live.channels]
 
     def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> FlushResult:
         """Hand everything recorded so far to the backends; wait at most ``timeout`` s.
@@ -423,7 +370,7 @@ class Hub:
                 {c.name: c.flush_result(r) for c, r in zip(channels, requests, strict=True)}
             )
         except Exception as exc:
-            _recording_failed("flush", exc)
+            recording_failed("flush", exc)
             return FlushResult({"hub": ExporterFlush("hub", failed=1)})
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -454,7 +401,7 @@ class Hub:
                 for channel in channels:
                     ok = channel.stop(max(0.0, deadline - time.monotonic())) and ok
             except Exception as exc:
-                _recording_failed("shutdown", exc)
+                recording_failed("shutdown", exc)
                 ok = False
             self._shutdown_result = ok
             _live_hubs.discard(self)
@@ -468,8 +415,8 @@ class Hub:
         """
         stats = {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
         # -- exporters disabled because their constructor raised (obshub.failed) --
-        for name, route in self._routes.items():
-            for exporter in route.exporters:
+        for name, live in self._live.items():
+            for exporter in live.exporters:
                 if isinstance(exporter, FailedExporter):
                     stats[f"{name}/{exporter.instance_name}"] = exporter.stats(name)
         return stats
@@ -538,19 +485,6 @@ def _check_exporters_unique(configs: Mapping[str, Config]) -> None:
                     f"configs.{name}.exporters",
                 )
             owner[key] = name
-
-
-def _bad_type(value: Any) -> SpanType:
-    _limited(_log, "warning", "unknown_span_type", type=_printable(value, repr))
-    return SpanType.GENERIC
-
-
-def _printable(value: Any, how: Callable[[Any], str]) -> str:
-    """``str(value)`` or ``repr(value)``, never raising (they are the caller's code)."""
-    try:
-        return how(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
 
 
 def _make_observer(

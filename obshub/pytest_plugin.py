@@ -67,11 +67,11 @@ def obshub_capture_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """obshub's log events during the test, as dicts (``event``, ``exporter``, ``level``, ...)."""
     from structlog.testing import capture_logs
 
-    from obshub import _logging, hub, pipeline, tracing
+    from obshub import _logging, hub, routing, tracing
 
     # The modules that rate-limit repeated warnings, each with its own limiter.
     patched: list[tuple[object, object]] = []
-    for module in (tracing, pipeline, hub):
+    for module in (tracing, routing, hub):
         limiter = getattr(module, "_limited", None)
         if isinstance(limiter, _logging.RateLimitedLog):
             patched.append((module, limiter))

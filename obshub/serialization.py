@@ -12,9 +12,10 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -22,8 +23,17 @@ import attrs
 
 from obshub._frozen import frozen_dict, frozen_list
 from obshub.media import Media, MediaValue, parse_data_uri
+from obshub.spans import Span, field_info
 
-__all__ = ["Limits", "clean_text", "to_jsonable"]
+__all__ = [
+    "Limits",
+    "clean_span",
+    "clean_text",
+    "compact_json",
+    "describe",
+    "printable",
+    "to_jsonable",
+]
 
 
 @attrs.frozen
@@ -46,7 +56,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-_SCALARS = (str, int, float, bool, type(None))
 #: In a conversion's ``seen`` set (the ids of the containers being converted,
 #: to find cycles), this marker asks for read-only dicts and lists. No object
 #: id is negative, and one set lookup per container is all it costs.
@@ -87,6 +96,73 @@ def clean_text(text: str) -> str:
         # a valid pair (only possible via surrogatepass input) is kept as is.
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+def printable(value: Any, how: Callable[[Any], str] = str) -> str:
+    """``str(value)`` (or ``how(value)``, e.g. ``repr``), never raising.
+
+    The value's ``__str__`` is the caller's code; when it raises the result is
+    ``<unprintable TypeName>``.
+    """
+    if type(value) is str and how is str:
+        return value
+    try:
+        return how(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` of an exception, never raising (its ``__str__`` may be the caller's)."""
+    return f"{type(exc).__name__}: {printable(exc)}"
+
+
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_COMPACT_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def compact_json(value: Any) -> bytes:
+    """``value`` as compact JSON in UTF-8 (no spaces; unknown objects as ``str()``).
+
+    Text with a lone surrogate (from a badly decoded file name, say) has no
+    UTF-8 form; then the JSON is written in ASCII, where its ``\\u`` escape keeps
+    it exactly.
+    """
+    try:
+        return _COMPACT.encode(value).encode()
+    except UnicodeEncodeError:
+        return _COMPACT_ASCII.encode(value).encode()
+
+
+def clean_span(span: Span) -> Span:
+    """A copy of ``span`` whose every string has a UTF-8 form (see `clean_text`).
+
+    Texts are cleaned, JSON values and tables converted again (`to_jsonable`,
+    read-only), the strings of nested records (error, prompt) cleaned; what is
+    cleaned is read from the span's field table, so a new field is covered by
+    its kind. For encoders that refuse lone surrogates (protobuf): a span built
+    by the hub is clean already, one replayed from a file may not be.
+    """
+    changes: dict[str, Any] = {}
+    for field in attrs.fields(Span):
+        value = getattr(span, field.name)
+        if value is None:
+            continue
+        kind = field_info(field).kind
+        if kind == "text":
+            changes[field.name] = clean_text(value)
+        elif kind == "texts":
+            changes[field.name] = tuple(clean_text(t) for t in value)
+        elif kind in ("json", "table"):
+            changes[field.name] = to_jsonable(value, frozen=True)
+        elif kind == "record":
+            texts = {
+                sub.name: clean_text(text)
+                for sub in attrs.fields(type(value))
+                if isinstance(text := getattr(value, sub.name), str)
+            }
+            changes[field.name] = attrs.evolve(value, **texts)
+    return attrs.evolve(span, **changes)
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -1,9 +1,12 @@
-"""Live spans: the handles application code holds while work is in progress.
+"""Recording: the live spans application code holds while work is in progress.
 
 A `LiveSpan` is cheap on purpose. Creating, updating and ending one
 costs a few attribute writes, an id, a timestamp and one append per exporter
-queue. The immutable `Span` snapshot that exporters see is
-built later, on the exporter worker (see `obshub.pipeline`).
+queue. The immutable `Span` snapshot that exporters see is built later, on the
+exporter worker, by the config that handles the trace (`obshub.routing`).
+
+This module owns a recording span: `open_span` and `record_event` start spans
+and events for the hub, `TraceState` holds what the spans of a trace share.
 """
 
 from __future__ import annotations
@@ -17,14 +20,37 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from obshub._logging import RateLimitedLog, get_logger
 from obshub._size import approx_size
-from obshub.spans import EventKind, Level, SpanError, SpanType
+from obshub.serialization import printable
+from obshub.spans import (
+    MERGED_FIELDS,
+    SETTABLE_FIELDS,
+    TRACE_FIELDS,
+    EventKind,
+    Level,
+    Span,
+    SpanError,
+    SpanType,
+    field_info,
+)
 
 if TYPE_CHECKING:
-    from obshub.pipeline import Route
+    from obshub.routing import LiveConfig
 
-__all__ = ["LiveSpan", "bind_context", "current_span"]
+__all__ = [
+    "LiveSpan",
+    "TraceState",
+    "bind_context",
+    "current_span",
+    "observe",
+    "open_span",
+    "record_event",
+    "recording_failed",
+    "trace_of",
+]
 
 _current: contextvars.ContextVar[LiveSpan | None] = contextvars.ContextVar(
     "obshub_current_span", default=None
@@ -32,37 +58,19 @@ _current: contextvars.ContextVar[LiveSpan | None] = contextvars.ContextVar(
 _time_ns = time.time_ns
 _getrandbits = random.getrandbits
 _UNBUILT: Any = object()
+_STARTED = EventKind.STARTED
 _ENDED = EventKind.ENDED
 _UPDATED = EventKind.UPDATED
 _GENERIC = SpanType.GENERIC
 _log = get_logger()
 _limited = RateLimitedLog()
 
-#: Fields whose values merge on update instead of being replaced.
-MERGED_FIELDS = frozenset({"metadata", "attributes", "parameters"})
-#: Fields that belong to the whole trace (set on any span, seen on every span).
-TRACE_FIELDS = frozenset({"session_id", "user_id", "tags"})
-#: Every field a caller may set through ``hub.span(...)`` or ``span.update(...)``.
-SETTABLE_FIELDS = frozenset(
-    {
-        "name",
-        "input",
-        "output",
-        "metadata",
-        "attributes",
-        "tags",
-        "session_id",
-        "user_id",
-        "model",
-        "provider",
-        "parameters",
-        "usage",
-        "cost",
-        "completion_start_time",
-        "prompt",
-        "level",
-        "status_message",
-    }
+#: The settable fields whose values are containers the caller may keep changing:
+#: copied when a span starts (see `_capture`).
+_CAPTURED = tuple(
+    f.name
+    for f in attrs.fields(Span)
+    if f.name in SETTABLE_FIELDS and field_info(f).kind in ("json", "table")
 )
 
 _TYPES: dict[Any, SpanType] = {t: t for t in SpanType}
@@ -87,25 +95,29 @@ def _capture(value: Any) -> Any:
 
 
 class TraceState:
-    """What all spans of one trace share: ids, routing, trace-level fields."""
+    """What all spans of one trace share: ids, the config, trace-level fields.
+
+    ``config`` is the live config that handles the trace (None when the hub
+    has none); ``sampled`` is False when nothing of the trace is recorded.
+    """
 
     __slots__ = (
         "attributes",
+        "config",
         "metadata",
         "name",
-        "route",
-        "safe_tables",
         "sampled",
         "session_id",
+        "snapshot_cache",
         "tags",
         "trace_id",
         "user_id",
     )
 
-    def __init__(self, trace_id: str, name: str, route: Route | None, sampled: bool) -> None:
+    def __init__(self, trace_id: str, name: str, config: LiveConfig | None, sampled: bool) -> None:
         self.trace_id = trace_id
         self.name = name
-        self.route = route
+        self.config = config
         self.sampled = sampled
         self.session_id: str | None = None
         self.user_id: str | None = None
@@ -114,8 +126,8 @@ class TraceState:
         # snapshot is built): the trace's metadata, seen by every span.
         self.metadata: Any = None
         self.attributes: Any = None
-        # The worker's JSON-safe copies of those, by field: (value, copy).
-        self.safe_tables: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
+        # Room for the snapshot builder's JSON-safe copies of those (obshub.routing).
+        self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
 
     def set_root_fields(self, fields: Mapping[str, Any]) -> None:
         """Remember the root span's ``metadata`` and ``attributes`` (its current values)."""
@@ -127,28 +139,19 @@ class TraceState:
         """Move session_id, user_id and tags out of ``fields`` onto the trace."""
         if "session_id" in fields:
             value = fields.pop("session_id")
-            self.session_id = None if value is None else _text(value)
+            self.session_id = None if value is None else printable(value)
         if "user_id" in fields:
             value = fields.pop("user_id")
-            self.user_id = None if value is None else _text(value)
+            self.user_id = None if value is None else printable(value)
         if "tags" in fields:
             value = fields.pop("tags")
             if isinstance(value, str):
                 value = (value,)
             try:
-                added = tuple(_text(t) for t in value or ())
+                added = tuple(printable(t) for t in value or ())
             except TypeError:
-                added = (_text(value),)
+                added = (printable(value),)
             self.tags = self.tags + tuple(t for t in added if t not in self.tags)
-
-
-def _text(value: Any) -> str:
-    if type(value) is str:
-        return value
-    try:
-        return str(value)
-    except Exception:
-        return f"<unprintable {type(value).__name__}>"
 
 
 class LiveSpan:
@@ -163,7 +166,6 @@ class LiveSpan:
     __slots__ = (
         "_built",
         "_end_time",
-        "_ended",
         "_fields",
         "_is_event",
         "_token",
@@ -192,7 +194,6 @@ class LiveSpan:
         self.type = span_type
         self.start_time = start_time
         self._fields = fields
-        self._ended = False
         self._is_event = False
         self._end_time: int | None = None
         self._built: Any = _UNBUILT
@@ -208,17 +209,17 @@ class LiveSpan:
     @property
     def is_recording(self) -> bool:
         """False when the trace was not sampled or the span has ended."""
-        return self._trace.sampled and not self._ended
+        return self._trace.sampled and self._end_time is None
 
     @property
     def ended(self) -> bool:
         """True once `end` ran."""
-        return self._ended
+        return self._end_time is not None
 
     def __repr__(self) -> str:
         return (
             f"<LiveSpan {self.name!r} type={self.type.value} trace_id={self._trace.trace_id} "
-            f"span_id={self.span_id}{' ended' if self._ended else ''}>"
+            f"span_id={self.span_id}{'' if self._end_time is None else ' ended'}>"
         )
 
     # -- recording --------------------------------------------------------------
@@ -231,7 +232,7 @@ class LiveSpan:
         Updates after `end` are ignored (and logged at debug level).
         """
         try:
-            if self._ended:
+            if self._end_time is not None:
                 _log.debug("update_after_end", span=self.name)
                 return self
             own = self._fields
@@ -246,32 +247,26 @@ class LiveSpan:
             trace = self._trace
             if self.parent_span_id is None and ("metadata" in fields or "attributes" in fields):
                 trace.set_root_fields(own)
-            if trace.sampled and trace.route.updated:  # type: ignore[union-attr]
-                trace.route.emit(_UPDATED, self, dict(own), None)  # type: ignore[union-attr]
+            if trace.sampled and trace.config.updated:  # type: ignore[union-attr]
+                trace.config.emit(_UPDATED, trace, self, dict(own))  # type: ignore[union-attr]
         except Exception as exc:
-            _recording_failed("update", exc)
+            recording_failed("update", exc)
         return self
 
     def event(self, name: str, **fields: Any) -> None:
         """Record a point-in-time event (an event span) under this span."""
         try:
             trace = self._trace
-            if not trace.sampled or trace.route is None:
-                return
-            if any(k in TRACE_FIELDS for k in fields):
-                trace.set_trace_fields(fields)
-            span_type = _span_type(fields.pop("type", _GENERIC))
-            now = _time_ns()
-            event = LiveSpan(trace, self.span_id, name, span_type, fields, now)
-            event._is_event = True
-            event._finish(now)
+            if trace.sampled and trace.config is not None:
+                span_type = _span_type(fields.pop("type", _GENERIC))
+                _record_event(trace, self.span_id, name, span_type, fields)
         except Exception as exc:
-            _recording_failed("event", exc)
+            recording_failed("event", exc)
 
     def record_exception(self, exc: BaseException) -> None:
         """Mark the span as failed with ``exc`` (level error, message, type, stack)."""
         try:
-            message = _safe_str(exc)
+            message = printable(exc)[:10_000]
             kind = type(exc)
             qualified = kind.__qualname__
             if kind.__module__ not in ("builtins", "__main__"):
@@ -282,26 +277,25 @@ class LiveSpan:
             own["level"] = Level.ERROR
             own.setdefault("status_message", message or qualified)
         except Exception as err:
-            _recording_failed("record_exception", err)
+            recording_failed("record_exception", err)
 
     def end(self, end_time: int | None = None) -> None:
         """End the span (idempotent). ``end_time`` is nanoseconds since the epoch."""
-        if self._ended:
+        if self._end_time is not None:
             return
         try:
             self._finish(end_time or _time_ns())
         except Exception as exc:
-            _recording_failed("end", exc)
+            recording_failed("end", exc)
 
     def _finish(self, end_time: int) -> None:
         # The ended span itself is the queued record (no extra allocation on
         # the hot path): it no longer changes, and the first worker that needs
         # it builds the snapshot once for every exporter (build_event).
-        self._ended = True
         self._end_time = end_time
         trace = self._trace
         if trace.sampled:
-            channels = trace.route.ended  # type: ignore[union-attr]
+            channels = trace.config.ended  # type: ignore[union-attr]
             if channels:
                 self.size = approx_size(self._fields)
                 for channel in channels:
@@ -311,8 +305,9 @@ class LiveSpan:
         """The ended event's snapshot, built on first use (worker side)."""
         built = self._built
         if built is _UNBUILT:
-            built = self._trace.route.build(  # type: ignore[union-attr]
-                _ENDED, self, self._fields, self._end_time, self._is_event
+            trace = self._trace
+            built = trace.config.build(  # type: ignore[union-attr]
+                _ENDED, trace, self, self._fields, self._end_time, self._is_event
             )
             self._built = built
         return built
@@ -320,13 +315,13 @@ class LiveSpan:
     def score(self, name: str, value: Any, **fields: Any) -> None:
         """Score this span (see `obshub.Hub.score`)."""
         try:
-            route = self._trace.route
-            if route is not None and self._trace.sampled:
-                route.score(
+            config = self._trace.config
+            if config is not None and self._trace.sampled:
+                config.score(
                     name=name, value=value, trace_id=self.trace_id, span_id=self.span_id, **fields
                 )
         except Exception as exc:
-            _recording_failed("score", exc)
+            recording_failed("score", exc)
 
     # -- context management --------------------------------------------------------
 
@@ -374,18 +369,111 @@ def bind_context(fn: F) -> F:
     return run_in_context  # type: ignore[return-value]
 
 
-def _safe_str(exc: BaseException) -> str:
+def recording_failed(where: str, exc: BaseException) -> None:
+    """Log (rate-limited) that recording failed in ``where``; never raises."""
     try:
-        return str(exc)[:10_000]
-    except Exception:
-        return f"<unprintable {type(exc).__name__}>"
-
-
-def _recording_failed(where: str, exc: BaseException) -> None:
-    try:
-        _limited(_log, "warning", "recording_failed", where=where, error=_safe_str(exc))
+        _limited(_log, "warning", "recording_failed", where=where, error=printable(exc)[:10_000])
     except Exception:
         return
+
+
+# -- starting spans and events (for the hub) ------------------------------------------
+
+#: ``new_trace(name, type, config, fields)``: the state of a new trace whose
+#: root span this is, in the config the hub chooses (``config=`` names one).
+NewTrace = Callable[[str, SpanType, "str | None", Mapping[str, Any]], TraceState]
+
+_NOT_RECORDING = TraceState("0" * 32, "", None, False)
+
+
+def open_span(
+    new_trace: NewTrace,
+    name: str,
+    span_type: Any,
+    config: str | None,
+    parent: LiveSpan | None,
+    start_time: int | None,
+    fields: dict[str, Any],
+) -> LiveSpan:
+    """Start a span (see `obshub.Hub.span`); never raises.
+
+    The span is a child of ``parent`` (default: the current span), else the
+    root of a trace from ``new_trace``. ``span_type`` is a `SpanType` or its
+    value; anything else records a generic span and logs a warning. When
+    recording fails the span records nothing.
+    """
+    try:
+        try:
+            resolved = _TYPES.get(span_type)
+        except TypeError:  # unhashable, so no type name either
+            resolved = None
+        if resolved is None:
+            resolved = _unknown_type(span_type)
+        if parent is None:
+            parent = _current.get()
+        if parent is not None:
+            trace = parent._trace
+            parent_id: str | None = parent.span_id
+        else:
+            trace = new_trace(name, resolved, config, fields)
+            parent_id = None
+        if fields:
+            if not TRACE_FIELDS.isdisjoint(fields):
+                trace.set_trace_fields(fields)
+            for key in _CAPTURED:
+                if key in fields:
+                    fields[key] = _capture(fields[key])
+        live = LiveSpan(trace, parent_id, name, resolved, fields, start_time or _time_ns())
+        if parent_id is None and fields:
+            trace.set_root_fields(fields)
+        if trace.sampled and trace.config.started:  # type: ignore[union-attr]
+            trace.config.emit(_STARTED, trace, live, dict(fields))  # type: ignore[union-attr]
+        return live
+    except Exception as exc:
+        recording_failed("span", exc)
+        return LiveSpan(_NOT_RECORDING, None, printable(name), _GENERIC, {}, _time_ns())
+
+
+def record_event(new_trace: NewTrace, name: str, fields: dict[str, Any]) -> None:
+    """Record a point-in-time event under the current span, or as a trace of its own.
+
+    See `obshub.Hub.event`; never raises.
+    """
+    try:
+        parent = _current.get()
+        if parent is not None:
+            parent.event(name, **fields)
+            return
+        span_type = _span_type(fields.pop("type", _GENERIC))
+        trace = new_trace(name, span_type, fields.pop("config", None), fields)
+        _record_event(trace, None, name, span_type, fields)
+    except Exception as exc:
+        recording_failed("event", exc)
+
+
+def _record_event(
+    trace: TraceState,
+    parent_id: str | None,
+    name: str,
+    span_type: SpanType,
+    fields: dict[str, Any],
+) -> None:
+    if not TRACE_FIELDS.isdisjoint(fields):
+        trace.set_trace_fields(fields)
+    now = _time_ns()
+    event = LiveSpan(trace, parent_id, name, span_type, fields, now)
+    event._is_event = True
+    event._finish(now)
+
+
+def trace_of(span: LiveSpan) -> TraceState:
+    """The state of the trace ``span`` belongs to."""
+    return span._trace
+
+
+def _unknown_type(value: Any) -> SpanType:
+    _limited(_log, "warning", "unknown_span_type", type=printable(value, repr))
+    return _GENERIC
 
 
 # -- the decorator ---------------------------------------------------------------
@@ -448,7 +536,7 @@ def observe(
             try:
                 extra["input"] = capture(args, kwargs)
             except Exception as exc:
-                _recording_failed("observe_input", exc)
+                recording_failed("observe_input", exc)
         span: LiveSpan = get_hub().span(span_name, type=span_type, **extra)
         return span
 
@@ -456,9 +544,7 @@ def observe(
         if capture_output:
             span.update(output=value)
 
-    if inspect.isasyncgenfunction(fn):
-        return _wrap_async_generator(fn, open_span, set_output)
-    if inspect.isgeneratorfunction(fn):
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
         return _wrap_generator(fn, open_span, set_output)
     if inspect.iscoroutinefunction(fn):
 
@@ -498,108 +584,115 @@ def _wrap_generator(
     open_span: Callable[[tuple[Any, ...], dict[str, Any]], LiveSpan],
     set_output: Callable[[LiveSpan, Any], None],
 ) -> Callable[..., Any]:
+    traced = _traced_async_generator if inspect.isasyncgenfunction(fn) else _traced_generator
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        gen = fn(*args, **kwargs)
-        return _traced_generator(gen, lambda: open_span(args, kwargs), set_output)
+        stream = _Stream(lambda: open_span(args, kwargs), set_output)
+        return traced(fn(*args, **kwargs), stream)
 
     return wrapper
 
 
-def _traced_generator(
-    gen: Any, open_span: Callable[[], LiveSpan], set_output: Callable[[LiveSpan, Any], None]
-) -> Any:
-    # The span starts at the first next() and ends when the generator is
-    # exhausted, closed or fails; the span is current only while the wrapped
-    # generator runs, never while the consumer does.
-    span = open_span()
-    items: list[Any] = []
-    truncated = False
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
-        while True:
-            token = _current.set(span)
-            try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = gen.throw(exc)
-                else:
-                    item = gen.send(to_send)
-            except StopIteration as stop:
-                # Keep the generator's return value for ``yield from``.
-                return stop.value
-            finally:
-                _current.reset(token)
-            if len(items) < _MAX_COLLECTED:
-                items.append(item)
-            else:
-                truncated = True
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                gen.close()
-                raise
-            except BaseException as exc:
-                to_throw = exc
-    except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):
+class _Stream:
+    """The span of one generator run (sync or async); the yielded items are its output.
+
+    The span starts at the first ``next()`` and ends when the generator is
+    exhausted, closed or fails; it is current only while the wrapped generator
+    runs (`running`), never while the consumer does. What the consumer sends
+    or throws in (``close()``'s ``GeneratorExit`` included) is passed on to the
+    wrapped generator at its next step (`advance`). As a context manager it
+    ends the span.
+    """
+
+    __slots__ = ("_current", "_open", "items", "sent", "set_output", "thrown", "truncated")
+
+    def __init__(
+        self, open_span: Callable[[], LiveSpan], set_output: Callable[[LiveSpan, Any], None]
+    ) -> None:
+        self._open = open_span
+        self._current: _Current | None = None
+        self.set_output = set_output
+        self.items: list[Any] = []
+        self.truncated = False
+        self.sent: Any = None
+        self.thrown: BaseException | None = None
+
+    def running(self) -> _Current:
+        """The span made current while the generator runs (opened on the first step)."""
+        if self._current is None:
+            self._current = _Current(self._open())
+        return self._current
+
+    def advance(self, send: Callable[[Any], Any], throw: Callable[[BaseException], Any]) -> Any:
+        """Resume the wrapped generator with what the consumer sent or threw in."""
+        thrown, self.thrown = self.thrown, None
+        if thrown is not None:
+            return throw(thrown)
+        sent, self.sent = self.sent, None
+        return send(sent)
+
+    def collect(self, item: Any) -> Any:
+        """Keep a yielded item for the output (up to `_MAX_COLLECTED`); returns it."""
+        if len(self.items) < _MAX_COLLECTED:
+            self.items.append(item)
+        else:
+            self.truncated = True
+        return item
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._current is None:
+            return
+        span = self._current.span
+        if exc is not None and not isinstance(exc, GeneratorExit):
             span.record_exception(exc)
-        raise
-    finally:
-        set_output(span, _collected_output(items, truncated))
+        self.set_output(span, _collected_output(self.items, self.truncated))
         span.end()
 
 
-def _wrap_async_generator(
-    fn: Callable[..., Any],
-    open_span: Callable[[tuple[Any, ...], dict[str, Any]], LiveSpan],
-    set_output: Callable[[LiveSpan, Any], None],
-) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        agen = fn(*args, **kwargs)
-        return _traced_async_generator(agen, lambda: open_span(args, kwargs), set_output)
+class _Current:
+    """``with``: ``span`` is the current span inside the block."""
 
-    return wrapper
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: LiveSpan) -> None:
+        self.span = span
+        self.token: contextvars.Token[LiveSpan | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _current.set(self.span)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            _current.reset(self.token)
 
 
-async def _traced_async_generator(
-    agen: Any, open_span: Callable[[], LiveSpan], set_output: Callable[[LiveSpan, Any], None]
-) -> Any:
-    span = open_span()
-    items: list[Any] = []
-    truncated = False
-    to_send: Any = None
-    to_throw: BaseException | None = None
-    try:
+def _traced_generator(gen: Any, stream: _Stream) -> Any:
+    with stream:
         while True:
-            token = _current.set(span)
+            with stream.running():
+                try:
+                    item = stream.advance(gen.send, gen.throw)
+                except StopIteration as stop:
+                    return stop.value  # the generator's return value, for ``yield from``
             try:
-                if to_throw is not None:
-                    exc, to_throw = to_throw, None
-                    item = await agen.athrow(exc)
-                else:
-                    item = await agen.asend(to_send)
-            except StopAsyncIteration:
-                break
-            finally:
-                _current.reset(token)
-            if len(items) < _MAX_COLLECTED:
-                items.append(item)
-            else:
-                truncated = True
-            try:
-                to_send = yield item
-            except GeneratorExit:
-                await agen.aclose()
-                raise
+                stream.sent = yield stream.collect(item)
             except BaseException as exc:
-                to_throw = exc
-    except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):
-            span.record_exception(exc)
-        raise
-    finally:
-        set_output(span, _collected_output(items, truncated))
-        span.end()
+                stream.thrown = exc
+
+
+async def _traced_async_generator(agen: Any, stream: _Stream) -> Any:
+    with stream:
+        while True:
+            with stream.running():
+                try:
+                    item = await stream.advance(agen.asend, agen.athrow)
+                except StopAsyncIteration:
+                    return
+            try:
+                stream.sent = yield stream.collect(item)
+            except BaseException as exc:
+                stream.thrown = exc

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub import _logging, http, hub, pipeline, tracing
+from obshub import _logging, http, hub, routing, tracing
 from obshub.hub import Hub
 
 
@@ -113,5 +113,5 @@ def gated_exporter(
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rate-limited warnings logged by an earlier test must not hide this test's."""
-    for module in (tracing, pipeline, hub):
+    for module in (tracing, routing, hub):
         monkeypatch.setattr(module, "_limited", _logging.RateLimitedLog())

@@ -17,7 +17,15 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from obshub.serialization import Limits, to_jsonable
+from obshub.serialization import (
+    Limits,
+    clean_span,
+    compact_json,
+    describe,
+    printable,
+    to_jsonable,
+)
+from obshub.spans import Prompt, Span, SpanError
 
 
 def assert_strict_json(value: Any) -> None:
@@ -270,3 +278,58 @@ def test_an_exporter_receives_strict_json_whatever_hostile_values_were_recorded(
     assert ended.input["huge"].startswith("y" * 100_000)
     assert ended.parameters == {"temperature": "NaN", "stop": ["x"]}
     assert ended.output["set"] == ["a", "b"]
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+    __repr__ = __str__
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_printable_is_str_or_repr_and_names_the_type_when_they_raise() -> None:
+    assert printable(12) == "12"
+    assert printable("x", repr) == "'x'"
+    assert printable(_Unprintable()) == "<unprintable _Unprintable>"
+    assert printable(_Unprintable(), repr) == "<unprintable _Unprintable>"
+
+
+def test_describe_gives_type_and_message_even_when_the_message_raises() -> None:
+    assert describe(ValueError("bad value")) == "ValueError: bad value"
+    assert describe(_UnprintableError()) == "_UnprintableError: <unprintable _UnprintableError>"
+
+
+def test_compact_json_is_utf8_without_spaces_and_escapes_a_lone_surrogate() -> None:
+    assert compact_json({"a": [1, "é"], "b": None}) == '{"a":[1,"é"],"b":null}'.encode()
+    line = compact_json({"name": "bad \udc80 name", "when": dt.date(2026, 1, 2)})
+    assert line == b'{"name":"bad \\udc80 name","when":"2026-01-02"}'
+    assert json.loads(line)["name"] == "bad \udc80 name"
+
+
+def test_clean_span_gives_every_text_of_the_span_a_utf8_form() -> None:
+    bad = "x\udc80"
+    span = Span(
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        name=bad,
+        input={"q": bad},
+        tags=(bad,),
+        session_id=bad,
+        model=bad,
+        error=SpanError(bad, bad, bad),
+        prompt=Prompt(bad, bad),
+        trace_name=bad,
+        trace_metadata={bad: bad},
+    )
+    cleaned = clean_span(span)
+    encoded = json.dumps(cleaned.to_dict(), ensure_ascii=False).encode("utf-8")
+    assert b"\xef\xbf\xbd" in encoded  # U+FFFD where the surrogate was
+    assert cleaned.name == "x\ufffd"
+    assert cleaned.error == SpanError("x\ufffd", "x\ufffd", "x\ufffd")
+    assert cleaned.trace_metadata == {"x\ufffd": "x\ufffd"}
+    assert clean_span(cleaned) == cleaned

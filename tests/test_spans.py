@@ -306,3 +306,38 @@ def test_to_dict_covers_every_field_exactly_as_attrs_would() -> None:
         metadata={"k": {"n": 1}},
     )
     assert span.to_dict() == attrs.asdict(span, recurse=True, value_serializer=_serialize_value)
+
+
+def test_enum_members_are_found_by_their_value_in_any_case_and_print_as_it() -> None:
+    assert Level("ERROR") is Level.ERROR
+    assert ScoreDataType("numeric") is ScoreDataType.NUMERIC
+    assert SpanType("Tool_Call") is SpanType.TOOL_CALL
+    assert (str(EventKind.ENDED), f"{Level.WARNING}") == ("ended", "warning")
+    assert hash(SpanType.AGENT_RUN) == hash("agent_run")
+    with pytest.raises(ValueError, match="loud"):
+        Level("loud")
+
+
+def test_the_field_tables_come_from_the_span_fields_themselves() -> None:
+    from obshub.spans import MERGED_FIELDS, RECORDED_FIELDS, SETTABLE_FIELDS, TRACE_FIELDS
+
+    assert {"session_id", "user_id", "tags"} == TRACE_FIELDS
+    assert {"metadata", "attributes", "parameters"} == MERGED_FIELDS
+    assert TRACE_FIELDS | MERGED_FIELDS <= SETTABLE_FIELDS <= set(attrs.fields_dict(Span))
+    # A snapshot takes every settable field from its live span but the
+    # trace-level ones, and the error record_exception() sets.
+    assert set(RECORDED_FIELDS) == (SETTABLE_FIELDS - TRACE_FIELDS) | {"error"}
+
+
+def test_from_dict_reads_back_what_json_made_of_enums_tuples_and_records() -> None:
+    span = make_span(
+        type=SpanType.TOOL_CALL,
+        level=Level.WARNING,
+        tags=("a", "b"),
+        usage=Usage(input=1, details={"audio": 2}),
+        error=SpanError("m", "t", None),
+        prompt=Prompt("p"),
+    )
+    record = json.loads(json.dumps(span.to_dict()))
+    record["metadata"] = record["trace_metadata"] = None  # read as empty tables
+    assert Span.from_dict(record) == span

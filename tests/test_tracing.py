@@ -817,6 +817,27 @@ def test_an_exception_inside_an_observed_generator_marks_the_span_and_propagates
     assert span.output == "partial"
 
 
+def test_a_closed_observed_generator_cleans_up_under_its_own_span(recorded: Any) -> None:
+    hub, memory = recorded
+
+    @hub.observe(name="stream")
+    def stream() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+        finally:
+            hub.event("cleanup")
+
+    with hub.span("caller"):
+        items = stream()
+        assert next(items) == 1
+        items.close()
+    spans = delivered(hub, memory)
+    assert spans["cleanup"].parent_span_id == spans["stream"].span_id
+    assert spans["stream"].output == [1]
+    assert spans["stream"].error is None
+
+
 def test_send_and_throw_reach_the_observed_generator(recorded: Any) -> None:
     hub, memory = recorded
 
@@ -1009,12 +1030,50 @@ def test_each_bad_field_is_named_in_its_own_warning(
     assert named == {"usge", "modle"}
 
 
-def test_every_settable_field_has_a_normaliser_on_the_worker() -> None:
-    from obshub.pipeline import _NORMALISERS
-    from obshub.tracing import SETTABLE_FIELDS, TRACE_FIELDS
+def test_every_settable_field_set_on_a_span_reaches_its_snapshot(recorded: Any) -> None:
+    from obshub.spans import SETTABLE_FIELDS
 
-    # Trace-level fields live on the trace; "error" is set by record_exception().
-    assert set(_NORMALISERS) == (SETTABLE_FIELDS - TRACE_FIELDS) | {"error"}
+    given: dict[str, Any] = {
+        "name": "renamed",
+        "input": {"q": 1},
+        "output": ["a"],
+        "metadata": {"m": 1},
+        "attributes": {"a": 1},
+        "tags": ["t"],
+        "session_id": "s-1",
+        "user_id": "u-1",
+        "model": "gpt-4o",
+        "provider": "openai",
+        "parameters": {"temperature": 0.2},
+        "usage": {"input": 3, "output": 4},
+        "cost": {"total": 0.5},
+        "completion_start_time": 1_700_000_000,
+        "prompt": {"name": "p", "version": 2},
+        "level": "WARNING",
+        "status_message": "slow",
+    }
+    assert set(given) == SETTABLE_FIELDS  # a new settable field needs a value here
+    hub, memory = recorded
+    with hub.span("first") as span:
+        span.update(**given)
+    got = only_span(hub, memory)
+    assert (got.name, got.input, got.output, got.tags) == ("renamed", {"q": 1}, ["a"], ("t",))
+    assert (got.metadata, got.attributes, got.parameters) == (
+        {"m": 1},
+        {"a": 1},
+        {"temperature": 0.2},
+    )
+    assert (got.session_id, got.user_id, got.model, got.provider) == (
+        "s-1",
+        "u-1",
+        "gpt-4o",
+        "openai",
+    )
+    assert got.usage == obshub.Usage(input=3, output=4)
+    assert got.cost == obshub.Cost(total=0.5)
+    assert got.completion_start_time == 1_700_000_000 * 1_000_000_000
+    assert got.prompt == obshub.Prompt(name="p", version=2)
+    assert (got.level, got.status_message) == (obshub.Level.WARNING, "slow")
 
 
 def test_the_roots_metadata_and_attributes_are_every_spans_trace_metadata(recorded: Any) -> None:

@@ -8,7 +8,6 @@ enough to replay later (see ``SpanEvent.from_dict``).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from obshub.config_errors import ConfigError
 from obshub.exporters import CheckResult, Exporter, ExportError
+from obshub.serialization import compact_json
 from obshub.spans import RECORD_VERSION, EventKind, Score, SpanEvent, item_record
 
 __all__ = ["JsonlExporter"]
@@ -26,12 +26,7 @@ FORMAT_VERSION = RECORD_VERSION
 
 
 def _encode(record: dict[str, Any]) -> bytes:
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-    try:
-        return line.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate has no UTF-8 form; JSON's \u escape keeps it, in ASCII.
-        return (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("ascii")
+    return compact_json(record) + b"\n"
 
 
 class JsonlExporter(Exporter):

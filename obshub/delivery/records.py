@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from obshub.serialization import describe
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["ITEM_SIZE", "build", "describe"]
@@ -43,11 +44,3 @@ def build(
             else:
                 events.append(event)
     return events, scores, skipped
-
-
-def describe(exc: BaseException) -> str:
-    """``"Type: message"``, never raising (the exception may be the caller's)."""
-    try:
-        return f"{type(exc).__name__}: {exc}"
-    except Exception:
-        return type(exc).__name__

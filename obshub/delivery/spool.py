@@ -43,6 +43,7 @@ from typing import Any
 
 from obshub._logging import RateLimitedLog
 from obshub.exporters import DEFAULT_SPOOL_MAX_BYTES
+from obshub.serialization import compact_json
 from obshub.spans import Score, SpanEvent, item_record, record_to_item
 
 __all__ = [
@@ -110,12 +111,7 @@ if hasattr(os, "register_at_fork"):
 
 def encode_line(record: dict[str, Any]) -> bytes:
     """One spool line: CRC-32 (8 hex digits), a space, compact JSON, newline."""
-    try:
-        body = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str).encode()
-    except UnicodeEncodeError:
-        # A lone surrogate (e.g. from a badly decoded file name) has no UTF-8
-        # form; as a JSON escape it is kept exactly.
-        body = json.dumps(record, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+    body = compact_json(record)
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 

@@ -1,13 +1,16 @@
-"""A route: one named configuration at run time.
+"""Routing: a named configuration at run time (`LiveConfig`).
 
-The application thread hands a route small records (`PendingEvent`);
-the route appends each to the channel of every exporter that wants that kind
-of event. The first worker that needs the record builds the immutable
-`SpanEvent` (validation, JSON-safe conversion,
+Recording (`obshub.tracing`) hands a live config what the application
+recorded; the config appends it to the channel (`obshub.delivery`) of every
+exporter that wants that kind of event. The first worker that needs the record
+builds the immutable `SpanEvent` here (validation, JSON-safe conversion,
 processors) once, and every exporter of the config shares it. Shared safely:
 the span's values are read-only all the way down (``FrozenDict`` /
 ``FrozenList``, built in the conversion pass), so no exporter can change what
 another receives.
+
+This module reads a recorded span through two small protocols
+(`RecordedTrace`, `RecordedSpan`) and knows nothing else of recording.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import attrs
 
 from obshub._frozen import FrozenDict, frozen_dict
 from obshub._logging import RateLimitedLog, get_logger
@@ -24,54 +29,81 @@ from obshub.delivery import Channel
 from obshub.exporters import Exporter
 from obshub.processors import SpanProcessor
 from obshub.sampling import Sampler
-from obshub.serialization import DEFAULT_LIMITS, Limits, clean_text, to_jsonable
+from obshub.serialization import DEFAULT_LIMITS, Limits, clean_text, describe, to_jsonable
 from obshub.spans import (
-    Cost,
+    RECORDED_FIELDS,
     EventKind,
-    Level,
-    Prompt,
+    FieldInfo,
     Score,
     Span,
-    SpanError,
     SpanEvent,
-    Usage,
+    SpanType,
     time_to_ns,
 )
 
-if TYPE_CHECKING:
-    from obshub.tracing import LiveSpan, TraceState
-
-__all__ = ["PendingEvent", "Route"]
+__all__ = ["LiveConfig", "PendingEvent", "RecordedSpan", "RecordedTrace"]
 
 _log = get_logger()
 _limited = RateLimitedLog()
 _UNBUILT: Any = object()
 _EMPTY = FrozenDict()
-_LEVELS = {level.value: level for level in Level} | {level: level for level in Level}
 
 
+class RecordedTrace(Protocol):
+    """What a snapshot reads of the trace a span belongs to."""
+
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+    #: The root span's ``metadata`` and ``attributes`` as the application gave them.
+    @property
+    def metadata(self) -> Any: ...
+    @property
+    def attributes(self) -> Any: ...
+
+    #: Where the snapshot builder keeps the JSON-safe copies of those, by field:
+    #: (value, copy). Recording only makes room for it.
+    snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None
+
+
+class RecordedSpan(Protocol):
+    """What a snapshot reads of the span itself (its recorded values come apart)."""
+
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_span_id(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> SpanType: ...
+    @property
+    def start_time(self) -> int: ...
+
+
+@attrs.define(eq=False)
 class PendingEvent:
-    """A span event as queued by the application thread, built lazily."""
+    """A started or updated event as queued by the application thread, built lazily."""
 
-    __slots__ = ("_event", "end_time", "fields", "is_event", "kind", "live", "route", "size")
+    config: LiveConfig
+    kind: EventKind
+    trace: RecordedTrace
+    span: RecordedSpan
+    fields: dict[str, Any]
+    #: Estimated bytes, for the channel's memory bound.
+    size: int = attrs.field(init=False)
+    _event: Any = attrs.field(init=False, default=_UNBUILT)
 
-    def __init__(
-        self,
-        route: Route,
-        kind: EventKind,
-        live: LiveSpan,
-        fields: dict[str, Any],
-        end_time: int | None,
-        is_event: bool = False,
-    ) -> None:
-        self.route = route
-        self.is_event = is_event
-        self.kind = kind
-        self.live = live
-        self.fields = fields
-        self.end_time = end_time
-        self._event = _UNBUILT
-        self.size = approx_size(fields)
+    def __attrs_post_init__(self) -> None:
+        self.size = approx_size(self.fields)
 
     def build_event(self) -> SpanEvent | None:
         """The snapshot event (None when a processor dropped it)."""
@@ -79,9 +111,7 @@ class PendingEvent:
         if event is _UNBUILT:
             # Two workers may race here; both build the same value and either
             # result is correct, so no lock is needed on this path.
-            event = self.route.build(
-                self.kind, self.live, self.fields, self.end_time, self.is_event
-            )
+            event = self.config.build(self.kind, self.trace, self.span, self.fields, None, False)
             self._event = event
         return event  # type: ignore[no-any-return]
 
@@ -110,41 +140,54 @@ def _as_text(value: Any, limits: Limits) -> str | None:
     return converted if isinstance(converted, str) else str(converted)
 
 
-def _as_level(value: Any, _limits: Limits) -> Level:
-    level = _LEVELS.get(value.lower() if isinstance(value, str) else value)
-    if level is None:
-        raise ValueError("expected debug, default, warning or error")
-    return level
+def _as_time(value: Any, _limits: Limits) -> int | None:
+    return time_to_ns(value)
 
 
-def _as_error(value: Any, _limits: Limits) -> SpanError:
-    if not isinstance(value, SpanError):
-        raise TypeError("expected a SpanError")
-    return value
+def _as_member(cls: Any) -> Callable[[Any, Limits], Any]:
+    def as_member(value: Any, _limits: Limits) -> Any:
+        return cls(value)  # by member or value, in any case (obshub.spans.ValueEnum)
+
+    return as_member
 
 
-#: How each span field set by the application is made safe on the worker; a key
-#: not listed here is not a span field.
-_NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
-    "input": _as_json,
-    "output": _as_json,
-    "metadata": _as_table,
-    "attributes": _as_table,
-    "parameters": _as_table,
-    "usage": lambda v, _l: None if v is None else Usage.coerce(v),
-    "cost": lambda v, _l: None if v is None else Cost.coerce(v),
-    "prompt": lambda v, _l: None if v is None else Prompt.coerce(v),
-    "level": _as_level,
-    "completion_start_time": lambda v, _l: time_to_ns(v),
-    "error": _as_error,
-    "model": _as_text,
-    "provider": _as_text,
-    "status_message": _as_text,
-    "name": _as_text,
+def _as_record(cls: Any) -> Callable[[Any, Limits], Any]:
+    coerce = getattr(cls, "coerce", None)
+
+    def as_record(value: Any, _limits: Limits) -> Any:
+        if value is None or isinstance(value, cls):
+            return value
+        if coerce is None:
+            raise TypeError(f"expected a {cls.__name__}")
+        return coerce(value)
+
+    return as_record
+
+
+_BY_KIND: dict[str, Callable[[Any, Limits], Any]] = {
+    "json": _as_json,
+    "table": _as_table,
+    "text": _as_text,
+    "time": _as_time,
 }
 
 
-def _root_table(trace: TraceState, field: str, limits: Limits) -> Mapping[str, Any]:
+def _normaliser(info: FieldInfo) -> Callable[[Any, Limits], Any]:
+    if info.kind == "enum":
+        return _as_member(info.value_class)
+    if info.kind == "record":
+        return _as_record(info.value_class)
+    return _BY_KIND[info.kind]
+
+
+#: How each span field recorded by the application is made safe on the worker
+#: (from the span's field table); a key not listed here is not a span field.
+_NORMALISERS: dict[str, Callable[[Any, Limits], Any]] = {
+    name: _normaliser(info) for name, info in RECORDED_FIELDS.items()
+}
+
+
+def _root_table(trace: RecordedTrace, field: str, limits: Limits) -> Mapping[str, Any]:
     """The root's ``metadata`` or ``attributes`` made safe, as a child's snapshot carries them.
 
     Made safe once per value of the root's field (the root replaces the value
@@ -153,7 +196,7 @@ def _root_table(trace: TraceState, field: str, limits: Limits) -> Mapping[str, A
     raw = getattr(trace, field)
     if raw is None:
         return {}
-    cache = trace.safe_tables
+    cache = trace.snapshot_cache
     hit = None if cache is None else cache.get(field)
     if hit is not None and hit[0] is raw:
         return hit[1]
@@ -161,12 +204,16 @@ def _root_table(trace: TraceState, field: str, limits: Limits) -> Mapping[str, A
         table = _as_table(raw, limits)
     except Exception:  # the root's own snapshot reports the bad value
         table = {}
-    trace.safe_tables = {**(cache or {}), field: (raw, table)}
+    trace.snapshot_cache = {**(cache or {}), field: (raw, table)}
     return table
 
 
-class Route:
-    """One named configuration: sampling, processors and exporter channels."""
+class LiveConfig:
+    """One named configuration at run time: its sampler, processors and exporter channels.
+
+    `obshub.Config` describes a config; the hub turns each into a live one,
+    which starts a channel per enabled exporter and builds what they receive.
+    """
 
     def __init__(
         self,
@@ -202,12 +249,15 @@ class Route:
     # -- application thread ------------------------------------------------------
 
     def emit(
-        self, kind: EventKind, live: LiveSpan, fields: dict[str, Any], end_time: int | None
+        self, kind: EventKind, trace: RecordedTrace, span: RecordedSpan, fields: dict[str, Any]
     ) -> None:
-        """Queue one event of ``live`` for every channel that wants ``kind``."""
+        """Queue a started or updated event of ``span`` for every channel that wants ``kind``.
+
+        Ended spans are queued by recording itself, straight onto `ended`.
+        """
         channels = self._by_kind[kind]
         if channels:
-            record = PendingEvent(self, kind, live, fields, end_time)
+            record = PendingEvent(self, kind, trace, span, fields)
             for channel in channels:
                 channel.put(record)
 
@@ -248,13 +298,14 @@ class Route:
     def build(
         self,
         kind: EventKind,
-        live: LiveSpan,
+        trace: RecordedTrace,
+        recorded: RecordedSpan,
         fields: dict[str, Any],
         end_time: int | None,
         is_event: bool,
     ) -> SpanEvent | None:
-        """Turn a queued record into the event exporters receive."""
-        span: Span | None = self._snapshot(live, fields, end_time, is_event)
+        """Turn a queued record into the event exporters receive (worker thread)."""
+        span: Span | None = self._snapshot(trace, recorded, fields, end_time, is_event)
         for processor in self.processors:
             if span is None:
                 return None
@@ -267,7 +318,7 @@ class Route:
                     "processor_failed",
                     config=self.name,
                     processor=type(processor).__name__,
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=describe(exc),
                 )
                 return None
         if span is None:
@@ -280,9 +331,13 @@ class Route:
         return event
 
     def _snapshot(
-        self, live: LiveSpan, fields: dict[str, Any], end_time: int | None, is_event: bool
+        self,
+        trace: RecordedTrace,
+        live: RecordedSpan,
+        fields: dict[str, Any],
+        end_time: int | None,
+        is_event: bool,
     ) -> Span:
-        trace = live._trace
         limits = self.limits
         values: dict[str, Any] = {}
         for key, value in fields.items():
@@ -293,7 +348,7 @@ class Route:
             try:
                 values[key] = normalise(value, limits)
             except Exception as exc:
-                self._bad_field(key, f"invalid value ({type(exc).__name__}: {exc}); ignored")
+                self._bad_field(key, f"invalid value ({describe(exc)}); ignored")
         session_id = trace.session_id
         user_id = trace.user_id
         if live.parent_span_id is None:
