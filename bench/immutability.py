@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from obshub.serialization import to_jsonable
+from obshub._serialization import to_jsonable
 from obshub.spans import freeze, thaw
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)

@@ -18,17 +18,18 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from obshub.builtin import ConsoleExporter, JsonlExporter, MemoryExporter
-from obshub.config import Config, discover_config
-from obshub.config_errors import ConfigError
-from obshub.delivery import ChannelStats, ExporterFlush, FlushResult
-from obshub.exporters import Batch, CheckResult, Exporter, ExportError
-from obshub.hookspecs import hookimpl
-from obshub.hub import Hub, get_global_hub, make_global_observer, set_global_hub
+from obshub._builtin import ConsoleExporter, JsonlExporter, MemoryExporter
+from obshub._config import Config, discover_config
+from obshub._config_errors import ConfigError
+from obshub._delivery import ChannelStats, ExporterFlush, FlushResult
+from obshub._exporters import Batch, CheckResult, Exporter, ExportError
+from obshub._hookspecs import hookimpl
+from obshub._hub import Hub, get_global_hub, make_global_observer, set_global_hub
+from obshub._processors import Redactor, SpanProcessor
+from obshub._retry import Retry
+from obshub._sampling import Sampler
+from obshub._tracing import LiveSpan, bind_context, current_span
 from obshub.media import Media
-from obshub.processors import Redactor, SpanProcessor
-from obshub.retry import Retry
-from obshub.sampling import Sampler
 from obshub.spans import (
     Cost,
     EventKind,
@@ -42,7 +43,6 @@ from obshub.spans import (
     SpanType,
     Usage,
 )
-from obshub.tracing import LiveSpan, bind_context, current_span
 
 try:
     __version__ = metadata.version("obshub")

@@ -1,5 +1,5 @@
 """``python -m obshub`` runs the command line."""
 
-from obshub.cli import main
+from obshub._cli import main
 
 raise SystemExit(main())

@@ -13,8 +13,8 @@ from typing import Any
 
 import attrs
 
+from obshub._exporters import ExportError
 from obshub._json import json_string
-from obshub.exporters import ExportError
 from obshub.spans import Span, SpanEvent
 
 __all__ = [

@@ -64,10 +64,10 @@ from urllib3.exceptions import (
 from urllib3.exceptions import TimeoutError as UrllibTimeout
 
 from obshub import _worker_token as worker_token
+from obshub._config_errors import ConfigError
+from obshub._exporters import ExportError
 from obshub._redact import SECRET_HEADERS, Scrubber, safe_url, scrub
-from obshub.config_errors import ConfigError
-from obshub.exporters import ExportError
-from obshub.retry import parse_retry_after
+from obshub._retry import parse_retry_after
 
 __all__ = [
     "PROXY_ENV_VARS",

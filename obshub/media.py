@@ -12,7 +12,7 @@ URI or the file path). On the exporter's worker the JSON-safe conversion
 turns media into a `MediaValue`: a string, so every exporter can write it as
 JSON (the JSONL and console exporters show that marker, ``"<5124 bytes>"``),
 that still carries the `Media` for exporters that upload content (Langfuse).
-Content over `obshub.serialization.Limits.max_media_bytes` (20 MiB by
+Content over `obshub._serialization.Limits.max_media_bytes` (20 MiB by
 default) is not kept: the marker alone remains.
 """
 

@@ -32,6 +32,8 @@ from importlib import metadata
 
 import attrs
 
+from obshub._config_errors import ConfigError
+from obshub._exporters import CheckResult, ExportError
 from obshub._json import json_string
 from obshub._logging import RateLimitedLog
 from obshub._oversize import (
@@ -44,8 +46,6 @@ from obshub._oversize import (
 )
 from obshub._redact import Scrubber, safe_url
 from obshub._worker_token import released as waiting
-from obshub.config_errors import ConfigError
-from obshub.exporters import CheckResult, ExportError
 
 __all__ = [
     "AUTH_PAUSE_INITIAL",

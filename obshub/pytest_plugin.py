@@ -51,7 +51,7 @@ def obshub_hub_factory() -> Iterator[HubFactory]:
 @pytest.fixture
 def obshub_memory(obshub_hub_factory: HubFactory) -> Iterator[MemoryHub]:
     """A hub recording into a `RecordingExporter`, as the default hub."""
-    from obshub import hub as hub_module
+    from obshub import _hub as hub_module
 
     recording = obshub_hub_factory.memory()
     previous = hub_module.set_global_hub(recording.hub)
@@ -67,7 +67,10 @@ def obshub_capture_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """obshub's log events during the test, as dicts (``event``, ``exporter``, ``level``, ...)."""
     from structlog.testing import capture_logs
 
-    from obshub import _logging, hub, routing, tracing
+    from obshub import _hub as hub
+    from obshub import _logging
+    from obshub import _routing as routing
+    from obshub import _tracing as tracing
 
     # The modules that rate-limit repeated warnings, each with its own limiter.
     patched: list[tuple[object, object]] = []

@@ -49,13 +49,13 @@ import attrs
 import pytest
 from structlog.testing import capture_logs
 
-from obshub.builtin.memory import MemoryExporter
-from obshub.config import exporter_parameters
-from obshub.config_errors import ConfigError
-from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.hookspecs import hookimpl
-from obshub.hub import Hub
-from obshub.plugins import PluginRegistry
+from obshub._builtin.memory import MemoryExporter
+from obshub._config import exporter_parameters
+from obshub._config_errors import ConfigError
+from obshub._exporters import CheckResult, Exporter, ExportError
+from obshub._hookspecs import hookimpl
+from obshub._hub import Hub
+from obshub._plugins import PluginRegistry
 from obshub.spans import (
     Cost,
     EventKind,

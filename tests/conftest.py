@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub import _logging, http, hub, routing, tracing
-from obshub.hub import Hub
+from obshub import _hub as hub
+from obshub import _logging, http
+from obshub import _routing as routing
+from obshub import _tracing as tracing
+from obshub._hub import Hub
 
 
 @pytest.fixture(autouse=True)

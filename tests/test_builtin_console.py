@@ -8,7 +8,7 @@ import pytest
 
 import obshub
 from obshub import EventKind, Level, SpanError, SpanEvent, SpanType
-from obshub.builtin.console import ConsoleExporter
+from obshub._builtin.console import ConsoleExporter
 
 WAIT = 5.0
 TRACE = "0af7651916cd43dd8448eb211c80319c"

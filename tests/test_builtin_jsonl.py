@@ -12,8 +12,8 @@ import pytest
 
 import obshub
 from obshub import EventKind, ExportError, SpanEvent
-from obshub.builtin.jsonl import FORMAT_VERSION, JsonlExporter
-from obshub.delivery.spool import read_records
+from obshub._builtin.jsonl import FORMAT_VERSION, JsonlExporter
+from obshub._delivery.spool import read_records
 
 WAIT = 5.0
 

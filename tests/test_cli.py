@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from obshub import cli
-from obshub.exporters import CheckResult, Exporter
-from obshub.plugins import PluginRegistry
+from obshub import _cli as cli
+from obshub._exporters import CheckResult, Exporter
+from obshub._plugins import PluginRegistry
 
 
 def run(argv: list[str]) -> tuple[int, str]:
@@ -127,11 +127,11 @@ def test_check_exits_non_zero_when_an_exporter_check_fails_and_prints_no_secret(
         def obshub_register_exporters(register: object) -> None:
             register(_FailingCheck)  # type: ignore[operator]
 
-    from obshub.hookspecs import hookimpl
+    from obshub._hookspecs import hookimpl
 
     Plugin.obshub_register_exporters = hookimpl(Plugin.obshub_register_exporters)  # type: ignore[method-assign]
     registry = PluginRegistry(entry_points=[], environ={}, extra_plugins=[Plugin])
-    monkeypatch.setattr("obshub.plugins._registry", registry)
+    monkeypatch.setattr("obshub._plugins._registry", registry)
     monkeypatch.setenv("MY_TOKEN", "tok-very-secret-123")
     (tmp_path / "obshub.toml").write_text(
         '[configs.p.exporters.remote]\ntype = "failing-check"\ntoken = "${MY_TOKEN}"\n'
@@ -146,7 +146,7 @@ def test_check_exits_non_zero_when_an_exporter_check_fails_and_prints_no_secret(
 def test_plugins_lists_the_builtin_exporters() -> None:
     code, out = run(["plugins"])
     assert code == 0
-    assert "obshub.builtin" in out
+    assert "obshub._builtin" in out
     assert "console, jsonl, memory" in out
 
 
@@ -154,7 +154,7 @@ def test_plugins_json_output_is_machine_readable() -> None:
     code, out = run(["plugins", "--json"])
     assert code == 0
     data = json.loads(out)
-    builtin = next(p for p in data["plugins"] if p["name"] == "obshub.builtin")
+    builtin = next(p for p in data["plugins"] if p["name"] == "obshub._builtin")
     assert set(builtin["exporters"]) >= {"console", "jsonl", "memory"}
     assert isinstance(data["errors"], list)
 

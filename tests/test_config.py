@@ -10,8 +10,8 @@ import pytest
 
 import obshub
 from obshub import ConfigError
-from obshub.config import DEFAULT_CONFIG, discover_config, interpolate
-from obshub.plugins import PluginRegistry
+from obshub._config import DEFAULT_CONFIG, discover_config, interpolate
+from obshub._plugins import PluginRegistry
 
 SECRET = "sk-lf-1234567890abcdef-very-secret"
 

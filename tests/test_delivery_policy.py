@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from obshub import ExportError, Retry
-from obshub.delivery.policy import Crashed, GiveUp, Pause, Refused, RetryIn, decide, halves
+from obshub._delivery.policy import Crashed, GiveUp, Pause, Refused, RetryIn, decide, halves
 
 NO_JITTER = Retry(max_attempts=3, initial_backoff=0.5, jitter=0.0, max_elapsed=0)
 

@@ -1,6 +1,6 @@
 """The plugin docs stay true: every hook under its exact signature, every excerpt from the example.
 
-``docs/hooks.md`` must document each hook of ``obshub.hookspecs`` in a
+``docs/hooks.md`` must document each hook of ``obshub._hookspecs`` in a
 ``## <hook>`` section whose first python code block starts with
 ``def <hook>(...) -> ...``: the spec's exact signature. ``docs/plugins.md`` builds the example
 plugin in ``examples/obshub-webhook``; each of its code blocks with a
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from obshub import hookspecs
+from obshub import _hookspecs as hookspecs
 from obshub.testing import ExporterContract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def test_each_hook_is_documented_under_its_exact_signature(name: str) -> None:
     shown = documented[name]
     assert shown is not None, f"'## {name}' does not start with its signature:\n{expected}"
     assert shown == expected, (
-        f"docs/hooks.md shows\n  {shown}\nbut obshub.hookspecs has\n  {expected}"
+        f"docs/hooks.md shows\n  {shown}\nbut obshub._hookspecs has\n  {expected}"
     )
 
 

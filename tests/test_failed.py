@@ -1,4 +1,4 @@
-"""Exporters whose constructor raises: disabled and reported, not fatal (``obshub.failed``)."""
+"""Exporters whose constructor raises: disabled and reported, not fatal (``obshub._failed``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 import obshub
-from obshub.failed import ExporterStartError, FailedExporter
+from obshub._failed import ExporterStartError, FailedExporter
 from obshub.testing import make_event, make_registry
 
 SECRET = "sk-hidden-value-9931"

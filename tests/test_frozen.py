@@ -13,8 +13,8 @@ import attrs
 import pytest
 
 import obshub
-from obshub.processors import Redactor
-from obshub.serialization import to_jsonable
+from obshub._processors import Redactor
+from obshub._serialization import to_jsonable
 from obshub.spans import (
     FrozenDict,
     FrozenList,

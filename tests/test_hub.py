@@ -11,8 +11,8 @@ import pytest
 
 import obshub
 from obshub import ConfigError, EventKind, SpanEvent, SpanType
-from obshub import hub as hub_module
-from obshub.sampling import Sampler
+from obshub import _hub as hub_module
+from obshub._sampling import Sampler
 
 WAIT = 5.0
 

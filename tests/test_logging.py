@@ -234,7 +234,7 @@ def test_the_library_never_configures_structlog() -> None:
             hub.event("e")
         hub.flush(5)
         hub.shutdown(5)
-        obshub.plugins.get_registry(reload=True)
+        obshub._plugins.get_registry(reload=True)
         assert calls == [], calls
         assert not structlog.is_configured()
         print("ok")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import obshub
+from obshub._processors import Redactor
+from obshub._serialization import Limits, to_jsonable
 from obshub.media import Media, MediaError, MediaValue, parse_data_uri, sniff_content_type
-from obshub.processors import Redactor
-from obshub.serialization import Limits, to_jsonable
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20  # 5128 bytes, not text
 

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 import obshub
 from obshub import ConfigError, SpanEvent
-from obshub.plugins import BUILTIN_PLUGIN, PluginRegistry, get_registry
+from obshub._plugins import BUILTIN_PLUGIN, PluginRegistry, get_registry
 
 WAIT = 5.0
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub.processors import BUILTIN_SECRET_KEYS, REDACTED, Redactor, normalize_key
+from obshub._processors import BUILTIN_SECRET_KEYS, REDACTED, Redactor, normalize_key
 
 WAIT = 5.0
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

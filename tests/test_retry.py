@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from obshub import Retry
-from obshub.retry import PolicyError, parse_retry_after
+from obshub._retry import PolicyError, parse_retry_after
 
 
 def failed(policy: Retry, times: int, now: float = 0.0, retry_after: float | None = None) -> Retry:

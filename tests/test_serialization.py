@@ -17,7 +17,7 @@ import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
-from obshub.serialization import (
+from obshub._serialization import (
     Limits,
     clean_span,
     compact_json,

@@ -1,6 +1,6 @@
 """The disk spool, and what a delivery channel does with it.
 
-Unit tests of :class:`obshub.delivery.spool.Spool` (segments, CRC lines, the size bound,
+Unit tests of :class:`obshub._delivery.spool.Spool` (segments, CRC lines, the size bound,
 claim-by-rename) and of the channel's spool behaviour: what is spooled (retries
 exhausted, queue overflow, shutdown timeout) and what is not (non-retryable
 errors), and how a spool is sent again (in the background by a new hub,
@@ -27,9 +27,9 @@ import structlog
 from structlog.testing import capture_logs
 
 import obshub
-from obshub import cli
-from obshub.delivery import Channel
-from obshub.delivery.spool import Spool, encode_line, read_records
+from obshub import _cli as cli
+from obshub._delivery import Channel
+from obshub._delivery.spool import Spool, encode_line, read_records
 from obshub.spans import EventKind, Score, SpanEvent, item_record
 from obshub.testing import make_event, make_score, make_trace, wait_for
 

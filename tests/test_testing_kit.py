@@ -12,7 +12,7 @@ import pytest
 
 import obshub
 from obshub import EventKind, ExportError, SpanType, http
-from obshub.exporters import COMMON_KEYS
+from obshub._exporters import COMMON_KEYS
 from obshub.testing import (
     _BAD_COMMON_SETTINGS,
     TRACE_SPANS,

@@ -969,11 +969,11 @@ def test_the_module_level_observe_uses_the_hub_configured_when_the_function_runs
         return 7
 
     hub, memory = hub_factory.memory()
-    previous = obshub.hub.set_global_hub(hub)
+    previous = obshub._hub.set_global_hub(hub)
     try:
         assert work() == 7
     finally:
-        obshub.hub._global_hub = previous
+        obshub._hub._global_hub = previous
     assert hub.flush(WAIT)
     assert memory.span("late-bound").output == 7
 

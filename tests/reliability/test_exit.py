@@ -14,7 +14,7 @@ from typing import Any
 from obshub_langfuse.testing import LangfuseStandIn
 
 import obshub
-from obshub.delivery.spool import read_records
+from obshub._delivery.spool import read_records
 from obshub.spans import SpanEvent
 from obshub.testing import wait_for
 

@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 import obshub
-from obshub import cli
-from obshub.failed import FailedExporter
+from obshub import _cli as cli
+from obshub._failed import FailedExporter
 from obshub.spans import SpanEvent
 from obshub.testing import RecordingExporter, make_registry, wait_for
 
@@ -131,7 +131,7 @@ def test_obshub_check_fails_naming_the_exporter_that_could_not_start(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OBSHUB_CONFIG", raising=False)
-    monkeypatch.setattr("obshub.plugins._registry", make_registry(CrashesOnStart))
+    monkeypatch.setattr("obshub._plugins._registry", make_registry(CrashesOnStart))
     (tmp_path / "obshub.toml").write_text(
         '[configs.prod.exporters.native]\ntype = "crashes-on-start"\n'
         f'token = "{SECRET}"\n\n'

@@ -23,8 +23,8 @@ from obshub_langfuse.testing import Fault, IncomingRequest, LangfuseStandIn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import obshub
-from obshub.delivery import spool as spool_module
-from obshub.delivery.spool import DEAD_LETTER_FILE, read_records
+from obshub._delivery import spool as spool_module
+from obshub._delivery.spool import DEAD_LETTER_FILE, read_records
 from obshub.spans import SpanEvent
 from obshub.testing import wait_for
 

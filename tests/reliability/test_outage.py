@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from obshub_langfuse.testing import Fault, IncomingRequest, LangfuseStandIn
 
-from obshub.delivery.spool import read_records
+from obshub._delivery.spool import read_records
 from obshub.spans import SpanEvent
 from obshub.testing import wait_for
 

@@ -24,7 +24,7 @@ from obshub_webhook import WebhookExporter
 from structlog.testing import capture_logs
 
 import obshub
-from obshub import cli
+from obshub import _cli as cli
 from obshub.testing import HttpReceiver, make_trace, unreachable_url, wait_for
 from obshub.testing_net import MisbehavingServer, silent
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import attrs
 
-from obshub.exporters import DEFAULT_BATCH, Batch
+from obshub._exporters import DEFAULT_BATCH, Batch
 
 __all__ = [
     "DEFAULT_SAMPLE_RATE",

@@ -13,7 +13,7 @@ from obshub_langfuse.testing import LangfuseStandIn
 from structlog.testing import capture_logs
 
 import obshub
-from obshub.plugins import get_registry
+from obshub._plugins import get_registry
 
 MakeHub = Callable[..., obshub.Hub]
 Stats = Callable[[obshub.Hub], obshub.ChannelStats]

@@ -13,7 +13,7 @@ from obshub_langfuse.testing import Fault, LangfuseStandIn
 from structlog.testing import capture_logs
 
 import obshub
-from obshub import cli
+from obshub import _cli as cli
 
 MakeExporter = Callable[..., LangfuseExporter]
 

@@ -12,7 +12,7 @@ from obshub_otlp.testing import OtlpReceiver
 from structlog.testing import capture_logs
 
 import obshub
-from obshub.plugins import get_registry
+from obshub._plugins import get_registry
 
 FAST_RETRY = {"initial_backoff": 0.01, "max_backoff": 0.05}
 

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from obshub.config_errors import ConfigError
-from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.serialization import compact_json
+from obshub._config_errors import ConfigError
+from obshub._exporters import CheckResult, Exporter, ExportError
+from obshub._serialization import compact_json
 from obshub.spans import RECORD_VERSION, EventKind, Score, SpanEvent, item_record
 
 __all__ = ["JsonlExporter"]

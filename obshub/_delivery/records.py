@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from obshub.serialization import describe
+from obshub._serialization import describe
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["ITEM_SIZE", "build", "describe"]

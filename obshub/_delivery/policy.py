@@ -21,8 +21,8 @@ from typing import TypeVar, Union
 
 import attrs
 
-from obshub.exporters import ExportError
-from obshub.retry import Retry
+from obshub._exporters import ExportError
+from obshub._retry import Retry
 
 __all__ = ["Crashed", "Decision", "GiveUp", "Pause", "Refused", "RetryIn", "decide", "halves"]
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from obshub.exporters import Exporter
+from obshub._exporters import Exporter
 from obshub.spans import EventKind, Score, Span, SpanEvent
 
 __all__ = ["MemoryExporter"]

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from obshub._delivery.records import build, describe
+from obshub._delivery.spool import DEAD_LETTER_FILE, Spool, SpoolWriteError
+from obshub._delivery.stats import Counters
+from obshub._exporters import ExportError
 from obshub._logging import RateLimitedLog
-from obshub.delivery.records import build, describe
-from obshub.delivery.spool import DEAD_LETTER_FILE, Spool, SpoolWriteError
-from obshub.delivery.stats import Counters
-from obshub.exporters import ExportError
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["Keeper"]

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from obshub import _worker_token as worker_token
+from obshub._delivery.keep import Keeper
+from obshub._delivery.records import ITEM_SIZE, describe
+from obshub._delivery.replay import Replayer
+from obshub._delivery.sender import Sender
+from obshub._delivery.spool import Spool
+from obshub._delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
+from obshub._exporters import Exporter
 from obshub._logging import RateLimitedLog
-from obshub.delivery.keep import Keeper
-from obshub.delivery.records import ITEM_SIZE, describe
-from obshub.delivery.replay import Replayer
-from obshub.delivery.sender import Sender
-from obshub.delivery.spool import Spool
-from obshub.delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
-from obshub.exporters import Exporter
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["Channel"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from obshub.builtin.console import ConsoleExporter
-from obshub.builtin.jsonl import JsonlExporter
-from obshub.builtin.memory import MemoryExporter
-from obshub.exporters import Exporter
-from obshub.hookspecs import hookimpl
+from obshub._builtin.console import ConsoleExporter
+from obshub._builtin.jsonl import JsonlExporter
+from obshub._builtin.memory import MemoryExporter
+from obshub._exporters import Exporter
+from obshub._hookspecs import hookimpl
 
 __all__ = ["ConsoleExporter", "JsonlExporter", "MemoryExporter"]
 

@@ -12,8 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from obshub._logging import RateLimitedLog, get_logger
-from obshub.config import (
+from obshub._config import (
     Config,
     ConfigError,
     build_configs,
@@ -23,17 +22,17 @@ from obshub.config import (
     load_source,
     shutdown_timeout_of,
 )
-from obshub.delivery import Channel, ChannelStats, ExporterFlush, FlushResult
-from obshub.delivery.spool import read_records
-from obshub.exporters import Exporter
-from obshub.failed import FailedExporter
-from obshub.plugins import PluginRegistry, get_registry
-from obshub.processors import Redactor, SpanProcessor
-from obshub.routing import LiveConfig
-from obshub.sampling import Sampler
-from obshub.serialization import printable
-from obshub.spans import SpanType, new_trace_id
-from obshub.tracing import (
+from obshub._delivery import Channel, ChannelStats, ExporterFlush, FlushResult
+from obshub._delivery.spool import read_records
+from obshub._exporters import Exporter
+from obshub._failed import FailedExporter
+from obshub._logging import RateLimitedLog, get_logger
+from obshub._plugins import PluginRegistry, get_registry
+from obshub._processors import Redactor, SpanProcessor
+from obshub._routing import LiveConfig
+from obshub._sampling import Sampler
+from obshub._serialization import printable
+from obshub._tracing import (
     LiveSpan,
     TraceState,
     current_span,
@@ -43,6 +42,7 @@ from obshub.tracing import (
     recording_failed,
     trace_of,
 )
+from obshub.spans import SpanType, new_trace_id
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "Hub", "Selector"]
 
@@ -158,7 +158,7 @@ class Hub:
 
         Raises `ConfigError` naming the full key path of the
         first mistake found. An exporter whose constructor raises anything
-        else is disabled, not fatal: see `obshub.failed`.
+        else is disabled, not fatal: see `obshub._failed`.
         """
         data = load_source(source)
         reg = registry or get_registry()
@@ -414,7 +414,7 @@ class Hub:
         `ChannelStats` with zero counters, ``state="disabled"`` and a ``reason``.
         """
         stats = {f"{c.config_name}/{c.exporter.instance_name}": c.stats() for c in self._channels()}
-        # -- exporters disabled because their constructor raised (obshub.failed) --
+        # -- exporters disabled because their constructor raised (obshub._failed) --
         for name, live in self._live.items():
             for exporter in live.exporters:
                 if isinstance(exporter, FailedExporter):

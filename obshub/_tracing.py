@@ -3,7 +3,7 @@
 A `LiveSpan` is cheap on purpose. Creating, updating and ending one
 costs a few attribute writes, an id, a timestamp and one append per exporter
 queue. The immutable `Span` snapshot that exporters see is built later, on the
-exporter worker, by the config that handles the trace (`obshub.routing`).
+exporter worker, by the config that handles the trace (`obshub._routing`).
 
 This module owns a recording span: `open_span` and `record_event` start spans
 and events for the hub, `TraceState` holds what the spans of a trace share.
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from obshub._logging import RateLimitedLog, get_logger
+from obshub._serialization import printable
 from obshub._size import approx_size
-from obshub.serialization import printable
 from obshub.spans import (
     MERGED_FIELDS,
     SETTABLE_FIELDS,
@@ -38,7 +38,7 @@ from obshub.spans import (
 )
 
 if TYPE_CHECKING:
-    from obshub.routing import LiveConfig
+    from obshub._routing import LiveConfig
 
 __all__ = [
     "LiveSpan",
@@ -126,7 +126,7 @@ class TraceState:
         # snapshot is built): the trace's metadata, seen by every span.
         self.metadata: Any = None
         self.attributes: Any = None
-        # Room for the snapshot builder's JSON-safe copies of those (obshub.routing).
+        # Room for the snapshot builder's JSON-safe copies of those (obshub._routing).
         self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
 
     def set_root_fields(self, fields: Mapping[str, Any]) -> None:

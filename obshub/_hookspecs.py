@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from obshub.exporters import Exporter
+from obshub._exporters import Exporter
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "obshub_register_exporters"]
 

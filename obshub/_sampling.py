@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from obshub.config_errors import ConfigError
+from obshub._config_errors import ConfigError
 
 __all__ = ["STRATEGIES", "Sampler"]
 

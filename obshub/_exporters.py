@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import attrs
 
+from obshub._config_errors import ConfigError
 from obshub._logging import exporter_logger, parse_level
-from obshub.config_errors import ConfigError
-from obshub.retry import PolicyError, Retry, parse_retry_after
+from obshub._retry import PolicyError, Retry, parse_retry_after
 from obshub.spans import EventKind, Score, SpanEvent
 
 __all__ = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from obshub.hub import Hub
+from obshub._hub import Hub
 from obshub.spans import SpanType
 
 __all__ = ["run_demo"]

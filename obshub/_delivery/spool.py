@@ -41,9 +41,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from obshub._exporters import DEFAULT_SPOOL_MAX_BYTES
 from obshub._logging import RateLimitedLog
-from obshub.exporters import DEFAULT_SPOOL_MAX_BYTES
-from obshub.serialization import compact_json
+from obshub._serialization import compact_json
 from obshub.spans import Score, SpanEvent, item_record, record_to_item
 
 __all__ = [

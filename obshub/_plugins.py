@@ -29,9 +29,9 @@ from typing import Any
 import attrs
 import pluggy
 
-from obshub import hookspecs
+from obshub import _hookspecs as hookspecs
+from obshub._exporters import Exporter
 from obshub._logging import get_logger
-from obshub.exporters import Exporter
 from obshub.plugin import UNKNOWN_VERSION, distribution_version
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-BUILTIN_PLUGIN = "obshub.builtin"
+BUILTIN_PLUGIN = "obshub._builtin"
 _log = get_logger()
 
 
@@ -108,7 +108,7 @@ class PluginRegistry:
         env = os.environ if environ is None else environ
         core_version = distribution_version("obshub")
 
-        from obshub import builtin
+        from obshub import _builtin as builtin
 
         self._pm.register(builtin, name=BUILTIN_PLUGIN)
         self._unlisted[BUILTIN_PLUGIN] = ("obshub", core_version)

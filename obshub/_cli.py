@@ -18,15 +18,15 @@ from typing import Any, TextIO
 import structlog
 
 from obshub import __version__
+from obshub._builtin.jsonl import JsonlExporter
+from obshub._config import discover_config
+from obshub._config_errors import ConfigError
+from obshub._exporters import CheckResult, Exporter
+from obshub._failed import FailedExporter
+from obshub._hub import Hub
+from obshub._plugins import get_registry
 from obshub._redact import scrub, scrub_value
-from obshub.builtin.jsonl import JsonlExporter
-from obshub.config import discover_config
-from obshub.config_errors import ConfigError
-from obshub.exporters import CheckResult, Exporter
-from obshub.failed import FailedExporter
-from obshub.hub import Hub
-from obshub.plugins import get_registry
-from obshub.serialization import describe
+from obshub._serialization import describe
 
 __all__ = ["main"]
 
@@ -197,7 +197,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     """Record a two-turn support-agent conversation through the config."""
-    from obshub.demo import run_demo
+    from obshub._demo import run_demo
 
     source, origin = discover_config(args.config)
     try:

@@ -16,7 +16,7 @@ module:
 
 from __future__ import annotations
 
-from obshub.delivery.channel import Channel
-from obshub.delivery.stats import ChannelStats, ExporterFlush, FlushResult
+from obshub._delivery.channel import Channel
+from obshub._delivery.stats import ChannelStats, ExporterFlush, FlushResult
 
 __all__ = ["Channel", "ChannelStats", "ExporterFlush", "FlushResult"]

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from obshub.delivery.keep import Keeper
-from obshub.delivery.spool import Spool
+from obshub._delivery.keep import Keeper
+from obshub._delivery.spool import Spool
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["REPLAY_INTERVAL", "Replayer"]

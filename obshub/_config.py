@@ -5,7 +5,7 @@ the full key path (``configs.prod.exporters.langfuse.batch.max_size: must be
 >= 1, got 0``). Unknown keys are rejected. ``${VAR}`` and ``${VAR:-default}``
 in any string value are replaced from the environment first. An exporter whose
 constructor fails for another reason than its settings is disabled instead
-(see `obshub.failed`).
+(see `obshub._failed`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from typing import Any
 
 import attrs
 
-from obshub.config_errors import ConfigError
-from obshub.exporters import Exporter
-from obshub.failed import exporter_failed
-from obshub.plugins import PluginRegistry
-from obshub.processors import Redactor, SpanProcessor
-from obshub.sampling import Sampler
+from obshub._config_errors import ConfigError
+from obshub._exporters import Exporter
+from obshub._failed import exporter_failed
+from obshub._plugins import PluginRegistry
+from obshub._processors import Redactor, SpanProcessor
+from obshub._sampling import Sampler
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,8 +10,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar, TextIO
 
-from obshub.config_errors import ConfigError
-from obshub.exporters import CheckResult, Exporter
+from obshub._config_errors import ConfigError
+from obshub._exporters import CheckResult, Exporter
 from obshub.spans import Level, Score, Span, SpanEvent
 
 __all__ = ["ConsoleExporter", "render_trace"]

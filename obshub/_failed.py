@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 
 import attrs
 
+from obshub._delivery import ChannelStats
+from obshub._exporters import CheckResult, Exporter, ExportError
 from obshub._logging import get_logger
 from obshub._redact import is_secret_name, scrub, url_secrets
-from obshub.delivery import ChannelStats
-from obshub.exporters import CheckResult, Exporter, ExportError
-from obshub.serialization import describe
+from obshub._serialization import describe
 from obshub.spans import SpanEvent
 
 __all__ = ["ExporterStartError", "FailedExporter", "StartFailure"]

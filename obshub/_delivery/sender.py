@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from obshub import _worker_token as worker_token
+from obshub._delivery.keep import Keeper
+from obshub._delivery.policy import Crashed, GiveUp, Pause, Refused, RetryIn, decide, halves
+from obshub._delivery.records import describe
+from obshub._exporters import Exporter, ExportError
 from obshub._logging import RateLimitedLog
-from obshub.delivery.keep import Keeper
-from obshub.delivery.policy import Crashed, GiveUp, Pause, Refused, RetryIn, decide, halves
-from obshub.delivery.records import describe
-from obshub.exporters import Exporter, ExportError
 
 __all__ = ["Sender"]
 

@@ -1,7 +1,7 @@
 """Routing: a named configuration at run time (`LiveConfig`).
 
-Recording (`obshub.tracing`) hands a live config what the application
-recorded; the config appends it to the channel (`obshub.delivery`) of every
+Recording (`obshub._tracing`) hands a live config what the application
+recorded; the config appends it to the channel (`obshub._delivery`) of every
 exporter that wants that kind of event. The first worker that needs the record
 builds the immutable `SpanEvent` here (validation, JSON-safe conversion,
 processors) once, and every exporter of the config shares it. Shared safely:
@@ -22,14 +22,14 @@ from typing import Any, Protocol
 
 import attrs
 
+from obshub._delivery import Channel
+from obshub._exporters import Exporter
 from obshub._frozen import FrozenDict, frozen_dict
 from obshub._logging import RateLimitedLog, get_logger
+from obshub._processors import SpanProcessor
+from obshub._sampling import Sampler
+from obshub._serialization import DEFAULT_LIMITS, Limits, clean_text, describe, to_jsonable
 from obshub._size import approx_size
-from obshub.delivery import Channel
-from obshub.exporters import Exporter
-from obshub.processors import SpanProcessor
-from obshub.sampling import Sampler
-from obshub.serialization import DEFAULT_LIMITS, Limits, clean_text, describe, to_jsonable
 from obshub.spans import (
     RECORDED_FIELDS,
     EventKind,
