@@ -1,8 +1,10 @@
 """Shared fixtures of the core test suite.
 
-Every hub a test builds goes through ``hub_factory`` so that it is always shut
-down, and every gate (a ``threading.Event`` an exporter blocks on) is opened at
-teardown, before the hubs are shut down, so no worker thread is left hanging.
+Every hub a test builds goes through the kit's ``obshub_hub_factory`` fixture
+(`obshub.testing.HubFactory`) so that it is always shut down, and every gate (a
+``threading.Event`` an exporter blocks on) is opened at teardown, before the hubs
+are shut down, so no worker thread is left hanging. Rate limits of repeated
+warnings are reset before each test with `obshub.testing.reset_rate_limits`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub import _logging, http, hub, pipeline, tracing
-from obshub.hub import Hub
+from obshub import http
+from obshub.testing import HubFactory, reset_rate_limits
 
 
 @pytest.fixture(autouse=True)
@@ -30,41 +32,11 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 WAIT = 5.0
 
 
-class HubFactory:
-    """Builds hubs and remembers them so the fixture can shut them all down."""
-
-    def __init__(self) -> None:
-        self.hubs: list[Hub] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Hub:
-        built = Hub(*args, **kwargs)
-        self.hubs.append(built)
-        return built
-
-    def from_config(self, source: Any, **kwargs: Any) -> Hub:
-        built = Hub.from_config(source, **kwargs)
-        self.hubs.append(built)
-        return built
-
-    def memory(self, **kwargs: Any) -> tuple[Hub, obshub.MemoryExporter]:
-        """A hub with one realtime memory exporter (the most common setup)."""
-        exporter = obshub.MemoryExporter()
-        return self(exporters=[exporter], **kwargs), exporter
-
-
 @pytest.fixture
-def hub_factory() -> Iterator[HubFactory]:
-    factory = HubFactory()
-    yield factory
-    for built in factory.hubs:
-        built.shutdown(timeout=WAIT)
-
-
-@pytest.fixture
-def gates(hub_factory: HubFactory) -> Iterator[Callable[[], threading.Event]]:
+def gates(obshub_hub_factory: HubFactory) -> Iterator[Callable[[], threading.Event]]:
     """Make events that exporters block on; all are set before hubs shut down.
 
-    Depends on ``hub_factory`` so that it is torn down first.
+    Depends on ``obshub_hub_factory`` so that it is torn down first.
     """
     made: list[threading.Event] = []
 
@@ -111,7 +83,6 @@ def gated_exporter(
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_rate_limits() -> None:
     """Rate-limited warnings logged by an earlier test must not hide this test's."""
-    for module in (tracing, pipeline, hub):
-        monkeypatch.setattr(module, "_limited", _logging.RateLimitedLog())
+    reset_rate_limits()

@@ -14,7 +14,6 @@ import obshub
 from obshub import EventKind, ExportError, SpanType, http
 from obshub.exporters import COMMON_KEYS
 from obshub.testing import (
-    _BAD_COMMON_SETTINGS,
     TRACE_SPANS,
     HttpReceiver,
     HubFactory,
@@ -30,6 +29,7 @@ from obshub.testing import (
     wait_for,
     wait_for_events,
 )
+from obshub.testing._contract import _BAD_COMMON_SETTINGS
 
 #: Whether the ``pytest11`` entry point loads the fixtures already; until it does,
 #: they are loaded here (loading them twice is an error).

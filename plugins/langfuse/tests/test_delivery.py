@@ -32,10 +32,10 @@ def test_realtime_sends_each_span_as_soon_as_it_ends_without_a_flush(
     hub = make_hub(realtime=True)
     with hub.span("first"):
         pass
-    assert server.wait_for_observations(1, timeout=5)
+    server.wait_for_observations(1)
     with hub.span("second"):
         pass
-    assert server.wait_for_observations(2, timeout=5)
+    server.wait_for_observations(2)
     assert [r.spans for r in server.requests("traces")] == [1, 1]
 
 
@@ -59,7 +59,7 @@ def test_batch_mode_sends_when_the_batch_is_full(
     for i in range(10):
         with hub.span(f"step-{i}"):
             pass
-    assert server.wait_for_requests(2, "traces", timeout=5)
+    server.wait_for_requests(2, "traces")
     assert [r.spans for r in server.requests("traces")] == [5, 5]
 
 
