@@ -32,7 +32,7 @@ from obshub.testing import (
     wait_for_count,
     wait_for_events,
 )
-from obshub.testing._contract import _BAD_COMMON_SETTINGS
+from obshub.testing._contract_config import _BAD_COMMON_SETTINGS
 
 #: Whether the ``pytest11`` entry point loads the fixtures already; until it does,
 #: they are loaded here (loading them twice is an error).

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from google.protobuf import json_format
@@ -90,3 +93,28 @@ def test_an_unknown_protocol_is_a_programming_error() -> None:
 def test_hex_ids_become_base64_only_in_id_fields() -> None:
     converted = hex_ids_to_base64({"spanId": "00ff", "name": "00ff", "list": [{"traceId": "01"}]})
     assert converted == {"spanId": "AP8=", "name": "00ff", "list": [{"traceId": "AQ=="}]}
+
+
+def test_the_kit_imports_without_opentelemetry_proto() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith(("opentelemetry", "google.protobuf")):
+                    raise ImportError(f"blocked {name}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import obshub.testing, obshub.testing.net, obshub.testing.otlp, obshub.testing.server
+        try:
+            obshub.testing.otlp.decode_traces(b"")
+        except ImportError:
+            print("decode needs it")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "decode needs it"), done.stderr
