@@ -15,6 +15,7 @@ from obshub.testing._factories import (
     record_trace,
 )
 from obshub.testing._hubs import HubFactory, make_registry
+from obshub.testing._waiting import wait_for
 
 __all__: list[str] = []
 
@@ -22,9 +23,6 @@ _CONFIG_NAME = "contract"
 _INSTANCE = "under_test"
 _KEY_PREFIX = f"configs.{_CONFIG_NAME}.exporters.{_INSTANCE}"
 _MIN_SECRET = 6
-
-#: Seconds a test lets a hub try an exporter that pauses (it would wait out the pause).
-_PAUSED_WAIT = 0.2
 
 
 def _strings(value: Any) -> list[str]:
@@ -159,9 +157,10 @@ class _ContractBase:
     ) -> tuple[Hub, bool]:
         """Record a trace into a hub whose exporter fails; returns the hub and flush()'s result.
 
-        One attempt only, so a retryable failure is given up at once; an
-        exporter that asks for a pause (``ExportError.pause``) is given a
-        short while, then the hub is shut down.
+        One attempt only, so a retryable failure is given up at once; for an
+        exporter that asks for a pause (``ExportError.pause``), the wait is
+        until the hub reports the pause, then the hub is shut down (it does
+        not wait out a pause).
         """
         probe = make(**failing)
         try:
@@ -171,10 +170,18 @@ class _ContractBase:
             pauses = exc.pause is not None
         except Exception:  # test_raises_export_error_when_the_backend_fails reports it
             pauses = False
-        wait = _PAUSED_WAIT if pauses else self.timeout
         exporter = make(**{**failing, "retry": {"max_attempts": 1}, **overrides})
         hub = hubs(exporters=[exporter], service_name="contract-test")
         record_trace(hub, score=False)
-        flushed = bool(hub.flush(wait))
-        hub.shutdown(wait)
+        if pauses:
+            hub.flush(0)  # sends what is batched; returns at once
+            wait_for(
+                lambda: all(stats.paused for stats in hub.stats().values()),
+                self.timeout,
+                message=f"the hub did not pause within {self.timeout:g} s: {hub.stats()}",
+            )
+            flushed = bool(hub.flush(0))
+        else:
+            flushed = bool(hub.flush(self.timeout))
+        hub.shutdown(self.timeout)
         return hub, flushed
