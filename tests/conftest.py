@@ -1,10 +1,11 @@
 """Shared fixtures of the core test suite.
 
-Every hub a test builds goes through the kit's ``obshub_hub_factory`` fixture
-(`obshub.testing.HubFactory`) so that it is always shut down, and every gate (a
-``threading.Event`` an exporter blocks on) is opened at teardown, before the hubs
-are shut down, so no worker thread is left hanging. Rate limits of repeated
-warnings are reset before each test with `obshub.testing.reset_rate_limits`.
+Every hub a test builds goes through ``hub_factory``, the kit's
+``obshub_hub_factory`` fixture (`obshub.testing.HubFactory`), so that it is
+always shut down, and every gate (a ``threading.Event`` an exporter blocks on)
+is opened at teardown, before the hubs are shut down, so no worker thread is
+left hanging. Rate limits of repeated warnings are reset before each test with
+`obshub.testing.reset_rate_limits`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ WAIT = 5.0
 
 
 @pytest.fixture
-def gates(obshub_hub_factory: HubFactory) -> Iterator[Callable[[], threading.Event]]:
+def hub_factory(obshub_hub_factory: HubFactory) -> HubFactory:
+    """The kit's `obshub.testing.HubFactory` (fixture ``obshub_hub_factory``), by a short name.
+
+    ``hub_factory.memory()`` is a `MemoryHub`: ``hub, recorded = hub_factory.memory()``,
+    with a `RecordingExporter` (instance name ``recording``).
+    """
+    return obshub_hub_factory
+
+
+@pytest.fixture
+def gates(hub_factory: HubFactory) -> Iterator[Callable[[], threading.Event]]:
     """Make events that exporters block on; all are set before hubs shut down.
 
-    Depends on ``obshub_hub_factory`` so that it is torn down first.
+    Depends on ``hub_factory`` so that it is torn down first.
     """
     made: list[threading.Event] = []
 

@@ -27,9 +27,9 @@ def ended(*spans: obshub.Span) -> list[SpanEvent]:
 
 
 def test_a_finished_trace_prints_as_a_tree_with_names_types_and_durations(
-    obshub_hub_factory: Any, capsys: pytest.CaptureFixture[str]
+    hub_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hub = obshub_hub_factory(exporters=[ConsoleExporter(realtime=True, color="never")])
+    hub = hub_factory(exporters=[ConsoleExporter(realtime=True, color="never")])
     with hub.span("support-agent", type="agent_run", session_id="s-42", user_id="u-7"):
         with hub.span("search", type="tool_call"):
             pass
@@ -104,9 +104,9 @@ def test_errors_and_warnings_are_flagged_with_type_and_message(
 
 
 def test_an_exception_recorded_through_the_hub_shows_in_the_tree(
-    obshub_hub_factory: Any, capsys: pytest.CaptureFixture[str]
+    hub_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hub = obshub_hub_factory(exporters=[ConsoleExporter(realtime=True, color="never")])
+    hub = hub_factory(exporters=[ConsoleExporter(realtime=True, color="never")])
     with pytest.raises(ValueError, match="bad input"), hub.span("agent"):
         raise ValueError("bad input")
     assert hub.flush(WAIT)

@@ -30,12 +30,12 @@ def lines_of(path: Path) -> list[dict[str, Any]]:
 
 
 def test_each_event_is_one_json_line_that_rebuilds_the_same_event(
-    obshub_hub_factory: Any, tmp_path: Path
+    hub_factory: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "traces.jsonl"
     jsonl = JsonlExporter(path=str(path), realtime=True)
     memory = obshub.MemoryExporter()
-    hub = obshub_hub_factory(exporters=[jsonl, memory], service_name="bot")
+    hub = hub_factory(exporters=[jsonl, memory], service_name="bot")
     with hub.span("agent", type="agent_run", input={"q": "hi"}, session_id="s") as agent:
         agent.update(output="hello", usage={"input": 3, "output": 2})
         with hub.span("tool"):
@@ -56,23 +56,19 @@ def test_each_event_is_one_json_line_that_rebuilds_the_same_event(
 
 
 def test_the_events_setting_chooses_which_kinds_are_written(
-    obshub_hub_factory: Any, tmp_path: Path
+    hub_factory: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "ended.jsonl"
-    hub = obshub_hub_factory(
-        exporters=[JsonlExporter(path=str(path), events=["ended"], realtime=True)]
-    )
+    hub = hub_factory(exporters=[JsonlExporter(path=str(path), events=["ended"], realtime=True)])
     with hub.span("agent") as agent:
         agent.update(output=1)
     assert hub.flush(WAIT)
     assert [r["kind"] for r in lines_of(path)] == ["ended"]
 
 
-def test_scores_are_written_as_score_lines_and_read_back(
-    obshub_hub_factory: Any, tmp_path: Path
-) -> None:
+def test_scores_are_written_as_score_lines_and_read_back(hub_factory: Any, tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    hub = obshub_hub_factory(exporters=[JsonlExporter(path=str(path), realtime=True)])
+    hub = hub_factory(exporters=[JsonlExporter(path=str(path), realtime=True)])
     with hub.span("agent") as agent:
         pass
     hub.score(trace_id=agent.trace_id, name="quality", value="good", comment="c")
@@ -89,9 +85,9 @@ def test_scores_are_written_as_score_lines_and_read_back(
     assert bad == 1
 
 
-def test_hostile_values_are_written_as_strict_json(obshub_hub_factory: Any, tmp_path: Path) -> None:
+def test_hostile_values_are_written_as_strict_json(hub_factory: Any, tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    hub = obshub_hub_factory(exporters=[JsonlExporter(path=str(path), realtime=True)])
+    hub = hub_factory(exporters=[JsonlExporter(path=str(path), realtime=True)])
     loop: list[Any] = []
     loop.append(loop)
     with hub.span(

@@ -66,11 +66,11 @@ def error_of(data: dict[str, Any], **kwargs: Any) -> ConfigError:
 
 
 def test_a_toml_file_builds_every_config_and_exporter_with_its_settings(
-    obshub_hub_factory: Any, tmp_path: Path
+    hub_factory: Any, tmp_path: Path
 ) -> None:
     path = tmp_path / "obshub.toml"
     path.write_text(FULL_TOML)
-    hub = obshub_hub_factory.from_config(path, environ={"TRACE_DIR": str(tmp_path)})
+    hub = hub_factory.from_config(path, environ={"TRACE_DIR": str(tmp_path)})
     assert hub.default == "prod"
     prod, dev = hub.configs["prod"], hub.configs["dev"]
     assert prod.service_name == "support-bot"
@@ -94,8 +94,8 @@ def test_a_toml_file_builds_every_config_and_exporter_with_its_settings(
     assert (console.stream, console.color) == ("stderr", "never")
 
 
-def test_a_dict_of_the_same_shape_builds_the_same_hub(obshub_hub_factory: Any) -> None:
-    hub = obshub_hub_factory.from_config(
+def test_a_dict_of_the_same_shape_builds_the_same_hub(hub_factory: Any) -> None:
+    hub = hub_factory.from_config(
         {
             "configs": {
                 "prod": {
@@ -112,8 +112,8 @@ def test_a_dict_of_the_same_shape_builds_the_same_hub(obshub_hub_factory: Any) -
     assert hub.configs["prod"].sampler.strategy == "never"
 
 
-def test_exporters_may_be_a_list_of_tables_named_by_name_or_type(obshub_hub_factory: Any) -> None:
-    hub = obshub_hub_factory.from_config(
+def test_exporters_may_be_a_list_of_tables_named_by_name_or_type(hub_factory: Any) -> None:
+    hub = hub_factory.from_config(
         {
             "configs": {
                 "prod": {
@@ -130,8 +130,8 @@ def test_exporters_may_be_a_list_of_tables_named_by_name_or_type(obshub_hub_fact
     assert hub.exporters()[1].realtime is False
 
 
-def test_disabled_configs_and_exporters_are_skipped(obshub_hub_factory: Any) -> None:
-    hub = obshub_hub_factory.from_config(
+def test_disabled_configs_and_exporters_are_skipped(hub_factory: Any) -> None:
+    hub = hub_factory.from_config(
         {
             "configs": {
                 "off": {"enabled": False, "exporters": {"memory": {}}},
@@ -164,10 +164,10 @@ def test_a_missing_file_and_invalid_toml_are_config_errors(tmp_path: Path) -> No
 
 
 def test_the_built_in_default_config_has_a_console_and_a_jsonl_exporter(
-    obshub_hub_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    hub = obshub_hub_factory.from_config(DEFAULT_CONFIG)
+    hub = hub_factory.from_config(DEFAULT_CONFIG)
     assert sorted(type(e).name for e in hub.exporters()) == ["console", "jsonl"]
 
 
@@ -209,12 +209,10 @@ def test_a_missing_env_var_is_an_error_naming_the_variable_and_the_key_path() ->
 
 
 def test_interpolation_uses_the_process_environment_by_default(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OBSHUB_TEST_SERVICE", "from-env")
-    hub = obshub_hub_factory.from_config(
-        {"configs": {"p": {"service_name": "${OBSHUB_TEST_SERVICE}"}}}
-    )
+    hub = hub_factory.from_config({"configs": {"p": {"service_name": "${OBSHUB_TEST_SERVICE}"}}})
     assert hub.configs["p"].service_name == "from-env"
 
 
@@ -413,9 +411,9 @@ def test_an_exporter_rejecting_its_settings_is_reported_under_its_path(
 
 
 def test_a_plugin_exporter_is_built_with_its_own_keys(
-    obshub_hub_factory: Any, webhook_registry: PluginRegistry
+    hub_factory: Any, webhook_registry: PluginRegistry
 ) -> None:
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         one_exporter({"type": "webhook", "url": "https://x", "timeout": 2}),
         registry=webhook_registry,
     )
@@ -471,10 +469,10 @@ def test_a_missing_env_var_error_does_not_echo_other_values() -> None:
 
 
 def test_a_disabled_table_does_not_need_its_env_vars(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         {
             "configs": {
                 "on": {
@@ -496,20 +494,20 @@ def test_a_disabled_table_does_not_need_its_env_vars(
 
 
 def test_enabled_may_come_from_an_env_var(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FILE_EXPORT", "false")
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         one_exporter({"type": "memory", "enabled": "${FILE_EXPORT:-true}"})
     )
     assert hub.exporters() == []
 
 
 def test_configs_given_as_dicts_in_code_are_interpolated_and_honour_enabled(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SVC", "from-env")
-    hub = obshub_hub_factory(
+    hub = hub_factory(
         configs={
             "a": {"service_name": "${SVC}", "exporters": [obshub.MemoryExporter()]},
             "b": {"enabled": False},
@@ -524,10 +522,10 @@ def test_config_level_options_with_configs_are_rejected_not_ignored() -> None:
         obshub.Hub(configs={"a": {}}, service_name="lost")
 
 
-def test_an_exporter_disabled_in_code_is_listed_but_gets_nothing(obshub_hub_factory: Any) -> None:
+def test_an_exporter_disabled_in_code_is_listed_but_gets_nothing(hub_factory: Any) -> None:
     off = obshub.MemoryExporter(enabled=False, instance_name="off")
     on = obshub.MemoryExporter(instance_name="on")
-    hub = obshub_hub_factory(exporters=[off, on])
+    hub = hub_factory(exporters=[off, on])
     with hub.span("work"):
         pass
     assert hub.flush(timeout=5)

@@ -91,9 +91,9 @@ def finishes_while(blocked: threading.Event, work: Any) -> Any:
 # -- realtime and batch --------------------------------------------------------------
 
 
-def test_a_realtime_exporter_receives_a_span_without_any_flush(obshub_hub_factory: Any) -> None:
+def test_a_realtime_exporter_receives_a_span_without_any_flush(hub_factory: Any) -> None:
     exporter = SignallingExporter(realtime=True)
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     with hub.span("answer"):
         pass
     assert exporter.arrived.wait(WAIT)
@@ -101,10 +101,10 @@ def test_a_realtime_exporter_receives_a_span_without_any_flush(obshub_hub_factor
 
 
 def test_a_batch_exporter_receives_nothing_before_its_interval_until_flush(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     exporter = SignallingExporter(batch={"max_size": 100, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 3)
     assert not exporter.arrived.wait(QUIET)
     assert hub.stats()["default/signalling"].queued == 3
@@ -114,10 +114,10 @@ def test_a_batch_exporter_receives_nothing_before_its_interval_until_flush(
 
 
 def test_a_full_batch_is_sent_by_itself_without_waiting_for_the_interval(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     exporter = SignallingExporter(expect=5, batch={"max_size": 5, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 4)
     assert not exporter.arrived.wait(QUIET)
     record(hub, 1, prefix="fifth")
@@ -125,16 +125,16 @@ def test_a_full_batch_is_sent_by_itself_without_waiting_for_the_interval(
     assert [len(b) for b in exporter.batches] == [5]
 
 
-def test_a_batch_exporter_sends_when_its_interval_passes(obshub_hub_factory: Any) -> None:
+def test_a_batch_exporter_sends_when_its_interval_passes(hub_factory: Any) -> None:
     exporter = SignallingExporter(batch={"max_size": 100, "interval": 0.05})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert exporter.arrived.wait(WAIT)
 
 
-def test_batches_never_exceed_max_size(obshub_hub_factory: Any) -> None:
+def test_batches_never_exceed_max_size(hub_factory: Any) -> None:
     exporter = SignallingExporter(batch={"max_size": 5, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 12)
     assert hub.flush(timeout=WAIT)
     sizes = [len(b) for b in exporter.batches]
@@ -143,10 +143,10 @@ def test_batches_never_exceed_max_size(obshub_hub_factory: Any) -> None:
 
 
 def test_a_realtime_exporter_coalesces_what_queued_while_it_was_busy(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     exporter = gated_exporter()
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert exporter.entered.wait(WAIT)
     record(hub, 5, prefix="queued")
@@ -157,10 +157,10 @@ def test_a_realtime_exporter_coalesces_what_queued_while_it_was_busy(
 
 
 def test_flush_returns_false_when_an_exporter_does_not_finish_in_time(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     exporter = gated_exporter()
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert exporter.entered.wait(WAIT)
     flushed = finishes_while(exporter.gate, lambda: hub.flush(timeout=0.2))
@@ -170,7 +170,7 @@ def test_flush_returns_false_when_an_exporter_does_not_finish_in_time(
     assert hub.flush(timeout=WAIT)
 
 
-def test_flush_also_asks_the_exporter_to_flush_its_own_buffer(obshub_hub_factory: Any) -> None:
+def test_flush_also_asks_the_exporter_to_flush_its_own_buffer(hub_factory: Any) -> None:
     class Buffering(obshub.MemoryExporter):
         name = "buffering"
 
@@ -182,7 +182,7 @@ def test_flush_also_asks_the_exporter_to_flush_its_own_buffer(obshub_hub_factory
             self.flushes += 1
 
     exporter = Buffering()
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert hub.flush(timeout=WAIT)
     assert exporter.flushes == 1
@@ -192,10 +192,10 @@ def test_flush_also_asks_the_exporter_to_flush_its_own_buffer(obshub_hub_factory
 
 
 def test_a_stuck_exporter_does_not_hold_up_the_application(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     exporter = gated_exporter(batch={"max_size": 1000, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert exporter.entered.wait(WAIT)  # the first span went in flight and sticks there
 
@@ -211,10 +211,10 @@ def test_a_stuck_exporter_does_not_hold_up_the_application(
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     exporter = gated_exporter(max_queue_size=3)
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert exporter.entered.wait(WAIT)  # the first span is in flight, the queue empty
     finishes_while(exporter.gate, lambda: record(hub, 10, prefix="more"))
@@ -233,12 +233,12 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(
 
 
 def test_dropped_events_are_reported_in_a_warning_naming_the_exporter(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     from structlog.testing import capture_logs
 
     exporter = gated_exporter(max_queue_size=1, instance_name="tiny")
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     with capture_logs() as logs:
         record(hub, 1)
         assert exporter.entered.wait(WAIT)
@@ -254,13 +254,13 @@ def test_dropped_events_are_reported_in_a_warning_naming_the_exporter(
 
 
 def test_a_retryable_error_is_retried_with_backoff_and_delivered_once(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     exporter = ScriptedExporter(
         errors=[ExportError("503", retryable=True), ExportError("503", retryable=True)],
         retry=Retry(initial_backoff=0.01, max_backoff=1.0, jitter=0.0),
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert hub.flush(timeout=WAIT)
     assert [e.span.name for e in exporter.accepted] == ["span-0"]
@@ -274,10 +274,10 @@ def test_a_retryable_error_is_retried_with_backoff_and_delivered_once(
 
 
 def test_a_non_retryable_error_is_not_retried_and_is_counted_as_failed(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     exporter = ScriptedExporter(errors=[ExportError("401 unauthorized", status=401)])
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert not hub.flush(timeout=WAIT)
     assert len(exporter.calls) == 1
@@ -288,12 +288,12 @@ def test_a_non_retryable_error_is_not_retried_and_is_counted_as_failed(
     assert hub.flush(timeout=WAIT)  # only failures since the request count
 
 
-def test_retries_stop_after_max_attempts(obshub_hub_factory: Any) -> None:
+def test_retries_stop_after_max_attempts(hub_factory: Any) -> None:
     exporter = ScriptedExporter(
         errors=[ExportError("503", retryable=True)] * 10,
         retry=Retry(max_attempts=3, initial_backoff=0.001, jitter=0.0),
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert not hub.flush(timeout=WAIT)
     assert len(exporter.calls) == 3
@@ -301,33 +301,33 @@ def test_retries_stop_after_max_attempts(obshub_hub_factory: Any) -> None:
     assert (stats.retried, stats.failed, stats.exported) == (2, 1, 0)
 
 
-def test_a_server_retry_after_is_honoured_instead_of_the_backoff(obshub_hub_factory: Any) -> None:
+def test_a_server_retry_after_is_honoured_instead_of_the_backoff(hub_factory: Any) -> None:
     exporter = ScriptedExporter(
         errors=[ExportError("429", retryable=True, retry_after=0.05, status=429)],
         retry=Retry(initial_backoff=30.0, jitter=0.0),
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert hub.flush(timeout=WAIT)  # a 30 s backoff would time this out
     assert len(exporter.calls) == 2
     assert exporter.calls[1] - exporter.calls[0] >= 0.045
 
 
-def test_a_retry_after_given_as_header_text_is_understood(obshub_hub_factory: Any) -> None:
+def test_a_retry_after_given_as_header_text_is_understood(hub_factory: Any) -> None:
     exporter = ScriptedExporter(
         errors=[ExportError("429", retryable=True, retry_after="0.05")],  # type: ignore[arg-type]
         retry=Retry(initial_backoff=30.0, jitter=0.0),
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert hub.flush(timeout=WAIT)
     assert len(exporter.calls) == 2
     assert exporter.calls[1] - exporter.calls[0] >= 0.045
 
 
-def test_an_exporter_crash_is_contained_counted_and_not_retried(obshub_hub_factory: Any) -> None:
+def test_an_exporter_crash_is_contained_counted_and_not_retried(hub_factory: Any) -> None:
     exporter = ScriptedExporter(errors=[RuntimeError("bug in the exporter")])
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 1)
     assert not hub.flush(timeout=WAIT)
     record(hub, 1, prefix="after")
@@ -337,7 +337,7 @@ def test_an_exporter_crash_is_contained_counted_and_not_retried(obshub_hub_facto
     assert (stats.failed, stats.retried, stats.exported) == (1, 0, 1)
 
 
-def test_a_raising_exporter_is_isolated_from_a_healthy_one(obshub_hub_factory: Any) -> None:
+def test_a_raising_exporter_is_isolated_from_a_healthy_one(hub_factory: Any) -> None:
     class AlwaysFails(obshub.Exporter):
         name = "broken"
 
@@ -345,7 +345,7 @@ def test_a_raising_exporter_is_isolated_from_a_healthy_one(obshub_hub_factory: A
             raise ExportError("backend down")
 
     healthy = obshub.MemoryExporter(realtime=False, batch={"max_size": 7, "interval": 60})
-    hub = obshub_hub_factory(exporters=[AlwaysFails(realtime=True), healthy])
+    hub = hub_factory(exporters=[AlwaysFails(realtime=True), healthy])
     record(hub, 20)
     assert not hub.flush(timeout=WAIT)
     assert sorted(s.name for s in healthy.spans()) == sorted(f"span-{i}" for i in range(20))
@@ -359,7 +359,7 @@ def test_a_raising_exporter_is_isolated_from_a_healthy_one(obshub_hub_factory: A
 # -- event kinds, processors and scores ----------------------------------------------------
 
 
-def test_exporters_receive_only_the_event_kinds_they_ask_for(obshub_hub_factory: Any) -> None:
+def test_exporters_receive_only_the_event_kinds_they_ask_for(hub_factory: Any) -> None:
     class StartsOnly(SignallingExporter):
         name = "starts"
         event_kinds = frozenset({EventKind.STARTED})
@@ -372,7 +372,7 @@ def test_exporters_receive_only_the_event_kinds_they_ask_for(obshub_hub_factory:
     updates = Updates(realtime=True)
     ends = SignallingExporter(realtime=True)
     everything = obshub.MemoryExporter()
-    hub = obshub_hub_factory(exporters=[starts, updates, ends, everything])
+    hub = hub_factory(exporters=[starts, updates, ends, everything])
     with hub.span("s") as span:
         span.update(output=1)
         span.event("e")
@@ -393,7 +393,7 @@ def test_exporters_receive_only_the_event_kinds_they_ask_for(obshub_hub_factory:
 
 
 def test_a_processor_can_drop_events_and_a_failing_processor_drops_only_its_event(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     class DropDebug:
         def process(self, span: obshub.Span) -> obshub.Span | None:
@@ -402,7 +402,7 @@ def test_a_processor_can_drop_events_and_a_failing_processor_drops_only_its_even
             return None if span.name.startswith("debug") else span
 
     memory = obshub.MemoryExporter()
-    hub = obshub_hub_factory(exporters=[memory], processors=[DropDebug()])
+    hub = hub_factory(exporters=[memory], processors=[DropDebug()])
     for name in ("keep", "debug-noise", "explode", "keep-too"):
         with hub.span(name):
             pass
@@ -410,10 +410,10 @@ def test_a_processor_can_drop_events_and_a_failing_processor_drops_only_its_even
     assert [s.name for s in memory.spans()] == ["keep", "keep-too"]
 
 
-def test_scores_go_only_to_exporters_that_take_scores(obshub_hub_factory: Any) -> None:
+def test_scores_go_only_to_exporters_that_take_scores(hub_factory: Any) -> None:
     memory = obshub.MemoryExporter()
     spans_only = SignallingExporter(realtime=True)
-    hub = obshub_hub_factory(exporters=[memory, spans_only])
+    hub = hub_factory(exporters=[memory, spans_only])
     with hub.span("agent") as agent:
         pass
     hub.score(trace_id=agent.trace_id, name="helpfulness", value=0.9, comment="good")
@@ -433,8 +433,8 @@ def test_scores_go_only_to_exporters_that_take_scores(obshub_hub_factory: Any) -
 # -- lifecycle --------------------------------------------------------------------------
 
 
-def test_events_recorded_after_shutdown_are_dropped_and_counted(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_events_recorded_after_shutdown_are_dropped_and_counted(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     record(hub, 1)
     assert hub.shutdown(timeout=WAIT)
     record(hub, 2, prefix="late")
@@ -443,7 +443,7 @@ def test_events_recorded_after_shutdown_are_dropped_and_counted(obshub_hub_facto
 
 
 def test_shutdown_delivers_what_is_queued_and_calls_the_exporter_shutdown_once(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     class Closing(SignallingExporter):
         name = "closing"
@@ -456,7 +456,7 @@ def test_shutdown_delivers_what_is_queued_and_calls_the_exporter_shutdown_once(
             self.shutdowns += 1
 
     exporter = Closing(batch={"max_size": 100, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 3)
     assert hub.shutdown(timeout=WAIT)
     assert hub.shutdown(timeout=WAIT)

@@ -37,9 +37,9 @@ def names(memory: obshub.MemoryExporter) -> list[str]:
 # -- choosing the config of a trace -------------------------------------------------------
 
 
-def test_the_first_config_is_the_default_when_none_is_named(obshub_hub_factory: Any) -> None:
+def test_the_first_config_is_the_default_when_none_is_named(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     assert hub.default == "prod"
     with hub.span("agent"):
         pass
@@ -48,9 +48,9 @@ def test_the_first_config_is_the_default_when_none_is_named(obshub_hub_factory: 
     assert names(dev) == []
 
 
-def test_the_named_default_config_handles_traces(obshub_hub_factory: Any) -> None:
+def test_the_named_default_config_handles_traces(hub_factory: Any) -> None:
     source, prod, dev = two_configs(default="dev")
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     with hub.span("agent"):
         pass
     assert hub.flush(WAIT)
@@ -59,10 +59,10 @@ def test_the_named_default_config_handles_traces(obshub_hub_factory: Any) -> Non
 
 
 def test_config_on_the_root_span_picks_the_config_and_children_follow_it(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     with hub.span("agent", config="dev"), hub.span("tool", config="prod"):
         hub.event("note")
     assert hub.flush(WAIT)
@@ -72,16 +72,16 @@ def test_config_on_the_root_span_picks_the_config_and_children_follow_it(
     assert {e.service_name for e in dev.events} == {"bot-dev"}
 
 
-def test_an_unknown_config_name_falls_back_to_the_default(obshub_hub_factory: Any) -> None:
+def test_an_unknown_config_name_falls_back_to_the_default(hub_factory: Any) -> None:
     source, prod, _ = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     with hub.span("agent", config="staging"):
         pass
     assert hub.flush(WAIT)
     assert names(prod) == ["agent"]
 
 
-def test_the_selector_chooses_the_config_of_each_root_span_only(obshub_hub_factory: Any) -> None:
+def test_the_selector_chooses_the_config_of_each_root_span_only(hub_factory: Any) -> None:
     calls: list[tuple[str, SpanType, dict[str, Any]]] = []
 
     def selector(name: str, span_type: SpanType, fields: Mapping[str, Any]) -> str | None:
@@ -89,7 +89,7 @@ def test_the_selector_chooses_the_config_of_each_root_span_only(obshub_hub_facto
         return "dev" if fields.get("metadata", {}).get("env") == "dev" else None
 
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source, selector=selector)
+    hub = hub_factory.from_config(source, selector=selector)
     with hub.span("dev-agent", type="agent_run", metadata={"env": "dev"}), hub.span("child"):
         pass
     with hub.span("prod-agent"):
@@ -101,9 +101,9 @@ def test_the_selector_chooses_the_config_of_each_root_span_only(obshub_hub_facto
     assert calls[0][1] is SpanType.AGENT_RUN
 
 
-def test_config_on_the_root_span_wins_over_the_selector(obshub_hub_factory: Any) -> None:
+def test_config_on_the_root_span_wins_over_the_selector(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source, selector=lambda *_: "dev")
+    hub = hub_factory.from_config(source, selector=lambda *_: "dev")
     with hub.span("agent", config="prod"):
         pass
     assert hub.flush(WAIT)
@@ -119,10 +119,10 @@ def test_config_on_the_root_span_wins_over_the_selector(obshub_hub_factory: Any)
     ],
 )
 def test_a_broken_selector_falls_back_to_the_default_and_the_span_is_recorded(
-    obshub_hub_factory: Any, selector: Any
+    hub_factory: Any, selector: Any
 ) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source, selector=selector)
+    hub = hub_factory.from_config(source, selector=selector)
     with hub.span("agent"):
         pass
     assert hub.flush(WAIT)
@@ -130,9 +130,9 @@ def test_a_broken_selector_falls_back_to_the_default_and_the_span_is_recorded(
     assert names(dev) == []
 
 
-def test_exporters_given_as_instances_in_a_config_dict_are_used(obshub_hub_factory: Any) -> None:
+def test_exporters_given_as_instances_in_a_config_dict_are_used(hub_factory: Any) -> None:
     memory = obshub.MemoryExporter(realtime=True)
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         {"configs": {"langfuse": {"service_name": "my-service", "exporters": [memory]}}}
     )
     with hub.span("agent"):
@@ -143,8 +143,8 @@ def test_exporters_given_as_instances_in_a_config_dict_are_used(obshub_hub_facto
     assert list(hub.stats()) == ["langfuse/memory"]
 
 
-def test_hub_built_in_code_takes_configs_as_dicts(obshub_hub_factory: Any) -> None:
-    hub = obshub_hub_factory(
+def test_hub_built_in_code_takes_configs_as_dicts(hub_factory: Any) -> None:
+    hub = hub_factory(
         configs={"a": {"exporters": {"mem": {"type": "memory"}}}, "b": {}}, default="b"
     )
     assert hub.default == "b"
@@ -152,10 +152,10 @@ def test_hub_built_in_code_takes_configs_as_dicts(obshub_hub_factory: Any) -> No
     assert hub.exporters("b") == []
 
 
-def test_an_exporter_instance_disabled_in_code_receives_nothing(obshub_hub_factory: Any) -> None:
+def test_an_exporter_instance_disabled_in_code_receives_nothing(hub_factory: Any) -> None:
     off = obshub.MemoryExporter(instance_name="off", enabled=False)
     on = obshub.MemoryExporter(instance_name="on")
-    hub = obshub_hub_factory(exporters=[off, on])
+    hub = hub_factory(exporters=[off, on])
     with hub.span("agent"):
         pass
     assert hub.flush(WAIT)
@@ -164,36 +164,32 @@ def test_an_exporter_instance_disabled_in_code_receives_nothing(obshub_hub_facto
     assert "default/off" not in hub.stats()
 
 
-def test_one_exporter_instance_cannot_serve_two_configs(obshub_hub_factory: Any) -> None:
+def test_one_exporter_instance_cannot_serve_two_configs(hub_factory: Any) -> None:
     shared = obshub.MemoryExporter()
     with pytest.raises(ConfigError, match="one instance per config"):
-        obshub_hub_factory(configs={"a": {"exporters": [shared]}, "b": {"exporters": [shared]}})
+        hub_factory(configs={"a": {"exporters": [shared]}, "b": {"exporters": [shared]}})
 
 
-def test_two_exporters_with_the_same_name_in_one_config_are_rejected(
-    obshub_hub_factory: Any,
-) -> None:
+def test_two_exporters_with_the_same_name_in_one_config_are_rejected(hub_factory: Any) -> None:
     with pytest.raises(ConfigError, match="duplicate exporter name 'memory'"):
-        obshub_hub_factory(exporters=[obshub.MemoryExporter(), obshub.MemoryExporter()])
+        hub_factory(exporters=[obshub.MemoryExporter(), obshub.MemoryExporter()])
 
 
-def test_configs_and_exporters_together_are_rejected(obshub_hub_factory: Any) -> None:
+def test_configs_and_exporters_together_are_rejected(hub_factory: Any) -> None:
     with pytest.raises(ConfigError, match="either configs= or exporters="):
-        obshub_hub_factory(configs={"a": {}}, exporters=[obshub.MemoryExporter()])
+        hub_factory(configs={"a": {}}, exporters=[obshub.MemoryExporter()])
 
 
-def test_a_default_naming_no_config_is_rejected(obshub_hub_factory: Any) -> None:
+def test_a_default_naming_no_config_is_rejected(hub_factory: Any) -> None:
     with pytest.raises(ConfigError, match="default"):
-        obshub_hub_factory(configs={"a": {}}, default="b")
+        hub_factory(configs={"a": {}}, default="b")
 
 
 # -- sampling -----------------------------------------------------------------------------
 
 
-def test_sampling_never_records_nothing_and_spans_are_not_recording(
-    obshub_hub_factory: Any,
-) -> None:
-    hub, memory = obshub_hub_factory.memory(sampling="never")
+def test_sampling_never_records_nothing_and_spans_are_not_recording(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory(sampling="never")
     with hub.span("agent") as agent:
         assert not agent.is_recording
         hub.score(name="q", value=1)
@@ -202,8 +198,8 @@ def test_sampling_never_records_nothing_and_spans_are_not_recording(
     assert memory.scores == []
 
 
-def test_sampling_always_records_every_trace(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory(sampling="always")
+def test_sampling_always_records_every_trace(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory(sampling="always")
     for i in range(50):
         with hub.span(f"t{i}") as span:
             assert span.is_recording
@@ -211,10 +207,8 @@ def test_sampling_always_records_every_trace(obshub_hub_factory: Any) -> None:
     assert len(memory.spans()) == 50
 
 
-def test_ratio_sampling_is_decided_by_the_trace_id_for_whole_traces(
-    obshub_hub_factory: Any,
-) -> None:
-    hub, memory = obshub_hub_factory.memory(sampling={"strategy": "ratio", "probability": 0.5})
+def test_ratio_sampling_is_decided_by_the_trace_id_for_whole_traces(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory(sampling={"strategy": "ratio", "probability": 0.5})
     sampler = Sampler(strategy="ratio", probability=0.5)
     roots = []
     for i in range(200):
@@ -230,8 +224,8 @@ def test_ratio_sampling_is_decided_by_the_trace_id_for_whole_traces(
     assert all(r.is_recording is False for r in roots)  # ended
 
 
-def test_a_score_for_a_trace_that_was_not_sampled_is_not_sent(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory(sampling="never")
+def test_a_score_for_a_trace_that_was_not_sampled_is_not_sent(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory(sampling="never")
     with hub.span("agent") as agent:
         pass
     hub.score(trace_id=agent.trace_id, name="q", value=1)
@@ -242,9 +236,9 @@ def test_a_score_for_a_trace_that_was_not_sampled_is_not_sent(obshub_hub_factory
 # -- scores -------------------------------------------------------------------------------
 
 
-def test_scores_go_to_the_config_of_the_trace_they_score(obshub_hub_factory: Any) -> None:
+def test_scores_go_to_the_config_of_the_trace_they_score(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     with hub.span("agent", config="dev") as agent:
         pass
     hub.score(trace_id=agent.trace_id, name="helpfulness", value=0.9)
@@ -255,9 +249,9 @@ def test_scores_go_to_the_config_of_the_trace_they_score(obshub_hub_factory: Any
 
 
 def test_a_score_without_ids_scores_the_current_trace_and_a_span_scores_itself(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
-    hub, memory = obshub_hub_factory.memory()
+    hub, memory = hub_factory.memory()
     with hub.span("agent") as agent, hub.span("tool") as tool:
         hub.score(name="trace-level", value=True)
         tool.score("tool-level", "correct", comment="checked")
@@ -270,19 +264,17 @@ def test_a_score_without_ids_scores_the_current_trace_and_a_span_scores_itself(
     assert by_name["tool-level"].comment == "checked"
 
 
-def test_a_session_score_goes_to_the_default_config(obshub_hub_factory: Any) -> None:
+def test_a_session_score_goes_to_the_default_config(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     hub.score(session_id="s-42", name="csat", value=4)
     assert hub.flush(WAIT)
     assert [(s.session_id, s.trace_id) for s in prod.scores] == [("s-42", None)]
     assert dev.scores == []
 
 
-def test_a_score_with_nothing_to_attach_to_is_ignored_without_raising(
-    obshub_hub_factory: Any,
-) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_a_score_with_nothing_to_attach_to_is_ignored_without_raising(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     hub.score(name="orphan", value=1)
     hub.score(trace_id="0" * 32, name="bad-field", value=1, nonsense=True)
     assert hub.flush(WAIT)
@@ -292,32 +284,32 @@ def test_a_score_with_nothing_to_attach_to_is_ignored_without_raising(
 # -- flush, shutdown and stats ---------------------------------------------------------
 
 
-def test_flush_with_nothing_recorded_returns_true_at_once(obshub_hub_factory: Any) -> None:
-    hub, _ = obshub_hub_factory.memory()
+def test_flush_with_nothing_recorded_returns_true_at_once(hub_factory: Any) -> None:
+    hub, _ = hub_factory.memory()
     started = time.monotonic()
     assert hub.flush(timeout=WAIT)
     assert time.monotonic() - started < 1.0
 
 
-def test_flush_returns_false_when_an_export_failed(obshub_hub_factory: Any) -> None:
+def test_flush_returns_false_when_an_export_failed(hub_factory: Any) -> None:
     class Rejecting(obshub.Exporter):
         name = "rejecting"
 
         def export(self, events: Sequence[SpanEvent]) -> None:
             raise obshub.ExportError("400 bad request", status=400)
 
-    hub = obshub_hub_factory(exporters=[Rejecting(realtime=True), obshub.MemoryExporter()])
+    hub = hub_factory(exporters=[Rejecting(realtime=True), obshub.MemoryExporter()])
     with hub.span("agent"):
         pass
     assert not hub.flush(timeout=WAIT)
 
 
 def test_shutdown_is_bounded_by_its_timeout_when_an_export_hangs_forever(
-    obshub_hub_factory: Any, gated_exporter: Any
+    hub_factory: Any, gated_exporter: Any
 ) -> None:
     hung = gated_exporter(instance_name="hung")
     healthy = obshub.MemoryExporter(instance_name="healthy")
-    hub = obshub_hub_factory(exporters=[hung, healthy])
+    hub = hub_factory(exporters=[hung, healthy])
     for i in range(3):
         with hub.span(f"s{i}"):
             pass
@@ -332,8 +324,8 @@ def test_shutdown_is_bounded_by_its_timeout_when_an_export_hangs_forever(
     assert stats["default/healthy"].exported == 6
 
 
-def test_shutdown_is_idempotent_and_returns_the_first_result(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_shutdown_is_idempotent_and_returns_the_first_result(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     with hub.span("agent"):
         pass
     assert hub.shutdown(timeout=WAIT) is True
@@ -343,7 +335,7 @@ def test_shutdown_is_idempotent_and_returns_the_first_result(obshub_hub_factory:
     assert names(memory) == ["agent"]
 
 
-def test_concurrent_shutdowns_shut_the_exporters_down_once(obshub_hub_factory: Any) -> None:
+def test_concurrent_shutdowns_shut_the_exporters_down_once(hub_factory: Any) -> None:
     class Counting(obshub.MemoryExporter):
         name = "counting"
         shutdowns = 0
@@ -351,7 +343,7 @@ def test_concurrent_shutdowns_shut_the_exporters_down_once(obshub_hub_factory: A
         def shutdown(self) -> None:
             type(self).shutdowns += 1
 
-    hub = obshub_hub_factory(exporters=[Counting()])
+    hub = hub_factory(exporters=[Counting()])
     results: list[bool] = []
     threads = [
         threading.Thread(target=lambda: results.append(hub.shutdown(timeout=WAIT)))
@@ -365,17 +357,17 @@ def test_concurrent_shutdowns_shut_the_exporters_down_once(obshub_hub_factory: A
     assert Counting.shutdowns == 1
 
 
-def test_using_the_hub_as_a_context_manager_shuts_it_down(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_using_the_hub_as_a_context_manager_shuts_it_down(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     with hub, hub.span("agent"):
         pass
     assert names(memory) == ["agent"]
     assert hub.flush(timeout=WAIT)
 
 
-def test_stats_report_each_exporter_instance_by_config_and_name(obshub_hub_factory: Any) -> None:
+def test_stats_report_each_exporter_instance_by_config_and_name(hub_factory: Any) -> None:
     source, _, _ = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     with hub.span("agent", config="dev"):
         pass
     assert hub.flush(WAIT)
@@ -389,9 +381,9 @@ def test_stats_report_each_exporter_instance_by_config_and_name(obshub_hub_facto
     assert stats["prod/prod-mem"].exported == 0
 
 
-def test_hub_lists_its_configs_and_exporters(obshub_hub_factory: Any) -> None:
+def test_hub_lists_its_configs_and_exporters(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     assert set(hub.configs) == {"prod", "dev"}
     assert hub.configs["dev"].service_name == "bot-dev"
     assert hub.exporters("prod") == [prod]
@@ -444,7 +436,7 @@ def test_configure_makes_the_module_level_api_record_into_the_new_hub() -> None:
     assert "later" not in names(first)
 
 
-def test_only_ended_events_reach_an_exporter_with_default_kinds(obshub_hub_factory: Any) -> None:
+def test_only_ended_events_reach_an_exporter_with_default_kinds(hub_factory: Any) -> None:
     class Ended(obshub.Exporter):
         name = "ended"
 
@@ -456,16 +448,16 @@ def test_only_ended_events_reach_an_exporter_with_default_kinds(obshub_hub_facto
             self.kinds.extend(e.kind for e in events)
 
     exporter = Ended(realtime=True)
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     with hub.span("a") as span:
         span.update(output=1)
     assert hub.flush(WAIT)
     assert exporter.kinds == [EventKind.ENDED]
 
 
-def test_a_top_level_event_can_name_its_config(obshub_hub_factory: Any) -> None:
+def test_a_top_level_event_can_name_its_config(hub_factory: Any) -> None:
     source, prod, dev = two_configs()
-    hub = obshub_hub_factory.from_config(source)
+    hub = hub_factory.from_config(source)
     hub.event("deploy", config="dev", metadata={"version": "1.4.2"})
     assert hub.flush(WAIT)
     assert [(e.kind, e.span.name, e.span.is_event) for e in dev.events] == [
@@ -481,10 +473,10 @@ def test_every_name_of_the_public_contract_is_importable_from_obshub() -> None:
         assert name in obshub.__all__
 
 
-def test_scores_are_made_json_safe_and_stamped_from_hub_and_span(obshub_hub_factory: Any) -> None:
+def test_scores_are_made_json_safe_and_stamped_from_hub_and_span(hub_factory: Any) -> None:
     import json
 
-    hub, memory = obshub_hub_factory.memory()
+    hub, memory = hub_factory.memory()
     with hub.span("agent") as agent:
         agent.score("quality", 0.5, metadata={"when": {1, 2}, "raw": b"\xff"})
     hub.score(trace_id=agent.trace_id, name="verdict", value="good", data_type="categorical")
@@ -496,10 +488,8 @@ def test_scores_are_made_json_safe_and_stamped_from_hub_and_span(obshub_hub_fact
     assert second.data_type is obshub.ScoreDataType.CATEGORICAL
 
 
-def test_a_score_with_a_nan_or_object_value_is_refused_without_raising(
-    obshub_hub_factory: Any,
-) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_a_score_with_a_nan_or_object_value_is_refused_without_raising(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     hub.score(trace_id="0" * 31 + "1", name="bad", value=float("nan"))
     hub.score(trace_id="0" * 31 + "1", name="bad", value=object())  # type: ignore[arg-type]
     hub.score(trace_id="0" * 31 + "1", name="good", value=1)
@@ -508,9 +498,7 @@ def test_a_score_with_a_nan_or_object_value_is_refused_without_raising(
     assert [s.name for s in memory.scores] == ["good"]
 
 
-def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(
-    obshub_hub_factory: Any,
-) -> None:
+def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(hub_factory: Any) -> None:
     class Refused(obshub.Exporter):
         name = "refused"
 
@@ -518,7 +506,7 @@ def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(
             raise obshub.ExportError("keys rejected", status=401, pause=60.0)
 
     exporter = Refused(realtime=True)
-    hub = obshub_hub_factory(exporters=[exporter], shutdown_timeout=5.0)
+    hub = hub_factory(exporters=[exporter], shutdown_timeout=5.0)
     with hub.span("held"):
         pass
     wait_for(lambda: hub.stats()["default/refused"].paused)
@@ -529,9 +517,9 @@ def test_shutdown_does_not_wait_for_an_exporter_paused_by_its_backend(
 
 
 def test_backend_fields_travel_with_a_score_and_may_name_its_only_target(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
-    hub, memory = obshub_hub_factory.memory()
+    hub, memory = hub_factory.memory()
     fields = {"langfuse": {"dataset_run_id": "run-7", "when": {1, 2}}}
     hub.score(name="run-accuracy", value=0.9, backend_fields=fields)
     hub.score(name="bad", value=1, backend_fields={"langfuse": "not a table"})

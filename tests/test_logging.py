@@ -41,10 +41,10 @@ def of(logs: list[dict[str, Any]], exporter: str) -> list[dict[str, Any]]:
 
 
 def test_a_debug_exporter_logs_each_batch_sent_with_count_and_duration(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     with capture_logs() as logs:
-        hub = obshub_hub_factory(
+        hub = hub_factory(
             exporters=[obshub.MemoryExporter(instance_name="local", log_level="debug")]
         )
         for i in range(3):
@@ -58,12 +58,12 @@ def test_a_debug_exporter_logs_each_batch_sent_with_count_and_duration(
     assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in sent)
 
 
-def test_an_info_exporter_does_not_log_batches_but_logs_retries(obshub_hub_factory: Any) -> None:
+def test_an_info_exporter_does_not_log_batches_but_logs_retries(hub_factory: Any) -> None:
     exporter = Flaky(
         instance_name="backend", errors=[ExportError("503", retryable=True, status=503)]
     )
     with capture_logs() as logs:
-        hub = obshub_hub_factory(exporters=[exporter])
+        hub = hub_factory(exporters=[exporter])
         with hub.span("s"):
             pass
         assert hub.flush(WAIT)
@@ -74,14 +74,14 @@ def test_an_info_exporter_does_not_log_batches_but_logs_retries(obshub_hub_facto
     assert (retry["attempt"], retry["status"], retry["count"]) == (1, 503, 1)
 
 
-def test_an_error_level_exporter_logs_nothing_below_error(obshub_hub_factory: Any) -> None:
+def test_an_error_level_exporter_logs_nothing_below_error(hub_factory: Any) -> None:
     quiet = Flaky(
         instance_name="quiet",
         log_level="error",
         errors=[ExportError("503", retryable=True), ExportError("400 bad request")],
     )
     with capture_logs() as logs:
-        hub = obshub_hub_factory(exporters=[quiet])
+        hub = hub_factory(exporters=[quiet])
         with hub.span("retried-then-failed"):
             pass
         assert not hub.flush(WAIT)
@@ -95,7 +95,7 @@ def test_an_error_level_exporter_logs_nothing_below_error(obshub_hub_factory: An
 
 
 def test_exhausted_retries_are_logged_with_the_number_of_attempts_made(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     exporter = Flaky(
         instance_name="down",
@@ -103,7 +103,7 @@ def test_exhausted_retries_are_logged_with_the_number_of_attempts_made(
         retry=Retry(max_attempts=3, initial_backoff=0.001, jitter=0.0),
     )
     with capture_logs() as logs:
-        hub = obshub_hub_factory(exporters=[exporter])
+        hub = hub_factory(exporters=[exporter])
         with hub.span("s"):
             pass
         assert not hub.flush(WAIT)
@@ -112,13 +112,11 @@ def test_exhausted_retries_are_logged_with_the_number_of_attempts_made(
     assert failed["retryable"] is True
 
 
-def test_each_exporter_is_filtered_at_its_own_level_in_the_same_hub(
-    obshub_hub_factory: Any,
-) -> None:
+def test_each_exporter_is_filtered_at_its_own_level_in_the_same_hub(hub_factory: Any) -> None:
     chatty = obshub.MemoryExporter(instance_name="chatty", log_level="debug")
     silent = obshub.MemoryExporter(instance_name="silent", log_level="warning")
     with capture_logs() as logs:
-        hub = obshub_hub_factory(exporters=[chatty, silent])
+        hub = hub_factory(exporters=[chatty, silent])
         with hub.span("s"):
             pass
         assert hub.flush(WAIT)
@@ -126,9 +124,7 @@ def test_each_exporter_is_filtered_at_its_own_level_in_the_same_hub(
     assert of(logs, "silent") == []
 
 
-def test_an_exporter_crash_is_logged_as_an_error_naming_the_exception(
-    obshub_hub_factory: Any,
-) -> None:
+def test_an_exporter_crash_is_logged_as_an_error_naming_the_exception(hub_factory: Any) -> None:
     class Buggy(obshub.Exporter):
         name = "buggy"
 
@@ -136,7 +132,7 @@ def test_an_exporter_crash_is_logged_as_an_error_naming_the_exception(
             raise ZeroDivisionError("oops")
 
     with capture_logs() as logs:
-        hub = obshub_hub_factory(exporters=[Buggy(realtime=True, log_level="error")])
+        hub = hub_factory(exporters=[Buggy(realtime=True, log_level="error")])
         with hub.span("s"):
             pass
         assert not hub.flush(WAIT)
@@ -146,7 +142,7 @@ def test_an_exporter_crash_is_logged_as_an_error_naming_the_exception(
     assert "ZeroDivisionError: oops" in crash["error"]
 
 
-def test_the_exporter_logger_is_available_to_exporter_code(obshub_hub_factory: Any) -> None:
+def test_the_exporter_logger_is_available_to_exporter_code(hub_factory: Any) -> None:
     class Talking(obshub.Exporter):
         name = "talking"
 
@@ -155,14 +151,12 @@ def test_the_exporter_logger_is_available_to_exporter_code(obshub_hub_factory: A
             self.log.debug("verbose_detail")
 
     with capture_logs() as logs:
-        hub = obshub_hub_factory(
-            exporters=[Talking(instance_name="t1", realtime=True, log_level="WARN")]
-        )
+        hub = hub_factory(exporters=[Talking(instance_name="t1", realtime=True, log_level="WARN")])
         with hub.span("s"):
             pass
         assert hub.flush(WAIT)
         assert of(logs, "t1") == []
-        hub2 = obshub_hub_factory(exporters=[Talking(instance_name="t2", realtime=True)])
+        hub2 = hub_factory(exporters=[Talking(instance_name="t2", realtime=True)])
         with hub2.span("s"):
             pass
         assert hub2.flush(WAIT)
@@ -193,12 +187,12 @@ def test_a_recurring_problem_is_logged_once_per_interval_with_a_suppressed_count
     assert len(logs) == 2
 
 
-def test_a_broken_log_pipeline_never_reaches_the_application(obshub_hub_factory: Any) -> None:
+def test_a_broken_log_pipeline_never_reaches_the_application(hub_factory: Any) -> None:
     def explode(*_: Any) -> Any:
         raise RuntimeError("logging is broken")
 
     with capture_logs(processors=[explode]):
-        hub = obshub_hub_factory(
+        hub = hub_factory(
             exporters=[
                 Flaky(instance_name="f", errors=[ExportError("x")]),
                 obshub.MemoryExporter(instance_name="m", log_level="debug", max_queue_size=1),

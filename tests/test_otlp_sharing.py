@@ -44,7 +44,7 @@ def _spans(blobs: list[bytes]) -> list[Any]:
 
 
 def test_exporters_with_the_same_key_encode_each_span_once(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     real = otlp._fill_span
@@ -56,14 +56,14 @@ def test_exporters_with_the_same_key_encode_each_span_once(
     monkeypatch.setattr(otlp, "_fill_span", counting)
     first = Encoding(key="same", instance_name="a")
     second = Encoding(key="same", instance_name="b")
-    hub = obshub_hub_factory(exporters=[first, second])
+    hub = hub_factory(exporters=[first, second])
     _record(hub)
     assert sorted(calls) == ["agent", "gen"]  # once per span, not once per exporter
     assert _spans(first.requests) == _spans(second.requests)
 
 
 def test_different_keys_or_no_key_encode_separately(
-    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+    hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     real = otlp._fill_span
@@ -78,19 +78,19 @@ def test_different_keys_or_no_key_encode_separately(
         Encoding(key="two", instance_name="b"),
         Encoding(key=None, instance_name="c"),
     ]
-    hub = obshub_hub_factory(exporters=exporters)
+    hub = hub_factory(exporters=exporters)
     _record(hub)
     assert len(calls) == 6
 
 
-def test_a_single_exporter_does_not_pay_for_sharing(obshub_hub_factory: Any) -> None:
+def test_a_single_exporter_does_not_pay_for_sharing(hub_factory: Any) -> None:
     seen: list[Any] = []
 
     class Spy(Encoding):
         def export(self, events: Sequence[obshub.SpanEvent]) -> None:
             seen.extend(e.shared_cache() for e in events)
 
-    hub = obshub_hub_factory(exporters=[Spy(key="alone")])
+    hub = hub_factory(exporters=[Spy(key="alone")])
     _record(hub)
     assert seen == [None, None]
 

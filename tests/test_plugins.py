@@ -88,7 +88,7 @@ def test_a_plugin_from_an_entry_point_registers_its_exporter_types(
 
 
 def test_a_plugin_that_raises_at_import_is_reported_and_the_others_keep_working(
-    monkeypatch: pytest.MonkeyPatch, broken_module: str, obshub_hub_factory: Any
+    monkeypatch: pytest.MonkeyPatch, broken_module: str, hub_factory: Any
 ) -> None:
     good = exporter_class("good")
     plugin_module(monkeypatch, "obshub_good_fake", good)
@@ -108,7 +108,7 @@ def test_a_plugin_that_raises_at_import_is_reported_and_the_others_keep_working(
     assert registry.exporter_class("memory") is obshub.MemoryExporter
     failures = [e for e in logs if e["event"] == "plugin_failed"]
     assert [(e["plugin"], e["log_level"]) for e in failures] == [("broken", "error")]
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         {"configs": {"p": {"exporters": {"good": {}}}}}, registry=registry
     )
     with hub.span("delivered"):
@@ -375,7 +375,7 @@ def installed_plugin(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def test_a_plugin_installed_as_its_own_distribution_is_found_and_configured_by_name(
-    installed_plugin: tuple[str, str], obshub_hub_factory: Any, tmp_path: Path
+    installed_plugin: tuple[str, str], hub_factory: Any, tmp_path: Path
 ) -> None:
     type_name, dist = installed_plugin
     registry = get_registry(reload=True)
@@ -384,7 +384,7 @@ def test_a_plugin_installed_as_its_own_distribution_is_found_and_configured_by_n
     assert (found.plugin, found.distribution, found.version) == (type_name, dist, "1.2.3")
     assert any(p.distribution == dist and p.exporters == (type_name,) for p in registry.plugins())
     out = tmp_path / "received.txt"
-    hub = obshub_hub_factory.from_config(
+    hub = hub_factory.from_config(
         {
             "configs": {
                 "prod": {
@@ -404,7 +404,7 @@ def test_a_plugin_installed_as_its_own_distribution_is_found_and_configured_by_n
 
 
 def test_an_exporter_class_is_usable_directly_in_code_without_the_registry(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     class Inline(obshub.Exporter):
         name = "inline"
@@ -417,9 +417,7 @@ def test_an_exporter_class_is_usable_directly_in_code_without_the_registry(
             self.names.extend(e.span.name for e in events)
 
     exporter = Inline(realtime=True)
-    hub = obshub_hub_factory(
-        exporters=[exporter], registry=PluginRegistry(entry_points=[], environ={})
-    )
+    hub = hub_factory(exporters=[exporter], registry=PluginRegistry(entry_points=[], environ={}))
     with hub.span("agent"):
         pass
     assert hub.flush(WAIT)

@@ -145,10 +145,10 @@ def test_redact_settings_build_the_expected_redactor() -> None:
 
 
 def test_a_hub_with_redact_masks_what_exporters_receive_but_not_the_callers_data(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     memory = obshub.MemoryExporter()
-    hub = obshub_hub_factory(exporters=[memory], redact=["customer_email"])
+    hub = hub_factory(exporters=[memory], redact=["customer_email"])
     payload = {"customer_email": "a@b.c", "api_key": "k", "question": f"use {OPENAI_KEY}"}
     original = copy.deepcopy(payload)
     with hub.span("agent", input=payload, metadata={"Customer-Email": "x"}) as agent:
@@ -166,10 +166,8 @@ def test_a_hub_with_redact_masks_what_exporters_receive_but_not_the_callers_data
     assert span.output == {"headers": {"authorization": REDACTED}}
 
 
-def test_a_config_file_redact_true_masks_built_in_keys(obshub_hub_factory: Any) -> None:
-    hub = obshub_hub_factory.from_config(
-        {"configs": {"p": {"redact": True, "exporters": {"memory": {}}}}}
-    )
+def test_a_config_file_redact_true_masks_built_in_keys(hub_factory: Any) -> None:
+    hub = hub_factory.from_config({"configs": {"p": {"redact": True, "exporters": {"memory": {}}}}})
     with hub.span("login", input={"user": "bob", "password": "hunter2"}):
         pass
     assert hub.flush(WAIT)
@@ -177,8 +175,8 @@ def test_a_config_file_redact_true_masks_built_in_keys(obshub_hub_factory: Any) 
     assert memory.span("login").input == {"user": "bob", "password": REDACTED}  # type: ignore[attr-defined]
 
 
-def test_without_redact_nothing_is_masked(obshub_hub_factory: Any) -> None:
-    hub, memory = obshub_hub_factory.memory()
+def test_without_redact_nothing_is_masked(hub_factory: Any) -> None:
+    hub, memory = hub_factory.memory()
     with hub.span("login", input={"password": "hunter2"}):
         pass
     assert hub.flush(WAIT)

@@ -225,9 +225,9 @@ class Node:
 
 
 def test_an_exporter_receives_strict_json_whatever_hostile_values_were_recorded(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
-    hub, memory = obshub_hub_factory.memory()
+    hub, memory = hub_factory.memory()
     loop: dict[str, Any] = {}
     loop["loop"] = loop
     hostile = {

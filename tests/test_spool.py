@@ -216,7 +216,7 @@ def test_each_line_carries_a_crc_that_detects_a_flipped_byte(tmp_path: Path) -> 
 
 
 def test_a_truncated_last_line_and_garbage_are_skipped_and_replay_goes_on(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     directory = spool_root / "default.scripted"
     writer = Spool(directory)
@@ -243,7 +243,7 @@ def test_a_truncated_last_line_and_garbage_are_skipped_and_replay_goes_on(
 
     exporter = Scripted(spool_dir=str(spool_root))
     with capture_logs() as logs:
-        obshub_hub_factory(exporters=[exporter])
+        hub_factory(exporters=[exporter])
         received = exporter.wait_for_spans(4)
         wait_for(lambda: not segments(directory), message="replayed segment not deleted")
     assert sorted(received) == sorted(e.span.span_id for e in good)
@@ -252,7 +252,7 @@ def test_a_truncated_last_line_and_garbage_are_skipped_and_replay_goes_on(
 
 
 def test_lone_surrogates_are_spooled_exactly_and_never_stop_the_worker(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     # E.g. read back from a file decoded with surrogateescape: no UTF-8 form.
     odd = make_event(name="file-\udcff", input={"path": "/tmp/\udce9t\ud800"})
@@ -263,7 +263,7 @@ def test_lone_surrogates_are_spooled_exactly_and_never_stop_the_worker(
     assert spool.read(claimed) == [odd]
 
     exporter = Scripted(fail=retryable(), retry={"max_attempts": 1}, spool_dir=str(spool_root))
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     channel = only_channel(hub)
     assert channel.feed([odd]) == 1
     assert not hub.flush(WAIT)
@@ -307,7 +307,7 @@ def test_the_bound_evicts_the_oldest_segments_first(tmp_path: Path) -> None:
 
 
 def test_a_full_spool_counts_evictions_in_stats_and_logs_them(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     exporter = Scripted(
         fail=retryable(),
@@ -316,7 +316,7 @@ def test_a_full_spool_counts_evictions_in_stats_and_logs_them(
         spool_dir=str(spool_root),
         spool_max_bytes=4096,
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     with capture_logs() as logs:
         sent = record(hub, 60)
         assert not hub.flush(WAIT)
@@ -432,11 +432,9 @@ def test_a_claim_by_a_dead_process_is_taken_over_but_not_one_by_a_live_process(
 # -- what the channel spools, and what it does not ---------------------------------------
 
 
-def test_exhausted_retries_are_spooled_with_a_spool(
-    spool_root: Path, obshub_hub_factory: Any
-) -> None:
+def test_exhausted_retries_are_spooled_with_a_spool(spool_root: Path, hub_factory: Any) -> None:
     exporter = Scripted(fail=retryable(), spool_dir=str(spool_root))
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     with capture_logs() as logs:
         sent = record(hub, 5)
         hub.score(trace_id="a" * 32, name="helpfulness", value=0.5)
@@ -453,9 +451,9 @@ def test_exhausted_retries_are_spooled_with_a_spool(
     assert any(e["event"] == "events_spooled" and e["reason"] == "retries_exhausted" for e in logs)
 
 
-def test_exhausted_retries_are_failed_without_a_spool(obshub_hub_factory: Any) -> None:
+def test_exhausted_retries_are_failed_without_a_spool(hub_factory: Any) -> None:
     exporter = Scripted(fail=retryable())
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 5)
     assert not hub.flush(WAIT)
     stats = only_stats(hub)
@@ -464,12 +462,12 @@ def test_exhausted_retries_are_failed_without_a_spool(obshub_hub_factory: Any) -
 
 
 def test_a_non_retryable_error_is_failed_and_never_spooled(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     exporter = Scripted(
         fail=obshub.ExportError("404 Not Found", status=404), spool_dir=str(spool_root)
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     record(hub, 5)
     assert not hub.flush(WAIT)
     stats = only_stats(hub)
@@ -478,10 +476,7 @@ def test_a_non_retryable_error_is_failed_and_never_spooled(
 
 
 def test_queue_overflow_is_spilled_to_disk_by_the_spill_thread(
-    spool_root: Path,
-    obshub_hub_factory: Any,
-    gate: threading.Event,
-    monkeypatch: pytest.MonkeyPatch,
+    spool_root: Path, hub_factory: Any, gate: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writers: set[str] = set()
     original = Spool.append
@@ -492,7 +487,7 @@ def test_queue_overflow_is_spilled_to_disk_by_the_spill_thread(
 
     monkeypatch.setattr(Spool, "append", spying_append)
     exporter = Scripted(gate=gate, max_queue_size=20, spool_dir=str(spool_root))
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     channel = only_channel(hub)
     sent: list[str] = []
     stalls: list[float] = []
@@ -531,10 +526,10 @@ def test_queue_overflow_is_spilled_to_disk_by_the_spill_thread(
 
 
 def test_shutdown_with_a_hung_exporter_spools_what_is_left_and_a_new_hub_sends_it(
-    spool_root: Path, obshub_hub_factory: Any, gate: threading.Event
+    spool_root: Path, hub_factory: Any, gate: threading.Event
 ) -> None:
     hung = Scripted(gate=gate, instance_name="primary", spool_dir=str(spool_root))
-    hub = obshub_hub_factory(exporters=[hung])
+    hub = hub_factory(exporters=[hung])
     sent = record(hub, 5)
     hub.score(trace_id="b" * 32, name="accuracy", value=1.0)
     assert hung.entered.wait(WAIT)
@@ -549,7 +544,7 @@ def test_shutdown_with_a_hung_exporter_spools_what_is_left_and_a_new_hub_sends_i
 
     # A new process (here: a new hub) on the same spool_dir sends it in the background.
     fresh = Scripted(instance_name="primary", spool_dir=str(spool_root))
-    obshub_hub_factory(exporters=[fresh])
+    hub_factory(exporters=[fresh])
     received = fresh.wait_for_spans(5)
     assert sorted(received) == sorted(sent)  # the same span ids: an idempotent re-send
     with fresh.cond:
@@ -559,10 +554,10 @@ def test_shutdown_with_a_hung_exporter_spools_what_is_left_and_a_new_hub_sends_i
 
 
 def test_hub_replay_sends_the_spool_again_once_the_backend_is_back(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     exporter = Scripted(fail=retryable(), retry={"max_attempts": 1}, spool_dir=str(spool_root))
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     sent = record(hub, 7)
     assert not hub.flush(WAIT)
     assert sorted(span_ids_of(on_disk(spool_root))) == sorted(sent)
@@ -578,14 +573,14 @@ def test_hub_replay_sends_the_spool_again_once_the_backend_is_back(
 
 
 def test_a_broken_log_pipeline_does_not_stop_resume_or_replay(
-    spool_root: Path, obshub_hub_factory: Any
+    spool_root: Path, hub_factory: Any
 ) -> None:
     exporter = Scripted(
         fail=obshub.ExportError("401", status=401, pause=0.05),
         spool_dir=str(spool_root),
         log_level="debug",  # batch_sent too
     )
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     first = record(hub, 1, "held")
     wait_for(lambda: only_stats(hub).spooled == 1)
     exporter.fail = None
@@ -619,12 +614,12 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.usefixtures("_restore_structlog")
-def test_obshub_replay_sends_the_spool_of_a_config(tmp_path: Path, obshub_hub_factory: Any) -> None:
+def test_obshub_replay_sends_the_spool_of_a_config(tmp_path: Path, hub_factory: Any) -> None:
     spool_dir = tmp_path / "spool"
     down = Scripted(
         instance_name="sink", fail=retryable(), retry={"max_attempts": 1}, spool_dir=str(spool_dir)
     )
-    hub = obshub_hub_factory(configs={"prod": {"service_name": "bot", "exporters": [down]}})
+    hub = hub_factory(configs={"prod": {"service_name": "bot", "exporters": [down]}})
     sent = record(hub, 4)
     hub.score(trace_id="c" * 32, name="helpfulness", value=0.25)
     hub.shutdown(timeout=WAIT)
@@ -645,11 +640,9 @@ def test_obshub_replay_sends_the_spool_of_a_config(tmp_path: Path, obshub_hub_fa
 
 
 @pytest.mark.usefixtures("_restore_structlog")
-def test_obshub_replay_file_sends_a_recorded_jsonl_file(
-    tmp_path: Path, obshub_hub_factory: Any
-) -> None:
+def test_obshub_replay_file_sends_a_recorded_jsonl_file(tmp_path: Path, hub_factory: Any) -> None:
     recorded = tmp_path / "recorded.jsonl"
-    hub = obshub_hub_factory(
+    hub = hub_factory(
         exporters=[obshub.JsonlExporter(path=str(recorded), realtime=True)], service_name="bot"
     )
     sent = record(hub, 3)
@@ -678,16 +671,16 @@ def test_obshub_replay_file_sends_a_recorded_jsonl_file(
 
 
 def test_hub_replay_file_feeds_each_exporter_the_kinds_it_wants(
-    tmp_path: Path, obshub_hub_factory: Any
+    tmp_path: Path, hub_factory: Any
 ) -> None:
     recorded = tmp_path / "recorded.jsonl"
-    writer = obshub_hub_factory(exporters=[obshub.JsonlExporter(path=str(recorded), realtime=True)])
+    writer = hub_factory(exporters=[obshub.JsonlExporter(path=str(recorded), realtime=True)])
     sent = record(writer, 3)
     assert writer.shutdown(timeout=WAIT)
 
     memory = obshub.MemoryExporter()
     ended_only = Scripted()
-    hub = obshub_hub_factory(exporters=[memory, ended_only])
+    hub = hub_factory(exporters=[memory, ended_only])
     fed, bad = hub.replay_file(recorded, timeout=WAIT)
     assert bad == 0
     assert fed == {"default/memory": 6, "default/scripted": 3}

@@ -18,8 +18,8 @@ WAIT = 5.0
 
 
 @pytest.fixture
-def recorded(obshub_hub_factory: Any) -> tuple[obshub.Hub, obshub.MemoryExporter]:
-    return obshub_hub_factory.memory()
+def recorded(hub_factory: Any) -> tuple[obshub.Hub, obshub.MemoryExporter]:
+    return hub_factory.memory()
 
 
 def delivered(hub: obshub.Hub, memory: obshub.MemoryExporter) -> dict[str, obshub.Span]:
@@ -583,9 +583,9 @@ def test_tags_that_are_not_a_list_are_kept_as_one_tag(recorded: Any) -> None:
 
 
 def test_recording_on_a_hub_with_no_config_does_nothing_and_raises_nothing(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
-    hub = obshub_hub_factory()
+    hub = hub_factory()
     with hub.span("s", usage="bad") as span:
         span.update(output=object())
         span.event("e")
@@ -941,13 +941,13 @@ def test_an_observed_async_generator_passes_asend_and_athrow_and_records_errors(
 
 
 def test_the_module_level_observe_uses_the_hub_configured_when_the_function_runs(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     @obshub.observe(name="late-bound")
     def work() -> int:
         return 7
 
-    hub, memory = obshub_hub_factory.memory()
+    hub, memory = hub_factory.memory()
     previous = obshub.hub.set_global_hub(hub)
     try:
         assert work() == 7

@@ -54,7 +54,7 @@ def test_a_worker_stuck_holding_the_token_delays_others_only_briefly() -> None:
 
 
 def test_an_exporter_blocking_outside_obshub_http_does_not_stop_another(
-    obshub_hub_factory: Any,
+    hub_factory: Any,
 ) -> None:
     gate = threading.Event()
 
@@ -65,7 +65,7 @@ def test_an_exporter_blocking_outside_obshub_http_does_not_stop_another(
             gate.wait(10)  # holds the token: its I/O does not go through obshub.http
 
     healthy = obshub.MemoryExporter(instance_name="healthy")
-    hub = obshub_hub_factory(exporters=[Blocking(realtime=True), healthy])
+    hub = hub_factory(exporters=[Blocking(realtime=True), healthy])
     try:
         for i in range(20):
             with hub.span(f"s{i}"):

@@ -214,7 +214,7 @@ def test_a_full_disk_never_leaves_a_spooled_span_unreadable(
 
 
 def test_a_refused_write_is_cut_back_so_counts_match_what_is_readable(
-    monkeypatch: pytest.MonkeyPatch, obshub_hub_factory: Any, tmp_path: Path, figures: Any, kit: Any
+    monkeypatch: pytest.MonkeyPatch, hub_factory: Any, tmp_path: Path, figures: Any, kit: Any
 ) -> None:
     real_write = os.write
     calls = {"n": 0}
@@ -228,7 +228,7 @@ def test_a_refused_write_is_cut_back_so_counts_match_what_is_readable(
 
     monkeypatch.setattr(spool_module.os, "write", write_half_then_enospc)
     exporter = _Down(spool_dir=str(tmp_path / "spool"), batch={"max_size": 25, "interval": 60})
-    hub = obshub_hub_factory(exporters=[exporter])
+    hub = hub_factory(exporters=[exporter])
     sent = []
     for i in range(300):
         with hub.span(f"s{i}") as span:
