@@ -14,13 +14,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from typing import Any
 
 import structlog
 
 from obshub._redact import scrub, scrub_value
 
-__all__ = ["LEVELS", "RateLimitedLog", "exporter_logger", "get_logger", "parse_level"]
+__all__ = [
+    "LEVELS",
+    "RateLimitedLog",
+    "exporter_logger",
+    "get_logger",
+    "parse_level",
+    "reset_rate_limits",
+]
 
 #: Level names users may write, and the stdlib level each one means.
 LEVELS: dict[str, int] = {
@@ -115,6 +123,18 @@ def exporter_logger(name: str, level: int, **bound: Any) -> Any:
 
 
 _MAX_KEYS = 1024
+# Every live RateLimitedLog, for reset_rate_limits() (tests); weak, so limiters die with
+# their channels.
+_LIMITERS: weakref.WeakSet[RateLimitedLog] = weakref.WeakSet()
+_LIMITERS_LOCK = threading.Lock()
+
+
+def reset_rate_limits() -> None:
+    """Reset every `RateLimitedLog` alive (``obshub.testing.reset_rate_limits``)."""
+    with _LIMITERS_LOCK:
+        limiters = list(_LIMITERS)
+    for limiter in limiters:
+        limiter.reset()
 
 
 class RateLimitedLog:
@@ -129,6 +149,14 @@ class RateLimitedLog:
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        with _LIMITERS_LOCK:
+            _LIMITERS.add(self)
+
+    def reset(self) -> None:
+        """Forget what was logged: the next occurrence of each problem is logged at once."""
+        with self._lock:
+            self._last.clear()
+            self._suppressed.clear()
 
     def __call__(
         self, log: Any, method: str, event: str, *, limit_key: str = "", **kw: Any

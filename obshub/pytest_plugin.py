@@ -67,21 +67,8 @@ def obshub_capture_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """obshub's log events during the test, as dicts (``event``, ``exporter``, ``level``, ...)."""
     from structlog.testing import capture_logs
 
-    from obshub import _hub as hub
-    from obshub import _logging
-    from obshub import _routing as routing
-    from obshub import _tracing as tracing
+    from obshub.testing import reset_rate_limits
 
-    # The modules that rate-limit repeated warnings, each with its own limiter.
-    patched: list[tuple[object, object]] = []
-    for module in (tracing, routing, hub):
-        limiter = getattr(module, "_limited", None)
-        if isinstance(limiter, _logging.RateLimitedLog):
-            patched.append((module, limiter))
-            setattr(module, "_limited", _logging.RateLimitedLog())  # noqa: B010 - private name
-    try:
-        with capture_logs() as logs:
-            yield logs
-    finally:
-        for owner, original in patched:
-            setattr(owner, "_limited", original)  # noqa: B010 - private name
+    reset_rate_limits()
+    with capture_logs() as logs:
+        yield logs

@@ -1,8 +1,11 @@
 """Shared fixtures of the core test suite.
 
-Every hub a test builds goes through ``hub_factory`` so that it is always shut
-down, and every gate (a ``threading.Event`` an exporter blocks on) is opened at
-teardown, before the hubs are shut down, so no worker thread is left hanging.
+Every hub a test builds goes through ``hub_factory``, the kit's
+``obshub_hub_factory`` fixture (`obshub.testing.HubFactory`), so that it is
+always shut down, and every gate (a ``threading.Event`` an exporter blocks on)
+is opened at teardown, before the hubs are shut down, so no worker thread is
+left hanging. Rate limits of repeated warnings are reset before each test with
+`obshub.testing.reset_rate_limits`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,8 @@ from typing import Any
 import pytest
 
 import obshub
-from obshub import _hub as hub
-from obshub import _logging, http
-from obshub import _routing as routing
-from obshub import _tracing as tracing
-from obshub._hub import Hub
+from obshub import http
+from obshub.testing import HubFactory, reset_rate_limits
 
 
 @pytest.fixture(autouse=True)
@@ -33,34 +33,14 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 WAIT = 5.0
 
 
-class HubFactory:
-    """Builds hubs and remembers them so the fixture can shut them all down."""
-
-    def __init__(self) -> None:
-        self.hubs: list[Hub] = []
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Hub:
-        built = Hub(*args, **kwargs)
-        self.hubs.append(built)
-        return built
-
-    def from_config(self, source: Any, **kwargs: Any) -> Hub:
-        built = Hub.from_config(source, **kwargs)
-        self.hubs.append(built)
-        return built
-
-    def memory(self, **kwargs: Any) -> tuple[Hub, obshub.MemoryExporter]:
-        """A hub with one realtime memory exporter (the most common setup)."""
-        exporter = obshub.MemoryExporter()
-        return self(exporters=[exporter], **kwargs), exporter
-
-
 @pytest.fixture
-def hub_factory() -> Iterator[HubFactory]:
-    factory = HubFactory()
-    yield factory
-    for built in factory.hubs:
-        built.shutdown(timeout=WAIT)
+def hub_factory(obshub_hub_factory: HubFactory) -> HubFactory:
+    """The kit's `obshub.testing.HubFactory` (fixture ``obshub_hub_factory``), by a short name.
+
+    ``hub_factory.memory()`` is a `MemoryHub`: ``hub, recorded = hub_factory.memory()``,
+    with a `RecordingExporter` (instance name ``recording``).
+    """
+    return obshub_hub_factory
 
 
 @pytest.fixture
@@ -114,7 +94,6 @@ def gated_exporter(
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_rate_limits() -> None:
     """Rate-limited warnings logged by an earlier test must not hide this test's."""
-    for module in (tracing, routing, hub):
-        monkeypatch.setattr(module, "_limited", _logging.RateLimitedLog())
+    reset_rate_limits()

@@ -439,7 +439,7 @@ def test_events_recorded_after_shutdown_are_dropped_and_counted(hub_factory: Any
     assert hub.shutdown(timeout=WAIT)
     record(hub, 2, prefix="late")
     assert [s.name for s in memory.spans()] == ["span-0"]
-    assert hub.stats()["default/memory"].dropped == 4  # started and ended, twice
+    assert hub.stats()[f"default/{memory.instance_name}"].dropped == 4  # started and ended, twice
 
 
 def test_shutdown_delivers_what_is_queued_and_calls_the_exporter_shutdown_once(

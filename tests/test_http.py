@@ -13,7 +13,7 @@ import pytest
 
 from obshub import ConfigError, ExportError, http
 from obshub.testing import HttpReceiver, unreachable_url
-from obshub.testing_net import MisbehavingServer, silent, trickle_body, trickle_headers
+from obshub.testing.net import MisbehavingServer, silent, trickle_body, trickle_headers
 
 #: Seconds a deadline test allows; a request must end within it plus ``SLACK``.
 TIMEOUT = 0.3

@@ -9,12 +9,12 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 import obshub
-from obshub import EventKind, ExportError, SpanType, http
+from obshub import EventKind, ExportError, SpanType, _logging, http
 from obshub._exporters import COMMON_KEYS
 from obshub.testing import (
-    _BAD_COMMON_SETTINGS,
     TRACE_SPANS,
     HttpReceiver,
     HubFactory,
@@ -26,10 +26,13 @@ from obshub.testing import (
     make_span,
     make_trace,
     record_trace,
+    reset_rate_limits,
     unreachable_url,
     wait_for,
+    wait_for_count,
     wait_for_events,
 )
+from obshub.testing._contract_config import _BAD_COMMON_SETTINGS
 
 #: Whether the ``pytest11`` entry point loads the fixtures already; until it does,
 #: they are loaded here (loading them twice is an error).
@@ -287,10 +290,42 @@ def test_the_http_receiver_records_requests_and_answers_as_told() -> None:
         assert (first.path, first.status, first.headers["x-key"]) == ("/a", 503, "k")
         assert second.json() == {"n": 2}
         assert [r.path for r in receiver.requests("/b")] == ["/b"]
-        with pytest.raises(TimeoutError):
+        (only_b,) = receiver.wait_for_requests(1, "/b")
+        assert only_b is second
+        with pytest.raises(TimeoutError, match=r"for 3 requests; 2 arrived"):
             receiver.wait_for_requests(3, timeout=0.01)
+        with pytest.raises(TimeoutError, match=r"for 2 requests to /b; 1 arrived"):
+            receiver.wait_for_requests(2, "/b", timeout=0.01)
     with pytest.raises(RuntimeError):
         _ = receiver.url
+
+
+def test_wait_for_count_returns_everything_once_enough_arrived() -> None:
+    cond = threading.Condition()
+    items: list[int] = []
+
+    def add() -> None:
+        for n in range(3):
+            with cond:
+                items.append(n)
+                cond.notify_all()
+
+    threading.Thread(target=add).start()
+    assert wait_for_count(lambda: items, 3, condition=cond, timeout=WAIT) == [0, 1, 2]
+    with pytest.raises(TimeoutError, match=r"waited 0.01 s for 4 spans; 3 arrived"):
+        wait_for_count(lambda: items, 4, condition=cond, timeout=0.01, what="spans")
+
+
+def test_reset_rate_limits_lets_a_repeated_warning_be_logged_again() -> None:
+    limited = _logging.RateLimitedLog(interval=3600)
+    with capture_logs() as logs:
+        log = _logging.get_logger()
+        limited(log, "warning", "same_problem")
+        limited(log, "warning", "same_problem")
+        reset_rate_limits()
+        limited(log, "warning", "same_problem")
+    assert [entry["event"] for entry in logs] == ["same_problem", "same_problem"]
+    assert "suppressed" not in logs[1]
 
 
 def test_the_battery_tries_a_bad_value_for_every_common_key() -> None:

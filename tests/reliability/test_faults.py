@@ -58,7 +58,7 @@ def test_random_faults_on_30_percent_of_requests_lose_nothing(
     assert hub.flush(kit.WAIT), kit.only_stats(hub)
     took = kit.elapsed(started)
 
-    assert server.wait_for_observations(1000, timeout=kit.WAIT)
+    server.wait_for_observations(1000, timeout=kit.WAIT)
     delivered = kit.delivery_figures(server, recorder.sent)
     stats = kit.only_stats(hub)
     requests = server.requests("traces")
@@ -97,7 +97,7 @@ def test_413_splits_batches_until_every_span_arrives(
                 recorder.record(1, "chunky", {"blob": os.urandom(150).hex()})
             (huge,) = recorder.record(1, "huge", {"blob": os.urandom(20_000).hex()})
             assert hub.flush(kit.WAIT), kit.only_stats(hub)
-        assert small.wait_for_observations(201, timeout=kit.WAIT)
+        small.wait_for_observations(201, timeout=kit.WAIT)
         delivered = kit.delivery_figures(small, recorder.sent)
         statuses = [r.status for r in small.requests("traces")]
         truncated = next(o for o in small.observations() if o.id == huge)
@@ -135,12 +135,12 @@ def test_401_pauses_without_a_retry_storm_and_resumes_after_the_cooldown(
     recorder = kit.Recorder(hub)
     with capture_logs() as logs:
         recorder.record(10, "before")
-        assert server.wait_for_requests(1, "traces", timeout=kit.WAIT)
+        server.wait_for_requests(1, "traces", timeout=kit.WAIT)
         wait_for(lambda: kit.only_stats(hub).paused, message="not paused after a 401")
         # Recorded during the cooldown: held back, not sent.
         recorder.record(10, "during")
         assert hub.flush(kit.WAIT), kit.only_stats(hub)
-    assert server.wait_for_observations(20, timeout=kit.WAIT)
+    server.wait_for_observations(20, timeout=kit.WAIT)
     times = _auth_fault_times(server)
     first_401 = times[0][0]
     in_first_cooldown = [t for t, _ in times if t < first_401 + cooldown * 0.95]
@@ -181,7 +181,7 @@ def test_401_with_a_spool_holds_on_disk_and_probes_by_itself_after_the_cooldown(
         recorder.record(10, "before")
         wait_for(lambda: kit.only_stats(hub).spooled == 10, message="held batch not spooled")
         # Nothing else is recorded: the replay thread must probe when the cooldown ends.
-        assert server.wait_for_observations(10, timeout=kit.WAIT)
+        server.wait_for_observations(10, timeout=kit.WAIT)
         wait_for(lambda: kit.only_stats(hub).exported == 10, message="not resumed")
     took = kit.elapsed(started)
     times = _auth_fault_times(server)

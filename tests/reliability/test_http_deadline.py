@@ -1,7 +1,7 @@
 """``timeout`` is a deadline for the whole request: connect + send + read of the full body.
 
 The servers here misbehave on purpose, on 127.0.0.1 only
-(`obshub.testing_net.MisbehavingServer`): one sends its status line and
+(`obshub.testing.net.MisbehavingServer`): one sends its status line and
 headers, then trickles the body a byte every 50 ms; one trickles its
 headers; one accepts and never answers. Each byte arrives well within the
 timeout, so per-socket-operation timeouts alone never fire: before the
@@ -30,7 +30,7 @@ from obshub_webhook import WebhookExporter
 import obshub
 from obshub import http
 from obshub.testing import make_trace, wait_for
-from obshub.testing_net import MisbehavingServer, silent, trickle_body, trickle_headers
+from obshub.testing.net import MisbehavingServer, silent, trickle_body, trickle_headers
 
 #: The client's timeout in these tests (seconds).
 TIMEOUT = 0.5

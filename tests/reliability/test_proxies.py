@@ -1,6 +1,6 @@
 """Proxies: ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` and the ``proxy`` key.
 
-Every peer is on 127.0.0.1: `obshub.testing_net.LoopbackProxy` tunnels
+Every peer is on 127.0.0.1: `obshub.testing.net.LoopbackProxy` tunnels
 ``CONNECT`` (``https://`` targets, here a loopback TLS server with a
 certificate made for the test) and forwards absolute-form requests
 (``http://`` targets, which is what urllib3 sends a proxy for them). Before
@@ -27,7 +27,7 @@ from structlog.testing import capture_logs
 import obshub
 from obshub import http
 from obshub.testing import HttpReceiver, make_trace, unreachable_url, wait_for
-from obshub.testing_net import LoopbackProxy
+from obshub.testing.net import LoopbackProxy
 
 PROXY_USER = "proxy-user"
 PROXY_PASSWORD = "pr0xy-PASSWORD-7"

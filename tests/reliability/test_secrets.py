@@ -26,7 +26,7 @@ from structlog.testing import capture_logs
 import obshub
 from obshub import _cli as cli
 from obshub.testing import HttpReceiver, make_trace, unreachable_url, wait_for
-from obshub.testing_net import MisbehavingServer, silent
+from obshub.testing.net import MisbehavingServer, silent
 
 PASSWORD = "PASS"
 TOKEN = "qt0k3n-value"

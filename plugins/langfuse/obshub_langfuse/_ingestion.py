@@ -51,7 +51,7 @@ from typing import Any
 
 import attrs
 
-from obshub.testing_server import attribute_map
+from obshub.testing.otlp import attribute_map
 
 __all__ = [
     "SERVER_METADATA_KEYS",

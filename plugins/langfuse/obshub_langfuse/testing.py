@@ -26,11 +26,13 @@ Faults can be injected per path, to test retries and error handling::
         with hub.span("agent", type="agent_run"):
             ...
         hub.flush(5)
-        assert server.wait_for_observations(1, timeout=5)
+        server.wait_for_observations(1)
         assert server.observations()[0].type == "AGENT"
 
-Every accessor is thread-safe and returns a copy; the ``wait_for_*`` methods
-block on a condition variable instead of polling.
+Every accessor is thread-safe and returns a copy. The ``wait_for_*`` methods
+follow the kit's one convention (`obshub.testing.wait_for_count`): they block
+on a condition variable instead of polling, return everything received so far
+once ``count`` items are in, and raise ``TimeoutError`` saying how many arrived.
 """
 
 from __future__ import annotations
@@ -43,20 +45,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from obshub.testing_server import (
+from obshub.testing import DEFAULT_TIMEOUT
+from obshub.testing.otlp import HTTP_JSON, HTTP_PROTOBUF, decode_traces
+from obshub.testing.server import (
     Fault,
     FaultFunction,
     IncomingRequest,
     LocalServer,
     Reply,
     decompressed,
-    hex_ids_to_base64,
 )
-from obshub.testing_server import (
+from obshub.testing.server import (
     Rejected as _Rejected,
 )
 from obshub_langfuse._ingestion import (
@@ -175,21 +175,6 @@ class ScoreRecord:
 
 
 # -- decoding -----------------------------------------------------------------------------
-
-
-def _decode_traces(content_type: str, body: bytes) -> Any:
-    request = ExportTraceServiceRequest()
-    if content_type == "application/x-protobuf":
-        try:
-            request.ParseFromString(body)
-        except DecodeError:
-            raise _Rejected(400, "invalid protobuf body") from None
-    else:
-        try:
-            json_format.ParseDict(hex_ids_to_base64(json.loads(body)), request)
-        except (ValueError, json_format.ParseError) as exc:
-            raise _Rejected(400, f"invalid OTLP/JSON body: {exc}") from None
-    return request
 
 
 class LangfuseStandIn(MediaEmulation, LocalServer):
@@ -322,27 +307,39 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
             self._errors.clear()
             self._media_clear()
 
-    def wait_for_observations(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` observations arrived; False on timeout."""
-        return self._wait(lambda: len(self._observations) >= count, timeout)
+    def wait_for_observations(
+        self, count: int, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Observation]:
+        """Block until ``count`` observations arrived; return them all.
 
-    def wait_for_scores(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` scores arrived; False on timeout."""
-        return self._wait(lambda: len(self._scores) >= count, timeout)
+        Raises `TimeoutError` saying how many arrived if not within ``timeout``.
+        """
+        return self._wait_for(
+            lambda: list(self._observations.values()), count, timeout, "observations"
+        )
 
-    def wait_for_requests(self, count: int, path: str | None = None, timeout: float = 5.0) -> bool:
-        """Block until ``count`` requests (to ``path``, if given) were answered."""
+    def wait_for_scores(self, count: int, *, timeout: float = DEFAULT_TIMEOUT) -> list[ScoreRecord]:
+        """Block until ``count`` scores arrived; return them all (or raise `TimeoutError`)."""
+        return self._wait_for(lambda: list(self._scores.values()), count, timeout, "scores")
+
+    def wait_for_requests(
+        self, count: int, path: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[RecordedRequest]:
+        """Block until ``count`` requests (to ``path``, if given) were answered; return them.
+
+        ``path`` takes the short names too (``"traces"``, ``"scores"``, ...).
+        Raises `TimeoutError` saying how many arrived if not within ``timeout``.
+        """
         key = PATH_ALIASES.get(path, path) if path is not None else None
-        return self._wait(
-            lambda: (
-                sum(
-                    1
-                    for r in self._requests
-                    if key is None or r.path == key or fault_key(r.method, r.path) == key
-                )
-                >= count
-            ),
+        return self._wait_for(
+            lambda: [
+                r
+                for r in self._requests
+                if key is None or r.path == key or fault_key(r.method, r.path) == key
+            ],
+            count,
             timeout,
+            "requests" if key is None else f"requests to {key}",
         )
 
     # -- request handling ------------------------------------------------------------------
@@ -435,7 +432,8 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
         if content_type not in ("application/x-protobuf", "application/json"):
             raise _Rejected(400, f"unsupported content type {content_type!r}")
         body = decompressed(incoming, unsupported_status=400)
-        request = _decode_traces(content_type, body)
+        protocol = HTTP_PROTOBUF if content_type == "application/x-protobuf" else HTTP_JSON
+        request = decode_traces(body, protocol)
         derived: list[Observation] = []
         for resource_spans in request.resource_spans:
             resource = _attributes(resource_spans.resource.attributes)

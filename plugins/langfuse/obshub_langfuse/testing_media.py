@@ -32,8 +32,9 @@ from typing import Any
 
 import attrs
 
-from obshub.testing_server import IncomingRequest, Reply
-from obshub.testing_server import Rejected as _Rejected
+from obshub.testing import DEFAULT_TIMEOUT, wait_for_count
+from obshub.testing.server import IncomingRequest, Reply
+from obshub.testing.server import Rejected as _Rejected
 from obshub_langfuse.media import MEDIA_CONTENT_TYPES, MEDIA_FIELDS, MEDIA_PATH
 
 __all__ = [
@@ -144,13 +145,18 @@ class MediaEmulation:
         with self._cond:
             return self._media[media_id]
 
-    def wait_for_media(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` media records hold uploaded content; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: sum(1 for m in self._media.values() if m.content is not None) >= count,
-                timeout,
-            )
+    def wait_for_media(self, count: int, *, timeout: float = DEFAULT_TIMEOUT) -> list[MediaRecord]:
+        """Block until ``count`` media records hold uploaded content; return those records.
+
+        Raises `TimeoutError` saying how many were uploaded if not within ``timeout``.
+        """
+        return wait_for_count(
+            lambda: [m for m in self._media.values() if m.content is not None],
+            count,
+            condition=self._cond,
+            timeout=timeout,
+            what="uploaded media",
+        )
 
     def _media_clear(self) -> None:
         self._media.clear()

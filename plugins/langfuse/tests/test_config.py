@@ -13,7 +13,9 @@ from obshub_langfuse.testing import LangfuseStandIn
 from structlog.testing import capture_logs
 
 import obshub
+from obshub import ExportError
 from obshub._plugins import get_registry
+from obshub.testing import make_score, make_trace, wait_for
 
 MakeHub = Callable[..., obshub.Hub]
 Stats = Callable[[obshub.Hub], obshub.ChannelStats]
@@ -50,7 +52,7 @@ def test_a_config_dict_with_type_langfuse_delivers_spans(server: LangfuseStandIn
         assert exporter.instance_name == "lf"
         with hub.span("from-config"):
             pass
-        assert server.wait_for_observations(1, timeout=5)
+        server.wait_for_observations(1)
         assert server.observation("from-config").environment == "production"
     finally:
         hub.shutdown(timeout=2)
@@ -212,28 +214,47 @@ def test_an_empty_key_counts_as_missing() -> None:
 SECRET = "sk-lf-TOPSECRET-9f8e7d"
 
 
-def test_the_secret_key_never_appears_in_repr_logs_or_errors(server: LangfuseStandIn) -> None:
+def test_the_secret_key_never_appears_in_repr_logs_or_errors(
+    server: LangfuseStandIn, obshub_capture_logs: list[dict[str, Any]]
+) -> None:
     token = base64.b64encode(f"{server.public_key}:{SECRET}".encode()).decode()
     exporter = LangfuseExporter(
         public_key=server.public_key,
         secret_key=SECRET,
         base_url=server.url,
         retry={"max_attempts": 2, "initial_backoff": 0.01},
+        realtime=True,
     )
     seen: list[str] = [repr(exporter), str(exporter), repr(vars(exporter))]
     hub = obshub.Hub(exporters=[exporter])
     try:
-        with capture_logs() as logs:
-            with hub.span("rejected"):
-                pass
-            hub.flush(5)
-            hub.score(trace_id="0" * 31 + "1", name="quality", value=1.0)
-            hub.flush(5)
-            seen.append(repr(exporter.check()))
-        seen.extend(repr(entry) for entry in logs)
-        assert any(entry["event"] == "export_paused" for entry in logs)
+        with hub.span("rejected"):
+            pass
+        # The wrong key is refused (401) and the channel pauses: no flush waits it out.
+        (refused,) = server.wait_for_requests(1, "traces")
+        assert refused.status == 401
+        paused = wait_for(
+            lambda: [e for e in obshub_capture_logs if e["event"] == "export_paused"],
+            message="the refused export was not logged as export_paused",
+        )
+        assert paused[0]["status"] == 401
+        (stats,) = hub.stats().values()
+        assert stats.state == "paused"
+        # Each call that talks to Langfuse fails with an error that names no secret.
+        for call in (
+            lambda: exporter.export(make_trace(kinds=exporter.event_kinds)),
+            lambda: exporter.export_scores([make_score()]),
+        ):
+            with pytest.raises(ExportError) as failed:
+                call()
+            assert failed.value.status == 401
+            seen += [str(failed.value), repr(failed.value)]
+        checked = exporter.check()
+        assert not checked.ok
+        seen += [checked.message, repr(checked)]
     finally:
         hub.shutdown(timeout=2)
+    seen.extend(repr(entry) for entry in obshub_capture_logs)
     for bad_settings in ({"compression": SECRET}, {"base_url": SECRET}):
         with pytest.raises(obshub.ConfigError) as caught:
             LangfuseExporter(public_key="pk", secret_key=SECRET, **bad_settings)

@@ -10,6 +10,7 @@ from obshub_langfuse.testing import Fault, LangfuseStandIn
 from structlog.testing import capture_logs
 
 import obshub
+from obshub.testing import wait_for
 
 MakeHub = Callable[..., obshub.Hub]
 Stats = Callable[[obshub.Hub], obshub.ChannelStats]
@@ -32,10 +33,10 @@ def test_realtime_sends_each_span_as_soon_as_it_ends_without_a_flush(
     hub = make_hub(realtime=True)
     with hub.span("first"):
         pass
-    assert server.wait_for_observations(1, timeout=5)
+    server.wait_for_observations(1)
     with hub.span("second"):
         pass
-    assert server.wait_for_observations(2, timeout=5)
+    server.wait_for_observations(2)
     assert [r.spans for r in server.requests("traces")] == [1, 1]
 
 
@@ -59,7 +60,7 @@ def test_batch_mode_sends_when_the_batch_is_full(
     for i in range(10):
         with hub.span(f"step-{i}"):
             pass
-    assert server.wait_for_requests(2, "traces", timeout=5)
+    server.wait_for_requests(2, "traces")
     assert [r.spans for r in server.requests("traces")] == [5, 5]
 
 
@@ -182,8 +183,10 @@ def test_a_401_pauses_sends_for_a_cooldown_then_probes_and_resumes(
     with capture_logs() as logs:
         with hub.span("rejected"):
             pass
-        assert not hub.flush(0.1)  # held through the cooldown, not failed
-        assert stats(hub).paused
+        assert not hub.flush(0)  # sends the batch; returns at once
+        server.wait_for_requests(1, "traces")
+        wait_for(lambda: stats(hub).paused)  # held through the cooldown, not failed
+        assert stats(hub).failed == 0
         with hub.span("while-paused"):
             pass
         assert hub.flush(5)  # the probe (the held batch) succeeds, then the rest
@@ -219,10 +222,11 @@ def test_wrong_keys_hold_sends_without_hammering_the_server(
     for name in ("a", "b", "c"):
         with hub.span(name):
             pass
-    assert not hub.flush(0.5)
-    assert statuses(server) == [401]  # one request, then a 30 s cooldown
+    assert not hub.flush(0)  # sends the batch; returns at once
+    server.wait_for_requests(1, "traces")
+    wait_for(lambda: stats(hub).paused)  # one request, then a 30 s cooldown
+    assert statuses(server) == [401]
     counters = stats(hub)
-    assert counters.paused
     assert counters.failed == 0
     assert counters.queued == 3
 

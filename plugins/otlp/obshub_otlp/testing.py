@@ -19,7 +19,7 @@ Faults can be injected to test retries and error handling::
         with hub.span("agent", type="agent_run"):
             ...
         assert hub.flush(5)
-        assert receiver.wait_for_spans(1, timeout=5)
+        receiver.wait_for_spans(1)
         assert receiver.span("agent").attributes["gen_ai.operation.name"] == "invoke_agent"
 
 Every accessor is thread-safe and returns a copy; the ``wait_for_*`` methods
@@ -34,25 +34,24 @@ from typing import Any
 
 import attrs
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
-from obshub import testing_server
-from obshub.testing_server import (
+from obshub.testing import DEFAULT_TIMEOUT, server
+from obshub.testing.otlp import HTTP_JSON, HTTP_PROTOBUF, decode_traces
+from obshub.testing.otlp import attribute_map as _attributes
+from obshub.testing.server import (
     IncomingRequest,
     LocalServer,
     Reply,
     decompressed,
-    hex_ids_to_base64,
     reason,
 )
-from obshub.testing_server import (
+from obshub.testing.server import (
     Rejected as _Rejected,
 )
-from obshub.testing_server import attribute_map as _attributes
 
 __all__ = [
     "DEFAULT_REDACTED_HEADERS",
@@ -97,7 +96,7 @@ _ID_SIZES = {"trace_id": 16, "span_id": 8}
 
 
 @attrs.frozen
-class Fault(testing_server.Fault):
+class Fault(server.Fault):
     """What to do instead of (or before) answering one request normally.
 
     - ``status``: answer with this status (a ``google.rpc.Status`` body saying
@@ -201,27 +200,6 @@ class ReceivedSpan:
 # -- decoding ---------------------------------------------------------------------------
 
 
-def _decode(protocol: str, content: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    if protocol == "http/protobuf":
-        try:
-            request.ParseFromString(content)
-        except DecodeError:
-            raise _Rejected(400, "invalid protobuf body") from None
-        return request
-    try:
-        document = json.loads(content) if content.strip() else {}
-    except ValueError:
-        raise _Rejected(400, "invalid JSON body") from None
-    text = json.dumps(hex_ids_to_base64(document))
-    try:
-        # OTLP/JSON receivers must ignore fields they do not know.
-        json_format.Parse(text, request, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
-        raise _Rejected(400, f"invalid OTLP/JSON body: {exc}") from None
-    return request
-
-
 def _spans_of(request: ExportTraceServiceRequest, protocol: str) -> list[ReceivedSpan]:
     spans: list[ReceivedSpan] = []
     for resource_spans in request.resource_spans:
@@ -284,7 +262,7 @@ def status_body(code: int, message: str, protocol: str) -> bytes:
     ``message``): the message class lives in googleapis-common-protos, which
     this receiver does not need otherwise; the tests check the bytes against it.
     """
-    if protocol == "http/json":
+    if protocol == HTTP_JSON:
         return json.dumps({"code": code, "message": message}).encode("utf-8")
     text = message.encode("utf-8")
     out = b""
@@ -300,7 +278,7 @@ def _success_body(protocol: str, rejected: int | None, message: str) -> bytes:
     if rejected is not None:
         response.partial_success.rejected_spans = rejected
         response.partial_success.error_message = message
-    if protocol == "http/json":
+    if protocol == HTTP_JSON:
         text: str = json_format.MessageToJson(response, indent=None)
         return text.encode("utf-8")
     data: bytes = response.SerializeToString()
@@ -409,13 +387,27 @@ class OtlpReceiver(LocalServer):
             self._requests.clear()
             self._errors.clear()
 
-    def wait_for_spans(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` spans arrived; False on timeout."""
-        return self._wait(lambda: len(self._spans) >= count, timeout)
+    def wait_for_spans(self, count: int, *, timeout: float = DEFAULT_TIMEOUT) -> list[ReceivedSpan]:
+        """Block until ``count`` spans arrived; return them all, in arrival order.
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` requests were answered (or reset); False on timeout."""
-        return self._wait(lambda: len(self._requests) >= count, timeout)
+        Raises `TimeoutError` saying how many arrived if not within ``timeout``.
+        """
+        return self._wait_for(lambda: self._spans, count, timeout, "spans")
+
+    def wait_for_requests(
+        self, count: int, path: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[RecordedRequest]:
+        """Block until ``count`` requests (to ``path``, if given) were answered or reset.
+
+        Returns them all, oldest first; raises `TimeoutError` saying how many
+        arrived if not within ``timeout``.
+        """
+        return self._wait_for(
+            lambda: [r for r in self._requests if path is None or r.path == path],
+            count,
+            timeout,
+            "requests" if path is None else f"requests to {path}",
+        )
 
     # -- request handling -----------------------------------------------------------------
 
@@ -430,7 +422,7 @@ class OtlpReceiver(LocalServer):
         self,
         incoming: IncomingRequest,
         reply: Reply | None,
-        fault: testing_server.Fault | None,
+        fault: server.Fault | None,
         received_at: float,
     ) -> None:
         record = RecordedRequest(
@@ -449,13 +441,13 @@ class OtlpReceiver(LocalServer):
             self._cond.notify_all()
 
     def _internal_error(self) -> Reply:
-        body = status_body(13, "receiver error", "http/json")
+        body = status_body(13, "receiver error", HTTP_JSON)
         return Reply(500, body, {"Content-Type": JSON})
 
-    def _answer(self, incoming: IncomingRequest, fault: testing_server.Fault | None) -> Reply:
+    def _answer(self, incoming: IncomingRequest, fault: server.Fault | None) -> Reply:
         media = incoming.headers.get("content-type", "").partition(";")[0].strip().lower()
-        protocol = "http/json" if media == JSON else "http/protobuf"
-        answer_type = {"Content-Type": JSON if protocol == "http/json" else PROTOBUF}
+        protocol = HTTP_JSON if media == JSON else HTTP_PROTOBUF
+        answer_type = {"Content-Type": JSON if protocol == HTTP_JSON else PROTOBUF}
         message: str | None = getattr(fault, "message", None)
         content = incoming.body
         try:
@@ -473,7 +465,7 @@ class OtlpReceiver(LocalServer):
             if media not in (PROTOBUF, JSON):
                 raise _Rejected(415, f"unsupported content type {media!r}")
             content = decompressed(incoming)
-            spans = _spans_of(_decode(protocol, content), protocol)
+            spans = _spans_of(decode_traces(content, protocol), protocol)
         except _Rejected as rejected:
             code = GRPC_CODES.get(rejected.status, _UNKNOWN_CODE)
             body = status_body(code, rejected.message, protocol)

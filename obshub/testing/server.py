@@ -7,20 +7,20 @@ with fault injection (`Fault`: an error status with ``Retry-After``, a
 connection reset, a delay). `obshub.testing.HttpReceiver`, the Langfuse
 stand-in and the OTLP receiver build on it.
 
-The OTLP helpers (`any_value`, `attribute_map`, `hex_ids_to_base64`) work on
-``opentelemetry-proto`` messages without importing that package, which stays
-optional for the core.
+Plugin authors build a stand-in for their backend on it (subclass
+`LocalServer`, answer in ``_answer``, record in ``_record``, and give each
+``wait_for_*`` method the kit's one convention with ``_wait_for``). Decoding
+OTLP bodies is in `obshub.testing.otlp`.
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from obshub.testing._waiting import wait_for_count
+
 __all__ = [
-    "OTLP_ID_FIELDS",
     "Fault",
     "FaultFunction",
     "IncomingRequest",
@@ -37,15 +38,11 @@ __all__ = [
     "LocalServer",
     "Rejected",
     "Reply",
-    "any_value",
-    "attribute_map",
     "decompressed",
-    "hex_ids_to_base64",
+    "reason",
 ]
 
-#: The id fields of OTLP/JSON, written as hex strings.
-OTLP_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
-
+_T = TypeVar("_T")
 _F = TypeVar("_F", bound="Fault")
 _S = TypeVar("_S", bound="LocalServer")
 
@@ -131,45 +128,7 @@ def reason(status: int) -> str:
         return f"status {status}"
 
 
-# -- OTLP decoding ----------------------------------------------------------------------
-
-
-def any_value(value: Any) -> Any:
-    """An OTLP ``AnyValue`` as a plain Python value (lists for arrays, dicts for kv lists)."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [any_value(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
-    return getattr(value, kind)
-
-
-def attribute_map(repeated: Any) -> dict[str, Any]:
-    """OTLP ``KeyValue`` attributes as a dict of plain values."""
-    return {kv.key: any_value(kv.value) for kv in repeated}
-
-
-def hex_ids_to_base64(node: Any, fields: Collection[str] = OTLP_ID_FIELDS) -> Any:
-    """``node`` with the hex ids of OTLP/JSON as base64 (what protobuf's JSON parser reads).
-
-    Raises `Rejected` (400) for an id that is not hex.
-    """
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in fields and isinstance(value, str):
-                try:
-                    out[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError:
-                    raise Rejected(400, f"{key} is not hex") from None
-            else:
-                out[key] = hex_ids_to_base64(value, fields)
-        return out
-    if isinstance(node, list):
-        return [hex_ids_to_base64(item, fields) for item in node]
-    return node
+# -- bodies ---------------------------------------------------------------------------
 
 
 def decompressed(incoming: IncomingRequest, *, unsupported_status: int = 415) -> bytes:
@@ -348,9 +307,15 @@ class LocalServer:
 
     # -- state ----------------------------------------------------------------------------
 
-    def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+    def _wait_for(
+        self, items: Callable[[], Sequence[_T]], count: int, timeout: float, what: str
+    ) -> list[_T]:
+        """Wait until ``items()`` (called holding the condition) has ``count`` entries.
+
+        Returns them all; raises `TimeoutError` saying how many ``what`` arrived.
+        The ``wait_for_*`` methods of every receiver are built on it.
+        """
+        return wait_for_count(items, count, condition=self._cond, timeout=timeout, what=what)
 
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._cond:

@@ -27,6 +27,8 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
+from obshub.testing._waiting import DEFAULT_TIMEOUT, wait_for_count
+
 __all__ = [
     "LoopbackProxy",
     "MisbehavingServer",
@@ -207,10 +209,16 @@ class LoopbackProxy:
         with self._cond:
             return list(self._requests)
 
-    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
-        """Block until ``count`` requests were handled; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self._requests) >= count, timeout)
+    def wait_for_requests(
+        self, count: int, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ProxiedRequest]:
+        """Block until ``count`` requests were handled; return them all.
+
+        Raises `TimeoutError` saying how many were handled if not within ``timeout``.
+        """
+        return wait_for_count(
+            lambda: self._requests, count, condition=self._cond, timeout=timeout, what="requests"
+        )
 
     def _record(self, request: ProxiedRequest) -> None:
         with self._cond:
