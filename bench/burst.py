@@ -34,7 +34,7 @@ from peers import fresh_data
 from receiver import ReceiverProcess
 
 import obshub
-from obshub._exporters import DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE
+from obshub.plugin import DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_SIZE
 
 TRACES_PATH = "/api/public/otel/v1/traces"
 RESULTS = Path(__file__).resolve().parent / "results" / "burst.json"

@@ -30,9 +30,9 @@ import attrs
 import pluggy
 
 from obshub import _hookspecs as hookspecs
+from obshub._dist import UNKNOWN_VERSION, distribution_version
 from obshub._exporters import Exporter
 from obshub._logging import get_logger
-from obshub.plugin import UNKNOWN_VERSION, distribution_version
 
 __all__ = [
     "ExporterType",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-BUILTIN_PLUGIN = "obshub._builtin"
+BUILTIN_PLUGIN = "obshub.builtin"
 _log = get_logger()
 
 

@@ -47,7 +47,6 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.client import HTTPException
-from importlib import metadata
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +64,7 @@ from urllib3.exceptions import TimeoutError as UrllibTimeout
 
 from obshub import _worker_token as worker_token
 from obshub._config_errors import ConfigError
+from obshub._dist import distribution_version
 from obshub._exporters import ExportError
 from obshub._redact import SECRET_HEADERS, Scrubber, safe_url, scrub
 from obshub._retry import parse_retry_after
@@ -496,19 +496,12 @@ def proxy_setting(value: object, key: str = "proxy") -> str | None:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
 def user_agent(*products: str) -> str:
     """``obshub/<version> python/<version>`` followed by ``products``.
 
     A plugin names itself: ``user_agent("obshub-langfuse/0.1.0")``.
     """
-    base = f"obshub/{_version('obshub')} python/{platform.python_version()}"
+    base = f"obshub/{distribution_version('obshub')} python/{platform.python_version()}"
     return " ".join((base, *products))
 
 

@@ -24,16 +24,21 @@ Sending HTTP itself is `obshub.http` (``post``, ``get``, ``user_agent``,
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections.abc import Callable
-from importlib import metadata
 
 import attrs
 
 from obshub._config_errors import ConfigError
-from obshub._exporters import CheckResult, ExportError
+from obshub._dist import UNKNOWN_VERSION, distribution_version
+from obshub._exporters import (
+    DEFAULT_BATCH,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_SIZE,
+    CheckResult,
+    ExportError,
+)
 from obshub._json import json_string
 from obshub._logging import RateLimitedLog
 from obshub._oversize import (
@@ -44,19 +49,28 @@ from obshub._oversize import (
     truncated_span,
     truncation_marker,
 )
+from obshub._plugins import PluginRegistry
 from obshub._redact import Scrubber, safe_url
+from obshub._serialization import DEFAULT_LIMITS, Limits, clean_text, to_jsonable
 from obshub._worker_token import released as waiting
 
 __all__ = [
     "AUTH_PAUSE_INITIAL",
     "AUTH_PAUSE_MAX",
     "AUTH_STATUSES",
+    "DEFAULT_BATCH",
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_MAX_QUEUE_SIZE",
     "TRUNCATED_KEY",
     "TRUNCATE_ABOVE_BYTES",
     "UNKNOWN_VERSION",
     "AuthPause",
+    "Limits",
+    "PluginRegistry",
     "RateLimitedLog",
     "Scrubber",
+    "clean_text",
     "distribution_version",
     "json_string",
     "positive_seconds",
@@ -64,32 +78,19 @@ __all__ = [
     "scrubbed_error",
     "scrubbed_result",
     "send_splitting",
+    "to_jsonable",
     "too_large_error",
     "truncated_span",
     "truncation_marker",
     "waiting",
 ]
 
-#: What `distribution_version` answers for a distribution that is not installed.
-UNKNOWN_VERSION = "0+unknown"
 #: The statuses that mean "credentials refused".
 AUTH_STATUSES = frozenset({401, 403})
 #: The first pause after refused credentials, in seconds (a plugin's ``auth_cooldown``).
 AUTH_PAUSE_INITIAL = 30.0
 #: The longest pause: repeated refusals double it up to this.
 AUTH_PAUSE_MAX = 600.0
-
-
-@functools.cache
-def distribution_version(name: str) -> str:
-    """The installed version of distribution ``name``, or ``"0+unknown"`` when it is not.
-
-    Running from a source tree without installing is the usual "not installed".
-    """
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return UNKNOWN_VERSION
 
 
 def positive_seconds(value: object, key: str) -> float:

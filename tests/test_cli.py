@@ -146,7 +146,7 @@ def test_check_exits_non_zero_when_an_exporter_check_fails_and_prints_no_secret(
 def test_plugins_lists_the_builtin_exporters() -> None:
     code, out = run(["plugins"])
     assert code == 0
-    assert "obshub._builtin" in out
+    assert "obshub.builtin" in out
     assert "console, jsonl, memory" in out
 
 
@@ -154,7 +154,7 @@ def test_plugins_json_output_is_machine_readable() -> None:
     code, out = run(["plugins", "--json"])
     assert code == 0
     data = json.loads(out)
-    builtin = next(p for p in data["plugins"] if p["name"] == "obshub._builtin")
+    builtin = next(p for p in data["plugins"] if p["name"] == "obshub.builtin")
     assert set(builtin["exporters"]) >= {"console", "jsonl", "memory"}
     assert isinstance(data["errors"], list)
 

@@ -46,9 +46,8 @@ import attrs
 
 import obshub
 from obshub import http
-from obshub._serialization import DEFAULT_LIMITS
 from obshub.media import Media, MediaError, MediaValue, parse_data_uri, sniff_content_type
-from obshub.plugin import RateLimitedLog, json_string
+from obshub.plugin import DEFAULT_LIMITS, RateLimitedLog, json_string
 from obshub.spans import Span, SpanEvent
 
 __all__ = [

@@ -22,7 +22,8 @@ from typing import Any
 
 import attrs
 
-from obshub._exporters import DEFAULT_BATCH, Batch
+from obshub import Batch
+from obshub.plugin import DEFAULT_BATCH
 
 __all__ = [
     "DEFAULT_SAMPLE_RATE",

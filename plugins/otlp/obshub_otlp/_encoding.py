@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from obshub._serialization import clean_text, to_jsonable
-from obshub.plugin import distribution_version, json_string
+from obshub.plugin import clean_text, distribution_version, json_string, to_jsonable
 from obshub.spans import Level, Span, SpanEvent, SpanType
 
 if TYPE_CHECKING:
