@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         hub.flush(10)
         recording.clear()
         sys.setprofile(None)
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
         hub.shutdown(5)
 
     files: list[str] = []
