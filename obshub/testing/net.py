@@ -228,16 +228,7 @@ class LoopbackProxy:
     # -- serving -------------------------------------------------------------------------
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        _accept_connections(self._listener, self._stop, self._serve, self._threads)
 
     def _authorised(self, headers: list[tuple[str, str]]) -> tuple[bool, str | None]:
         received = next((v for n, v in headers if n.lower() == "proxy-authorization"), None)
@@ -436,22 +427,35 @@ class MisbehavingServer:
         self._listener.close()
 
     def _accept(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._connections += 1
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        _accept_connections(self._listener, self.stop_event, self._run, self._threads)
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self._connections += 1
 
     def _run(self, conn: socket.socket) -> None:
+        self._count_connection()
         with conn:
             try:
                 self.behaviour(conn, self.stop_event)
             except OSError:
                 return
+
+
+def _accept_connections(
+    listener: socket.socket,
+    stop: threading.Event,
+    serve: Callable[[socket.socket], None],
+    threads: list[threading.Thread],
+) -> None:
+    """Accept connections until ``stop`` (or the listener closes); one thread each."""
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        thread = threading.Thread(target=serve, args=(conn,), daemon=True)
+        threads.append(thread)
+        thread.start()

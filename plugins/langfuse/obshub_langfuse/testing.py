@@ -76,6 +76,7 @@ from obshub_langfuse.testing_media import (
     MediaLink,
     MediaRecord,
     fault_key,
+    json_body,
     media_aliases,
 )
 
@@ -473,13 +474,7 @@ class LangfuseStandIn(MediaEmulation, LocalServer):
             raise _Rejected(400, f"unsupported content type {content_type!r}")
         if incoming.headers.get("content-encoding", "identity").lower() != "identity":
             raise _Rejected(400, "the scores API takes an uncompressed JSON body")
-        try:
-            data = json.loads(incoming.body)
-        except ValueError:
-            raise _Rejected(400, "invalid JSON") from None
-        if not isinstance(data, dict):
-            raise _Rejected(400, "expected a JSON object")
-        record = _validated_score(data)
+        record = _validated_score(json_body(incoming))
         with self._cond:
             self._scores[record.id] = record
             self._cond.notify_all()

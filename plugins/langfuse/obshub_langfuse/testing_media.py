@@ -104,7 +104,7 @@ def fault_key(method: str, path: str) -> str:
     return path
 
 
-def _json_body(incoming: IncomingRequest) -> dict[str, Any]:
+def json_body(incoming: IncomingRequest) -> dict[str, Any]:
     try:
         data = json.loads(incoming.body)
     except ValueError:
@@ -191,7 +191,7 @@ class MediaEmulation:
         return None
 
     def _announce(self, incoming: IncomingRequest) -> Reply:
-        data = _json_body(incoming)
+        data = json_body(incoming)
         unknown = sorted(set(data) - _UPLOAD_KEYS)
         if unknown:
             raise _Rejected(400, f"unknown GetMediaUploadUrlRequest field(s): {', '.join(unknown)}")
@@ -271,7 +271,7 @@ class MediaEmulation:
         return Reply(200)
 
     def _patch(self, incoming: IncomingRequest, media_id: str) -> Reply:
-        data = _json_body(incoming)
+        data = json_body(incoming)
         unknown = sorted(set(data) - _PATCH_KEYS)
         if unknown:
             raise _Rejected(400, f"unknown PatchMediaBody field(s): {', '.join(unknown)}")
