@@ -156,8 +156,8 @@ class Hub:
     ) -> Hub:
         """Build a hub from a TOML file path or a dict of the same shape.
 
-        Raises `ConfigError` naming the full key path of the
-        first mistake found. An exporter whose constructor raises anything
+        Raises one `ConfigError` naming the full key path of every
+        mistake found (its ``errors`` holds one error per mistake). An exporter whose constructor raises anything
         else is disabled, not fatal: see `obshub._failed`.
         """
         data = load_source(source)
@@ -331,7 +331,20 @@ class Hub:
         if config is not None:
             found = self._live.get(config)
             if found is None:
-                _limited(_log, "warning", "unknown_config", config=config, span=name)
+                # Each distinct unknown name is reported (limit_key), with where the trace went.
+                _limited(
+                    _log,
+                    "warning",
+                    "unknown_config",
+                    limit_key=str(config)[:200],
+                    config=config,
+                    span=name,
+                    fallback=(
+                        f"traced with the default config {live.name!r}"
+                        if live is not None
+                        else "not traced: there is no default config"
+                    ),
+                )
             else:
                 live = found
         trace_id = new_trace_id()
