@@ -175,12 +175,12 @@ def build_configs(
     with errors.check():
         _reject_unknown(data, _TOP_KEYS, "")
     raw_configs = data.get("configs")
-    if raw_configs is None:
-        errors.add("required: at least one [configs.<name>] table", "configs")
-        errors.raise_if_any()
     if not isinstance(raw_configs, Mapping):
-        errors.add(f"must be a table, got {_type_name(raw_configs)}", "configs")
-        errors.raise_if_any()
+        if raw_configs is None:
+            errors.add("required: at least one [configs.<name>] table", "configs")
+        else:
+            errors.add(f"must be a table, got {_type_name(raw_configs)}", "configs")
+        raise ConfigError.combine(errors.errors)
     configs: dict[str, Config] = {}
     with errors.check():
         configs = build_named_configs(raw_configs, registry, env)
@@ -443,15 +443,23 @@ def _unknown_type_message(type_name: str, registry: PluginRegistry) -> str:
         )
     installed = sorted(registry.exporter_types())
     known = ", ".join(installed) or "none"
+    if type_name in registry.blocked:
+        return (
+            f"exporter type {type_name!r}: plugin {type_name!r} is installed but not loaded "
+            f"(OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS); installed types: {known}"
+        )
     if type_name in FIRST_PARTY_TYPES:
         return (
             f"exporter type {type_name!r} is not installed; install it with: "
             f"pip install '{FIRST_PARTY_TYPES[type_name]}' (installed types: {known})"
         )
     candidates = sorted(set(installed) | set(FIRST_PARTY_TYPES))
-    close = difflib.get_close_matches(type_name.lower(), candidates, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(type_name.lower(), candidates, n=1, cutoff=0.75)
     if close and close[0] in installed:
-        return f"unknown exporter type {type_name!r}; did you mean {close[0]!r}? (installed types: {known})"
+        return (
+            f"unknown exporter type {type_name!r}; did you mean {close[0]!r}? "
+            f"(installed types: {known})"
+        )
     if close:
         return (
             f"unknown exporter type {type_name!r}; did you mean {close[0]!r}? (not installed: "
@@ -521,9 +529,9 @@ def _check_keys(cls: type[Exporter], table: Mapping[str, Any], path: str) -> Non
     for key in table:
         if key not in params or key == "instance_name":
             close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            guess = f"did you mean {close[0]!r}? " if close else ""
             errors.add(
-                f"unknown key for exporter type {cls.name!r} ({hint}expected one of: "
+                f"unknown key for exporter type {cls.name!r} ({guess}expected one of: "
                 f"{', '.join(allowed)})",
                 f"{path}.{key}",
             )

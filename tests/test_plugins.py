@@ -196,7 +196,7 @@ def test_obshub_disable_plugins_blocks_the_named_plugins_only(
     assert registry.exporter_class("two") is two
     assert registry.blocked == ["one"]
     assert registry.errors == []
-    with pytest.raises(ConfigError, match="pip install obshub-one"):
+    with pytest.raises(ConfigError, match="plugin 'one' is installed but not loaded"):
         obshub.Hub.from_config({"configs": {"p": {"exporters": {"one": {}}}}}, registry=registry)
 
 
