@@ -1,4 +1,4 @@
-"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``.
+"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``, ``new-plugin``.
 
 The config comes from ``--config FILE``, else ``$OBSHUB_CONFIG``, else
 ``./obshub.toml``, else the built-in default (console + JSONL file).
@@ -368,13 +368,34 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace, out: TextIO) -> int:
+    """Write a plugin project whose contract tests pass, to start from."""
+    from obshub._newplugin import create_plugin
+
+    try:
+        root = create_plugin(args.name, args.dir)
+    except (ValueError, FileExistsError) as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:
+        out.write(f"error: cannot write the project: {exc.strerror or exc}\n")
+        return 2
+    module = "obshub_" + args.name.replace("-", "_")
+    out.write(
+        f"created {root}: exporter type {args.name!r} ({module}/exporter.py), "
+        "contract tests in tests/test_contract.py\n"
+        f"next: cd {root} && pip install -e '.[test]' && python -m pytest\n"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``obshub`` command."""
     parser = argparse.ArgumentParser(
         prog="obshub",
         description=(
             "A hub for AI/LLM tracing: list plugins, check a config and its backends, "
-            "send a demo conversation, replay spooled or recorded events."
+            "send a demo conversation, replay spooled or recorded events, start a plugin."
         ),
         epilog=(
             "Run `obshub COMMAND --help` for a command's options. Exit status: 0 success, "
@@ -468,6 +489,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default 60)"
     )
     p_replay.set_defaults(func=cmd_replay)
+
+    p_new = command(
+        "new-plugin",
+        "create a plugin project that passes the exporter contract",
+        "Write ./obshub-NAME: a pyproject with the entry point, a working file-sink\n"
+        "exporter of type NAME and tests/test_contract.py running obshub's contract\n"
+        "battery (see the plugin guide). Exit status: 0 created, 2 invalid name or the\n"
+        "directory exists.",
+    )
+    p_new.add_argument("name", metavar="NAME", help="the exporter type, e.g. 'acme'")
+    p_new.add_argument(
+        "--dir", default=".", metavar="DIR", help="where to create obshub-NAME (default: .)"
+    )
+    p_new.set_defaults(func=cmd_new_plugin)
     return parser
 
 

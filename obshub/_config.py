@@ -23,8 +23,8 @@ from typing import Any
 
 import attrs
 
-from obshub._config_errors import ConfigError, ErrorCollector
-from obshub._exporters import Exporter
+from obshub._config_errors import ConfigError, ErrorCollector, type_name
+from obshub._exporters import Exporter, check_initialised
 from obshub._failed import exporter_failed
 from obshub._plugins import PluginRegistry
 from obshub._processors import Redactor, SpanProcessor
@@ -329,7 +329,7 @@ def build_exporters(
     elif isinstance(raw, (list, tuple)):
         entries = []
         for i, item in enumerate(raw):
-            item_name = item.instance_name if isinstance(item, Exporter) else None
+            item_name = getattr(item, "instance_name", None) if isinstance(item, Exporter) else None
             if isinstance(item, Mapping):
                 item_name = str(item.get("name") or item.get("type") or "")
             entries.append((item_name or "", item, f"{path}[{i}]"))
@@ -366,6 +366,10 @@ def _build_entry(
     env: Mapping[str, str],
 ) -> Exporter | None:
     if isinstance(spec, Exporter):
+        try:
+            check_initialised(spec)
+        except TypeError as exc:
+            raise ConfigError(str(exc), item_path) from None
         return spec
     if not isinstance(spec, Mapping):
         raise ConfigError(
@@ -416,7 +420,9 @@ def build_exporter(
     _check_keys(cls, table, path)
     name = instance_name or type_name
     try:
-        return cls(instance_name=name, **table)
+        exporter = cls(instance_name=name, **table)
+        check_initialised(exporter)
+        return exporter
     except ConfigError as exc:
         raise exc.within(path) from None
     except (TypeError, ValueError) as exc:
@@ -566,16 +572,7 @@ def _type_hints(cls: type[Exporter]) -> dict[str, Any]:
 
 
 def _type_name(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    if type(value) in names:
-        return names[type(value)]
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return type(value).__name__
+    return type_name(value)
 
 
 def _matches(value: Any, hint: Any) -> bool:

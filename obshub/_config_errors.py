@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["ConfigError", "ErrorCollector"]
+__all__ = ["ConfigError", "ErrorCollector", "type_name"]
+
+
+def type_name(value: Any) -> str:
+    """How error messages name a value's type: ``a string``, ``an integer``, ``a table``..."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    if type(value) in names:
+        return names[type(value)]
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
 
 
 class ConfigError(ValueError):
