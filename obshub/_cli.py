@@ -1,7 +1,12 @@
-"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``.
+"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``, ``new-plugin``.
 
 The config comes from ``--config FILE``, else ``$OBSHUB_CONFIG``, else
 ``./obshub.toml``, else the built-in default (console + JSONL file).
+
+Conventions of every command: ``-v``/``--verbose`` before or after the
+command; output for people on stdout, log lines on stderr; ``--json`` where a
+script may want to read the output; exit status 0 (success), 1 (the command ran
+and found a problem), 2 (usage or config error: nothing was tried).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -84,6 +90,12 @@ def cmd_plugins(args: argparse.Namespace, out: TextIO) -> int:
     for row in rows:
         padded = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
         out.write(f"{padded}  {row[3]}\n")
+    if args.verbose:
+        out.write("\nExporter classes:\n")
+        for type_name in sorted(registry.exporter_types()):
+            cls = registry.exporter_class(type_name)
+            where = f"{cls.__module__}.{cls.__qualname__}" if cls is not None else "?"
+            out.write(f"  {type_name}: {where}\n")
     if registry.blocked:
         out.write(
             "\nnot loaded (OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS): "
@@ -149,50 +161,108 @@ def _write_settings(out: TextIO, settings: Any) -> None:
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Validate the config and test every exporter's connection and credentials."""
     source, origin = discover_config(args.config)
-    out.write(f"config: {origin}\n")
+    report: dict[str, Any] = {"config": origin, "ok": False, "error": None, "configs": []}
+    text = _TextReport(out, enabled=not args.json)
+    text.line(f"config: {origin}")
     try:
         hub = Hub.from_config(source)
     except ConfigError as exc:
-        out.write(f"FAIL  config: {scrub(str(exc))}\n")
-        return 1
+        report["error"] = scrub(str(exc))
+        report["errors"] = [scrub(str(e)) for e in exc.errors]
+        text.line(f"FAIL  config: {report['error']}")
+        _write_json(out, report, args.json)
+        return 2
     failures = 0
     try:
         if not hub.configs:
-            out.write("FAIL  no enabled config\n")
+            report["error"] = "no enabled config"
+            text.line("FAIL  no enabled config")
+            _write_json(out, report, args.json)
             return 1
         for name, config in hub.configs.items():
+            entry: dict[str, Any] = {
+                "name": name,
+                "default": name == hub.default,
+                "service_name": config.service_name,
+                "sampling": config.sampler.strategy,
+                "exporters": [],
+            }
+            report["configs"].append(entry)
             marker = " (default)" if name == hub.default else ""
-            out.write(
+            text.line(
                 f"config {name}{marker}: service {config.service_name!r}, "
-                f"sampling {config.sampler.strategy}, {len(config.exporters)} exporter(s)\n"
+                f"sampling {config.sampler.strategy}, {len(config.exporters)} exporter(s)"
             )
             if not config.exporters:
-                out.write("  FAIL  no exporters: traces of this config go nowhere\n")
+                entry["error"] = "no exporters: traces of this config go nowhere"
+                text.line(f"  FAIL  {entry['error']}")
                 failures += 1
             for exporter in config.exporters:
                 if isinstance(exporter, FailedExporter):
-                    out.write(
-                        f"  FAIL  {exporter.instance_name} ({exporter.type_name}): "
-                        f"{exporter.check().message}\n"
+                    message = exporter.check().message
+                    entry["exporters"].append(
+                        {
+                            "name": exporter.instance_name,
+                            "type": exporter.type_name,
+                            "status": "fail",
+                            "message": message,
+                        }
                     )
+                    text.line(f"  FAIL  {exporter.instance_name} ({exporter.type_name}): {message}")
                     failures += 1
                     continue
                 result, elapsed = _run_check(exporter)
                 latency = result.latency_ms if result.latency_ms is not None else elapsed
-                status = "ok  " if result.ok else "FAIL"
+                status = "ok" if result.ok else "fail"
                 if result.ok and not exporter.enabled:
-                    status = "off "
+                    status = "off"
                 mode = "realtime" if exporter.realtime else "batch"
-                out.write(
-                    f"  {status}  {exporter.instance_name} ({type(exporter).name}, {mode}, "
-                    f"log {exporter.log_level}): {result.message} [{latency:.0f} ms]\n"
+                entry["exporters"].append(
+                    {
+                        "name": exporter.instance_name,
+                        "type": type(exporter).name,
+                        "status": status,
+                        "mode": mode,
+                        "log_level": exporter.log_level,
+                        "message": result.message,
+                        "latency_ms": round(latency, 1),
+                        "settings": result.details.get("settings", {}),
+                    }
                 )
-                _write_settings(out, result.details.get("settings"))
+                text.line(
+                    f"  {_STATUS[status]}  {exporter.instance_name} ({type(exporter).name}, "
+                    f"{mode}, log {exporter.log_level}): {result.message} [{latency:.0f} ms]"
+                )
+                if text.enabled:
+                    _write_settings(out, result.details.get("settings"))
                 failures += not result.ok
     finally:
         hub.shutdown(timeout=2.0)
-    out.write("all checks passed\n" if not failures else f"{failures} check(s) failed\n")
+    report["ok"] = not failures
+    report["failures"] = failures
+    text.line("all checks passed" if not failures else f"{failures} check(s) failed")
+    _write_json(out, report, args.json)
     return 1 if failures else 0
+
+
+_STATUS = {"ok": "ok  ", "fail": "FAIL", "off": "off "}
+
+
+class _TextReport:
+    """Lines for people, written unless the command prints JSON instead."""
+
+    def __init__(self, out: TextIO, enabled: bool) -> None:
+        self.out = out
+        self.enabled = enabled
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            self.out.write(text + "\n")
+
+
+def _write_json(out: TextIO, data: Any, wanted: bool) -> None:
+    if wanted:
+        out.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -203,27 +273,45 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     try:
         hub = Hub.from_config(source)
     except ConfigError as exc:
-        out.write(f"config error: {exc}\n")
+        out.write(f"config error: {scrub(str(exc))}\n")
         return 2
+    deadline = time.monotonic() + args.timeout
     out.write(f"obshub demo: recording a support-agent session through {origin}\n\n")
     out.flush()
     trace_ids = run_demo(hub)
-    delivered = hub.flush(timeout=args.timeout)
+    # One --timeout for flushing and shutting down together.
+    flushed = hub.flush(timeout=max(0.0, deadline - time.monotonic()))
+    delivered = hub.shutdown(timeout=max(0.0, deadline - time.monotonic())) and bool(flushed)
+    # Counted after the shutdown, so that what it dropped is in the summary.
     stats = hub.stats()
-    hub.shutdown(timeout=args.timeout)
     out.write(f"recorded {len(trace_ids)} traces: {', '.join(trace_ids)}\n")
-    for key, s in stats.items():
-        out.write(
-            f"  {key}: exported {s.exported}, queued {s.queued}, dropped {s.dropped}, "
-            f"failed {s.failed}, retried {s.retried}\n"
-        )
+    disabled = 0
+    for name, config in hub.configs.items():
+        for exporter in config.exporters:
+            key = f"{name}/{exporter.instance_name}"
+            s = stats.get(key)
+            if s is not None and s.state != "disabled":
+                out.write(
+                    f"  {key}: exported {s.exported}, queued {s.queued}, dropped {s.dropped}, "
+                    f"failed {s.failed}, retried {s.retried}\n"
+                )
+                continue
+            if s is not None:
+                reason, on_purpose = s.reason or "failed to start", False
+            else:
+                result, _ = _run_check(exporter)
+                reason, on_purpose = result.message, result.ok
+            state = "off" if on_purpose else "disabled"
+            out.write(f"  {key}: {state}, nothing sent: {reason}\n")
+            disabled += not on_purpose
     for exporter in hub.exporters():
         if isinstance(exporter, JsonlExporter):
             out.write(f"  events written to {exporter.path}\n")
+    if disabled:
+        out.write(f"{disabled} configured exporter(s) disabled; run `obshub check` for details\n")
     if not delivered:
         out.write("some events were not delivered; run `obshub check` to find out why\n")
-        return 1
-    return 0
+    return 1 if disabled or not delivered else 0
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -237,9 +325,23 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"config: {origin}\n")
     try:
         if args.file:
-            fed, bad = hub.replay_file(args.file, exporter=args.exporter, timeout=args.timeout)
+            if not os.path.isfile(args.file):
+                what = "is a directory" if os.path.isdir(args.file) else "does not exist"
+                out.write(f"error: --file {args.file} {what}\n")
+                return 2
+            try:
+                fed, bad = hub.replay_file(args.file, exporter=args.exporter, timeout=args.timeout)
+            except OSError as exc:
+                out.write(f"error: cannot read {args.file}: {exc.strerror or exc}\n")
+                return 2
             if bad:
                 out.write(f"skipped {bad} unreadable line(s) in {args.file}\n")
+            if not any(fed.values()):
+                out.write(
+                    f"error: nothing replayed: no exporter took an event or score of "
+                    f"{args.file} ({bad} unreadable line(s))\n"
+                )
+                return 1
         else:
             fed = hub.replay(exporter=args.exporter, timeout=args.timeout)
             if not fed:
@@ -248,7 +350,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
         delivered = hub.flush(timeout=args.timeout)
         stats = hub.stats()
     except ValueError as exc:
-        out.write(f"{exc}\n")
+        out.write(f"error: {exc}\n")
         return 2
     finally:
         hub.shutdown(timeout=args.timeout)
@@ -266,16 +368,63 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_new_plugin(args: argparse.Namespace, out: TextIO) -> int:
+    """Write a plugin project whose contract tests pass, to start from."""
+    from obshub._newplugin import create_plugin
+
+    try:
+        root = create_plugin(args.name, args.dir)
+    except (ValueError, FileExistsError) as exc:
+        out.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:
+        out.write(f"error: cannot write the project: {exc.strerror or exc}\n")
+        return 2
+    module = "obshub_" + args.name.replace("-", "_")
+    out.write(
+        f"created {root}: exporter type {args.name!r} ({module}/exporter.py), "
+        "contract tests in tests/test_contract.py\n"
+        f"next: cd {root} && pip install -e '.[test]' && python -m pytest\n"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``obshub`` command."""
     parser = argparse.ArgumentParser(
-        prog="obshub", description="A hub for AI/LLM tracing: check, demo and inspect plugins."
+        prog="obshub",
+        description=(
+            "A hub for AI/LLM tracing: list plugins, check a config and its backends, "
+            "send a demo conversation, replay spooled or recorded events, start a plugin."
+        ),
+        epilog=(
+            "Run `obshub COMMAND --help` for a command's options. Exit status: 0 success, "
+            "1 the command found a problem, 2 usage or config error."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"obshub {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
     )
+    # Every command takes -v too (`obshub check -v`), counted with the global one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more output and log lines (-vv for debug)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -284,23 +433,50 @@ def build_parser() -> argparse.ArgumentParser:
             help="config file (default: $OBSHUB_CONFIG, ./obshub.toml, else built-in)",
         )
 
-    p_plugins = sub.add_parser("plugins", help="list installed plugins and exporter types")
+    p_plugins = command(
+        "plugins",
+        "list installed plugins and exporter types",
+        "List the plugins that loaded, their distributions, versions and exporter types,\n"
+        "the plugins blocked by OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS and those that\n"
+        "failed to load. -v adds the class behind each exporter type.\n"
+        "Exit status: always 0 (failed plugins are listed, not fatal).",
+    )
     p_plugins.add_argument("--json", action="store_true", help="machine-readable output")
     p_plugins.set_defaults(func=cmd_plugins)
 
-    p_check = sub.add_parser("check", help="validate the config and test every exporter")
+    p_check = command(
+        "check",
+        "validate the config and test every exporter",
+        "Validate the config exactly as an application would, then run every exporter's\n"
+        "check() (connection and credentials), each bounded to 20 s.\n"
+        "Exit status: 0 all passed, 1 a check failed, 2 config error.",
+    )
     with_config(p_check)
+    p_check.add_argument("--json", action="store_true", help="machine-readable output")
     p_check.set_defaults(func=cmd_check)
 
-    p_demo = sub.add_parser("demo", help="send a realistic agent conversation through the config")
+    p_demo = command(
+        "demo",
+        "send a realistic agent conversation through the config",
+        "Record a two-turn support-agent conversation (no model is called) through the\n"
+        "config, wait at most --timeout seconds in all for delivery and shutdown, then\n"
+        "print the final counters of every configured exporter (disabled ones: why).\n"
+        "Exit status: 0 all delivered, 1 not delivered or an exporter disabled, 2 config error.",
+    )
     with_config(p_demo)
     p_demo.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for delivery (default 30)"
     )
     p_demo.set_defaults(func=cmd_demo)
 
-    p_replay = sub.add_parser(
-        "replay", help="re-send spooled events, or a recorded JSONL file, through the config"
+    p_replay = command(
+        "replay",
+        "re-send spooled events, or a recorded JSONL file, through the config",
+        "Without --file, re-send what the exporters' disk spools hold; with --file, send\n"
+        "the events and scores of a JSONL file (written by the jsonl exporter, or a spool\n"
+        "segment). It refuses to replay a file into an exporter that writes to it.\n"
+        "Exit status: 0 all delivered, 1 not all delivered or nothing readable,\n"
+        "2 config error, unknown exporter, or a file that is missing or cannot be read.",
     )
     with_config(p_replay)
     p_replay.add_argument(
@@ -313,6 +489,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default 60)"
     )
     p_replay.set_defaults(func=cmd_replay)
+
+    p_new = command(
+        "new-plugin",
+        "create a plugin project that passes the exporter contract",
+        "Write ./obshub-NAME: a pyproject with the entry point, a working file-sink\n"
+        "exporter of type NAME and tests/test_contract.py running obshub's contract\n"
+        "battery (see the plugin guide). Exit status: 0 created, 2 invalid name or the\n"
+        "directory exists.",
+    )
+    p_new.add_argument("name", metavar="NAME", help="the exporter type, e.g. 'acme'")
+    p_new.add_argument(
+        "--dir", default=".", metavar="DIR", help="where to create obshub-NAME (default: .)"
+    )
+    p_new.set_defaults(func=cmd_new_plugin)
     return parser
 
 
@@ -320,6 +510,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", 0)
     _configure_cli_logging(args.verbose)
     stream = out if out is not None else sys.stdout
     result: Any = args.func(args, stream)

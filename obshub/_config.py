@@ -10,6 +10,7 @@ constructor fails for another reason than its settings is disabled instead
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import re
@@ -22,8 +23,8 @@ from typing import Any
 
 import attrs
 
-from obshub._config_errors import ConfigError
-from obshub._exporters import Exporter
+from obshub._config_errors import ConfigError, ErrorCollector, type_name
+from obshub._exporters import Exporter, check_initialised
 from obshub._failed import exporter_failed
 from obshub._plugins import PluginRegistry
 from obshub._processors import Redactor, SpanProcessor
@@ -149,11 +150,11 @@ def _join(prefix: str, key: str) -> str:
 
 
 def _reject_unknown(table: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+    errors = ErrorCollector()
     for key in table:
         if key not in allowed:
-            raise ConfigError(
-                f"unknown key (expected one of: {', '.join(allowed)})", _join(path, key)
-            )
+            errors.add(f"unknown key (expected one of: {', '.join(allowed)})", _join(path, key))
+    errors.raise_if_any()
 
 
 def default_service_name(environ: Mapping[str, str]) -> str:
@@ -170,20 +171,30 @@ def build_configs(
     env = os.environ if environ is None else environ
     if not isinstance(data, Mapping):
         raise ConfigError("the config must be a table")
-    _reject_unknown(data, _TOP_KEYS, "")
+    errors = ErrorCollector()
+    with errors.check():
+        _reject_unknown(data, _TOP_KEYS, "")
     raw_configs = data.get("configs")
-    if raw_configs is None:
-        raise ConfigError("required: at least one [configs.<name>] table", "configs")
     if not isinstance(raw_configs, Mapping):
-        raise ConfigError(f"must be a table, got {type(raw_configs).__name__}", "configs")
-    configs = build_named_configs(raw_configs, registry, env)
-    default = interpolate(data.get("default"), env, "default")
-    if default is not None:
-        if not isinstance(default, str):
-            raise ConfigError(f"must be a string, got {type(default).__name__}", "default")
-        if default not in configs:
-            known = ", ".join(configs) or "none"
-            raise ConfigError(f"no config named {default!r} (configs: {known})", "default")
+        if raw_configs is None:
+            errors.add("required: at least one [configs.<name>] table", "configs")
+        else:
+            errors.add(f"must be a table, got {_type_name(raw_configs)}", "configs")
+        raise ConfigError.combine(errors.errors)
+    configs: dict[str, Config] = {}
+    with errors.check():
+        configs = build_named_configs(raw_configs, registry, env)
+    default: Any = None
+    with errors.check():
+        default = interpolate(data.get("default"), env, "default")
+        if default is not None:
+            if not isinstance(default, str):
+                raise ConfigError(f"must be a string, got {_type_name(default)}", "default")
+            # A default whose own table has errors is reported by those errors only.
+            if default not in configs and not (default in raw_configs and errors.errors):
+                known = ", ".join(configs) or "none"
+                raise ConfigError(f"no config named {default!r} (configs: {known})", "default")
+    errors.raise_if_any()
     return configs, default
 
 
@@ -213,16 +224,18 @@ def build_named_configs(
 ) -> dict[str, Config]:
     """Build every enabled ``[configs.<name>]`` table (tables or ready Config objects)."""
     configs: dict[str, Config] = {}
+    errors = ErrorCollector()
     for name, table in raw_configs.items():
         path = f"configs.{name}"
         if isinstance(table, Config):
             configs[str(name)] = table
             continue
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"must be a table, got {type(table).__name__}", path)
-        if not is_enabled(table, environ, path):
-            continue
-        configs[str(name)] = build_config(str(name), table, registry, environ, path)
+        with errors.check():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"must be a table, got {_type_name(table)}", path)
+            if is_enabled(table, environ, path):
+                configs[str(name)] = build_config(str(name), table, registry, environ, path)
+    errors.raise_if_any()
     return configs
 
 
@@ -257,17 +270,23 @@ def build_config(
 ) -> Config:
     """Validate one ``[configs.<name>]`` table and build its exporters."""
     raw_exporters = table.get("exporters", {})
-    table = {
-        k: interpolate(v, environ, f"{path}.{k}") for k, v in table.items() if k != "exporters"
-    }
-    _reject_unknown(table, _CONFIG_KEYS, path)
+    errors = ErrorCollector()
+    interpolated: dict[str, Any] = {}
+    for k, v in table.items():
+        if k != "exporters":
+            with errors.check():
+                interpolated[k] = interpolate(v, environ, f"{path}.{k}")
+    table = interpolated
+    with errors.check():
+        _reject_unknown(table, _CONFIG_KEYS, path)
     service_name = table.get("service_name", default_service_name(environ))
     if not isinstance(service_name, str) or not service_name:
-        raise ConfigError("must be a non-empty string", f"{path}.service_name")
+        errors.add("must be a non-empty string", f"{path}.service_name")
+    sampler = Sampler()
     try:
         sampler = Sampler.from_config(table.get("sampling"))
     except ConfigError as exc:
-        raise exc.within(f"{path}.sampling") from None
+        errors.errors.append(exc.within(f"{path}.sampling"))
     processors: list[SpanProcessor] = []
     redact = table.get("redact", False)
     if isinstance(redact, bool) or (
@@ -277,8 +296,11 @@ def build_config(
         if redactor is not None:
             processors.append(redactor)
     else:
-        raise ConfigError("must be true, false or a list of key names", f"{path}.redact")
-    exporters = build_exporters(raw_exporters, registry, f"{path}.exporters", environ)
+        errors.add("must be true, false or a list of key names", f"{path}.redact")
+    exporters: list[Exporter] = []
+    with errors.check():
+        exporters = build_exporters(raw_exporters, registry, f"{path}.exporters", environ)
+    errors.raise_if_any()
     return Config(
         name=name,
         service_name=service_name,
@@ -307,45 +329,81 @@ def build_exporters(
     elif isinstance(raw, (list, tuple)):
         entries = []
         for i, item in enumerate(raw):
-            item_name = item.instance_name if isinstance(item, Exporter) else None
+            item_name = getattr(item, "instance_name", None) if isinstance(item, Exporter) else None
             if isinstance(item, Mapping):
                 item_name = str(item.get("name") or item.get("type") or "")
             entries.append((item_name or "", item, f"{path}[{i}]"))
     else:
-        raise ConfigError(f"must be a table or a list, got {type(raw).__name__}", path)
+        raise ConfigError(f"must be a table or a list, got {_type_name(raw)}", path)
     seen: dict[str, str] = {}
+    errors = ErrorCollector()
     for instance_name, spec, item_path in entries:
-        if isinstance(spec, Exporter):
-            exporter: Exporter | None = spec
-        elif isinstance(spec, Mapping):
-            if not is_enabled(spec, env, item_path):
-                continue
-            table = {k: interpolate(v, env, f"{item_path}.{k}") for k, v in spec.items()}
-            if isinstance(raw, (list, tuple)):
-                table.pop("name", None)
-            exporter = build_exporter(instance_name, table, registry, item_path)
-        else:
-            raise ConfigError(
-                f"must be an exporter table or an obshub.Exporter, got {type(spec).__name__}",
-                item_path,
-            )
+        exporter: Exporter | None = None
+        with errors.check():
+            exporter = _build_entry(instance_name, spec, item_path, raw, registry, env)
         if exporter is None:
             continue
         if exporter.instance_name in seen:
-            raise ConfigError(
+            errors.add(
                 f"duplicate exporter name {exporter.instance_name!r} "
-                f"(also at {seen[exporter.instance_name]}); give each instance its own name",
+                f"(also at {seen[exporter.instance_name]}); give each instance its own name: "
+                "the table key in a config file, `instance_name=` for an exporter built in code",
                 item_path,
             )
+            continue
         seen[exporter.instance_name] = item_path
         built.append(exporter)
+    errors.raise_if_any()
     return built
 
 
-def build_exporter(
-    instance_name: str, table: dict[str, Any], registry: PluginRegistry, path: str
+def _build_entry(
+    instance_name: str,
+    spec: Any,
+    item_path: str,
+    raw: Any,
+    registry: PluginRegistry,
+    env: Mapping[str, str],
 ) -> Exporter | None:
-    """Build one exporter from its (interpolated, enabled) config table."""
+    if isinstance(spec, Exporter):
+        try:
+            check_initialised(spec)
+        except TypeError as exc:
+            raise ConfigError(str(exc), item_path) from None
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ConfigError(
+            f"must be an exporter table or an obshub.Exporter, got {_type_name(spec)}",
+            item_path,
+        )
+    if not is_enabled(spec, env, item_path):
+        return None
+    errors = ErrorCollector()
+    table: dict[str, Any] = {}
+    for k, v in spec.items():
+        with errors.check():
+            table[k] = interpolate(v, env, f"{item_path}.{k}")
+    errors.raise_if_any()
+    if isinstance(raw, (list, tuple)):
+        table.pop("name", None)
+    # Keys whose value came from the environment are converted to the key's type.
+    from_env = {str(k) for k, v in spec.items() if isinstance(v, str) and "${" in v}
+    return build_exporter(instance_name, table, registry, item_path, from_env=from_env)
+
+
+def build_exporter(
+    instance_name: str,
+    table: dict[str, Any],
+    registry: PluginRegistry,
+    path: str,
+    from_env: frozenset[str] | set[str] = frozenset(),
+) -> Exporter | None:
+    """Build one exporter from its (interpolated, enabled) config table.
+
+    The string values of the keys in ``from_env`` (set by ``${VAR}``) are
+    converted to the key's declared type: ``"${DEBUG:-false}"`` gives a boolean
+    to a boolean key, ``"${BATCH:-100}"`` an integer to an integer key.
+    """
     type_name = table.pop("type", instance_name)
     if not isinstance(type_name, str) or not type_name:
         raise ConfigError("must be a non-empty string", f"{path}.type")
@@ -358,10 +416,13 @@ def build_exporter(
     # wins over an exporter's own environment switch (e.g. LANGFUSE_TRACING_ENABLED).
     if table.pop("enabled", None) is True:
         table["enabled"] = True
+    _convert_from_env(cls, table, from_env)
     _check_keys(cls, table, path)
     name = instance_name or type_name
     try:
-        return cls(instance_name=name, **table)
+        exporter = cls(instance_name=name, **table)
+        check_initialised(exporter)
+        return exporter
     except ConfigError as exc:
         raise exc.within(path) from None
     except (TypeError, ValueError) as exc:
@@ -374,18 +435,83 @@ def build_exporter(
         return exporter_failed(name, type_name, path, exc, table, cls.secret_keys)
 
 
+#: Exporter types of the first-party plugins, and the extra that installs each.
+FIRST_PARTY_TYPES: Mapping[str, str] = {"langfuse": "obshub[langfuse]", "otlp": "obshub[otlp]"}
+
+
 def _unknown_type_message(type_name: str, registry: PluginRegistry) -> str:
+    """Why ``type_name`` is unknown, and what to do; only known distributions are recommended."""
     error = registry.error_for(type_name)
     if error is not None:
         return (
             f"exporter type {type_name!r} is provided by plugin {error.plugin!r}, which failed "
             f"to load ({error.error}); run `obshub plugins` for details"
         )
-    known = ", ".join(sorted(registry.exporter_types())) or "none"
+    installed = sorted(registry.exporter_types())
+    known = ", ".join(installed) or "none"
+    if type_name in registry.blocked:
+        return (
+            f"exporter type {type_name!r}: plugin {type_name!r} is installed but not loaded "
+            f"(OBSHUB_LOAD_PLUGINS / OBSHUB_DISABLE_PLUGINS); installed types: {known}"
+        )
+    if type_name in FIRST_PARTY_TYPES:
+        return (
+            f"exporter type {type_name!r} is not installed; install it with: "
+            f"pip install '{FIRST_PARTY_TYPES[type_name]}' (installed types: {known})"
+        )
+    candidates = sorted(set(installed) | set(FIRST_PARTY_TYPES))
+    close = difflib.get_close_matches(type_name.lower(), candidates, n=1, cutoff=0.75)
+    if close and close[0] in installed:
+        return (
+            f"unknown exporter type {type_name!r}; did you mean {close[0]!r}? "
+            f"(installed types: {known})"
+        )
+    if close:
+        return (
+            f"unknown exporter type {type_name!r}; did you mean {close[0]!r}? (not installed: "
+            f"pip install '{FIRST_PARTY_TYPES[close[0]]}'; installed types: {known})"
+        )
     return (
-        f"unknown exporter type {type_name!r}; install it with: pip install obshub-{type_name} "
-        f"(installed types: {known})"
+        f"unknown exporter type {type_name!r} (installed types: {known}); a third-party type "
+        "needs its plugin installed: check its name in the plugin's documentation, then run "
+        "`obshub plugins`"
     )
+
+
+def _convert_from_env(cls: type[Exporter], table: dict[str, Any], from_env: Any) -> None:
+    """Convert strings set by ``${VAR}`` to the boolean or number their key declares."""
+    if not from_env:
+        return
+    hints = _type_hints(cls)
+    for key in from_env:
+        value = table.get(key)
+        hint = hints.get(key)
+        if not isinstance(value, str) or hint is None or _matches(value, hint):
+            continue
+        converted = _from_string(value, hint)
+        if converted is not None:
+            table[key] = converted
+
+
+def _from_string(text: str, hint: Any) -> Any:
+    """``text`` as the first of bool, int, float that ``hint`` accepts and it parses as."""
+    word = text.strip().lower()
+    if _matches(True, hint):
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    if _matches(0, hint):
+        try:
+            return int(word)
+        except ValueError:
+            pass
+    if _matches(0.5, hint):
+        try:
+            return float(word)
+        except ValueError:
+            pass
+    return None
 
 
 def exporter_parameters(cls: type[Exporter]) -> dict[str, inspect.Parameter]:
@@ -405,27 +531,29 @@ def exporter_parameters(cls: type[Exporter]) -> dict[str, inspect.Parameter]:
 def _check_keys(cls: type[Exporter], table: Mapping[str, Any], path: str) -> None:
     params = exporter_parameters(cls)
     allowed = sorted(n for n in params if n != "instance_name")
+    errors = ErrorCollector()
     for key in table:
         if key not in params or key == "instance_name":
-            raise ConfigError(
-                f"unknown key for exporter type {cls.name!r} (expected one of: "
+            close = difflib.get_close_matches(key, allowed, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            errors.add(
+                f"unknown key for exporter type {cls.name!r} ({guess}expected one of: "
                 f"{', '.join(allowed)})",
                 f"{path}.{key}",
             )
     hints = _type_hints(cls)
     for key, value in table.items():
         hint = hints.get(key)
-        if hint is not None and not _matches(value, hint):
-            raise ConfigError(
-                f"must be {_describe_hint(hint)}, got {_type_name(value)}", f"{path}.{key}"
-            )
+        if key in params and hint is not None and not _matches(value, hint):
+            errors.add(f"must be {_describe_hint(hint)}, got {_type_name(value)}", f"{path}.{key}")
     for name, param in params.items():
         if (
             param.default is inspect.Parameter.empty
             and name not in table
             and param.kind is param.KEYWORD_ONLY
         ):
-            raise ConfigError(f"required by exporter type {cls.name!r}", f"{path}.{name}")
+            errors.add(f"required by exporter type {cls.name!r}", f"{path}.{name}")
+    errors.raise_if_any()
 
 
 def _type_hints(cls: type[Exporter]) -> dict[str, Any]:
@@ -444,9 +572,7 @@ def _type_hints(cls: type[Exporter]) -> dict[str, Any]:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
-        type(value), type(value).__name__
-    )
+    return type_name(value)
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -8,13 +8,14 @@ calls `Exporter.export` from that worker only, one batch at a time.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
-from obshub._config_errors import ConfigError
+from obshub._config_errors import ConfigError, type_name
 from obshub._logging import exporter_logger, parse_level
 from obshub._retry import PolicyError, Retry, parse_retry_after
 from obshub.spans import EventKind, Score, SpanEvent
@@ -104,14 +105,14 @@ class CheckResult:
 
 def _positive_int(_inst: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"must be an integer, got {type(value).__name__}", key=attribute.name)
+        raise ConfigError(f"must be an integer, got {type_name(value)}", key=attribute.name)
     if value < 1:
         raise ConfigError(f"must be >= 1, got {value}", key=attribute.name)
 
 
 def _positive_number(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"must be a number, got {type(value).__name__}", key=attribute.name)
+        raise ConfigError(f"must be a number, got {type_name(value)}", key=attribute.name)
     if not value > 0:
         raise ConfigError(f"must be > 0, got {value}", key=attribute.name)
 
@@ -146,6 +147,42 @@ COMMON_KEYS = (
     "spool_max_bytes",
     "enabled",
 )
+
+
+def check_common_keywords(cls: type[Exporter]) -> None:
+    """Raise a `TypeError` saying how to fix an ``__init__`` that drops ``**common``.
+
+    Without it the common keys (``realtime``, ``batch``, ``retry``, ...) and
+    ``instance_name`` cannot reach `Exporter.__init__`: every config table would
+    fail with an unknown key, and the hub could not name the instance.
+    """
+    for klass in cls.__mro__:
+        if klass is Exporter:
+            return
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            raise TypeError(
+                f"{klass.__qualname__}.__init__ must accept **common and pass it on: "
+                "def __init__(self, *, <your settings>, **common: Any) -> None: "
+                "super().__init__(**common)  (the common keys realtime, batch, retry, "
+                "log_level, ... and instance_name go through it)"
+            )
+        return
+
+
+def check_initialised(exporter: Exporter) -> None:
+    """Raise a `TypeError` when an exporter's ``__init__`` did not call ``super().__init__``."""
+    if "instance_name" not in vars(exporter) or "log" not in vars(exporter):
+        raise TypeError(
+            f"{type(exporter).__qualname__}.__init__ did not call super().__init__(**common): "
+            "the common settings (instance_name, realtime, batch, retry, log) are missing"
+        )
 
 
 class Exporter:
@@ -199,22 +236,22 @@ class Exporter:
         enabled: bool = True,
     ) -> None:
         if not isinstance(realtime, bool):
-            raise ConfigError(f"must be true or false, got {type(realtime).__name__}", "realtime")
+            raise ConfigError(f"must be true or false, got {type_name(realtime)}", "realtime")
         if not isinstance(enabled, bool):
-            raise ConfigError(f"must be true or false, got {type(enabled).__name__}", "enabled")
+            raise ConfigError(f"must be true or false, got {type_name(enabled)}", "enabled")
         try:
             level = parse_level(log_level)
         except ValueError as exc:
             raise ConfigError(str(exc), "log_level") from None
         if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int):
             raise ConfigError(
-                f"must be an integer, got {type(max_queue_size).__name__}", "max_queue_size"
+                f"must be an integer, got {type_name(max_queue_size)}", "max_queue_size"
             )
         if max_queue_size < 1:
             raise ConfigError(f"must be >= 1, got {max_queue_size}", "max_queue_size")
         if isinstance(max_queue_bytes, bool) or not isinstance(max_queue_bytes, int):
             raise ConfigError(
-                f"must be an integer, got {type(max_queue_bytes).__name__}", "max_queue_bytes"
+                f"must be an integer, got {type_name(max_queue_bytes)}", "max_queue_bytes"
             )
         if max_queue_bytes < 65536:
             raise ConfigError(f"must be >= 65536, got {max_queue_bytes}", "max_queue_bytes")
@@ -226,10 +263,10 @@ class Exporter:
         self.max_queue_bytes = max_queue_bytes
         self.retry = _coerce_retry(retry)
         if spool_dir is not None and not isinstance(spool_dir, (str, os.PathLike)):
-            raise ConfigError(f"must be a path, got {type(spool_dir).__name__}", "spool_dir")
+            raise ConfigError(f"must be a path, got {type_name(spool_dir)}", "spool_dir")
         if isinstance(spool_max_bytes, bool) or not isinstance(spool_max_bytes, int):
             raise ConfigError(
-                f"must be an integer, got {type(spool_max_bytes).__name__}", "spool_max_bytes"
+                f"must be an integer, got {type_name(spool_max_bytes)}", "spool_max_bytes"
             )
         if spool_max_bytes < 4096:
             raise ConfigError(f"must be >= 4096, got {spool_max_bytes}", "spool_max_bytes")
@@ -283,7 +320,7 @@ def _coerce_batch(value: Batch | Mapping[str, Any] | None) -> Batch:
     if isinstance(value, Batch):
         return value
     if not isinstance(value, Mapping):
-        raise ConfigError(f"must be a table, got {type(value).__name__}", "batch")
+        raise ConfigError(f"must be a table, got {type_name(value)}", "batch")
     unknown = sorted(set(value) - {"max_size", "interval"})
     if unknown:
         raise ConfigError("unknown key (expected max_size, interval)", f"batch.{unknown[0]}")
@@ -299,7 +336,7 @@ def _coerce_retry(value: Retry | Mapping[str, Any] | None) -> Retry:
     if isinstance(value, Retry):
         return value
     if not isinstance(value, Mapping):
-        raise ConfigError(f"must be a table, got {type(value).__name__}", "retry")
+        raise ConfigError(f"must be a table, got {type_name(value)}", "retry")
     try:
         return Retry.from_config(value)
     except KeyError as exc:

@@ -156,9 +156,10 @@ class Hub:
     ) -> Hub:
         """Build a hub from a TOML file path or a dict of the same shape.
 
-        Raises `ConfigError` naming the full key path of the
-        first mistake found. An exporter whose constructor raises anything
-        else is disabled, not fatal: see `obshub._failed`.
+        Raises one `ConfigError` naming the full key path of every mistake
+        found (its ``errors`` holds one error per mistake). An exporter whose
+        constructor raises anything else is disabled, not fatal: see
+        `obshub._failed`.
         """
         data = load_source(source)
         reg = registry or get_registry()
@@ -331,7 +332,20 @@ class Hub:
         if config is not None:
             found = self._live.get(config)
             if found is None:
-                _limited(_log, "warning", "unknown_config", config=config, span=name)
+                # Each distinct unknown name is reported (limit_key), with where the trace went.
+                _limited(
+                    _log,
+                    "warning",
+                    "unknown_config",
+                    limit_key=str(config)[:200],
+                    config=config,
+                    span=name,
+                    fallback=(
+                        f"traced with the default config {live.name!r}"
+                        if live is not None
+                        else "not traced: there is no default config"
+                    ),
+                )
             else:
                 live = found
         trace_id = new_trace_id()
@@ -461,9 +475,20 @@ class Hub:
 
         Each exporter gets the event kinds it asks for. Returns the count
         queued per exporter and the number of unreadable lines skipped.
+        Raises `ValueError` (before reading) when a chosen exporter writes to
+        ``path`` itself: it would append to the file being read. Raises
+        `OSError` when the file cannot be read.
         """
-        items, bad = read_records(path)
         channels = self._matching(exporter)
+        for channel in channels:
+            target = getattr(channel.exporter, "path", None)
+            if isinstance(target, (str, os.PathLike)) and _same_file(target, path):
+                raise ValueError(
+                    f"refusing to replay {os.fspath(path)} into exporter "
+                    f"{channel.config_name}/{channel.exporter.instance_name}, which writes to "
+                    "that same file; choose other exporters (--exporter NAME) or another config"
+                )
+        items, bad = read_records(path)
         deadline = None if timeout is None else time.monotonic() + timeout
         fed = {
             f"{c.config_name}/{c.exporter.instance_name}": c.feed(items, deadline) for c in channels
@@ -471,6 +496,13 @@ class Hub:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         self.flush(remaining)
         return fed, bad
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _check_exporters_unique(configs: Mapping[str, Config]) -> None:

@@ -31,7 +31,7 @@ import pluggy
 
 from obshub import _hookspecs as hookspecs
 from obshub._dist import UNKNOWN_VERSION, distribution_version
-from obshub._exporters import Exporter
+from obshub._exporters import Exporter, check_common_keywords
 from obshub._logging import get_logger
 
 __all__ = [
@@ -212,6 +212,7 @@ class PluginRegistry:
         name = cls.name
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cls.__qualname__}.name must be a non-empty string")
+        check_common_keywords(cls)
         existing = self._types.get(name)
         if existing is not None and existing.cls is not cls:
             raise ValueError(

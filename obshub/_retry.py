@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from obshub._config_errors import type_name
+
 __all__ = ["PolicyError", "Retry", "parse_retry_after"]
 
 
@@ -32,7 +34,7 @@ def _number(attribute: attrs.Attribute[Any], value: Any, integer: bool = False) 
     wanted = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, wanted):
         kind = "an integer" if integer else "a number"
-        raise PolicyError(attribute.name, f"must be {kind}, got {type(value).__name__}")
+        raise PolicyError(attribute.name, f"must be {kind}, got {type_name(value)}")
 
 
 def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:

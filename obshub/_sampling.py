@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from obshub._config_errors import ConfigError
+from obshub._config_errors import ConfigError, type_name
 
 __all__ = ["STRATEGIES", "Sampler"]
 
@@ -37,7 +37,7 @@ class Sampler:
         if isinstance(value, str):
             value = {"strategy": value}
         if not isinstance(value, Mapping):
-            raise ConfigError(f"must be a string or a table, got {type(value).__name__}")
+            raise ConfigError(f"must be a string or a table, got {type_name(value)}")
         unknown = sorted(set(value) - {"strategy", "probability"})
         if unknown:
             raise ConfigError("unknown key (expected strategy, probability)", unknown[0])
@@ -52,7 +52,7 @@ class Sampler:
             raise ConfigError('required with strategy = "ratio"', "probability")
         probability = value["probability"]
         if isinstance(probability, bool) or not isinstance(probability, (int, float)):
-            raise ConfigError(f"must be a number, got {type(probability).__name__}", "probability")
+            raise ConfigError(f"must be a number, got {type_name(probability)}", "probability")
         if not 0.0 <= probability <= 1.0:
             raise ConfigError(f"must be between 0 and 1, got {probability}", "probability")
         return cls(strategy="ratio", probability=float(probability))

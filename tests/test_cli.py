@@ -6,7 +6,10 @@ import io
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,15 +97,92 @@ batch = { max_size = 0 }
 """
     )
     code, out = run(["check"])
-    assert code == 1
+    assert code == 2  # a config error: nothing was tried
     assert "configs.prod.exporters.local.batch.max_size: must be >= 1, got 0" in out
 
 
-def test_check_reports_an_unknown_type_with_the_distribution_to_install(tmp_path: Path) -> None:
+def test_check_reports_an_unknown_type_without_recommending_a_package(tmp_path: Path) -> None:
     (tmp_path / "obshub.toml").write_text('[configs.p.exporters.x]\ntype = "zipkinish"\n')
     code, out = run(["check", "--config", str(tmp_path / "obshub.toml")])
-    assert code == 1
-    assert "pip install obshub-zipkinish" in out
+    assert code == 2
+    assert "unknown exporter type 'zipkinish'" in out
+    assert "pip install" not in out
+
+
+def test_check_lists_every_config_mistake(tmp_path: Path) -> None:
+    (tmp_path / "obshub.toml").write_text(
+        '[configs.p.exporters.x]\ntype = "jsonl"\npath = 5\nfsync = "no"\n'
+    )
+    code, out = run(["check"])
+    assert code == 2
+    assert "FAIL  config: 2 config errors:" in out
+    assert "  - configs.p.exporters.x.fsync: must be true or false, got a string" in out
+    assert "  - configs.p.exporters.x.path: must be a string, got an integer" in out
+
+
+def test_check_json_reports_each_exporter_for_scripts(tmp_path: Path) -> None:
+    code, out = run(["check", "--json"])
+    assert code == 0
+    data = json.loads(out)
+    assert data["ok"] is True
+    assert data["config"] == "built-in default"
+    (config,) = data["configs"]
+    assert config["name"] == "default"
+    assert config["default"] is True
+    assert [(e["name"], e["status"]) for e in config["exporters"]] == [
+        ("console", "ok"),
+        ("jsonl", "ok"),
+    ]
+
+
+def test_check_json_of_a_config_error_lists_each_error(tmp_path: Path) -> None:
+    (tmp_path / "obshub.toml").write_text("[configs.p]\ncolour = 1\nshade = 2\n")
+    code, out = run(["check", "--json"])
+    assert code == 2
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert [e.split(":")[0] for e in data["errors"]] == ["configs.p.colour", "configs.p.shade"]
+
+
+@pytest.mark.parametrize("command", ["plugins", "check", "demo", "replay"])
+def test_every_command_takes_verbose_and_has_a_description(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args([command, "-v"])
+    assert args.verbose == 1
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args([command, "--help"])
+    assert exited.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "Exit status:" in help_text
+    assert "-v, --verbose" in help_text
+
+
+def test_the_global_verbose_option_still_counts() -> None:
+    assert cli.build_parser().parse_args(["-vv", "check"]).verbose == 2
+    assert cli.build_parser().parse_args(["check"]).verbose == 0
+
+
+def test_top_level_help_lists_every_command_and_the_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    for command in ("plugins", "check", "demo", "replay"):
+        assert f"    {command} " in help_text
+    assert "replay spooled or recorded events" in help_text
+    assert "Exit status: 0 success" in help_text
+
+
+def test_plugins_verbose_shows_the_class_of_each_exporter_type() -> None:
+    code, quiet = run(["plugins"])
+    assert code == 0
+    assert "Exporter classes" not in quiet
+    code, out = run(["plugins", "-v"])
+    assert "Exporter classes:" in out
+    assert "  jsonl: obshub._builtin.jsonl.JsonlExporter" in out
 
 
 class _FailingCheck(Exporter):
@@ -164,3 +244,82 @@ def test_python_dash_m_obshub_runs_the_cli() -> None:
         [sys.executable, "-m", "obshub", "--version"], capture_output=True, text=True, check=True
     )
     assert result.stdout.startswith("obshub ")
+
+
+# -- demo: every configured exporter, one timeout ---------------------------------------------
+
+
+class _NoKeys(Exporter):
+    """Disables itself like a Langfuse exporter without keys."""
+
+    name = "nokeys"
+
+    def __init__(self, **common: object) -> None:
+        super().__init__(**common)  # type: ignore[arg-type]
+        self.enabled = False
+
+    def export(self, events: object) -> None:
+        raise AssertionError("a disabled exporter gets nothing")
+
+    def check(self) -> CheckResult:
+        return CheckResult(ok=False, message="no public_key (set LANGFUSE_PUBLIC_KEY)")
+
+
+class _Stuck(Exporter):
+    """A backend that never answers (until the test ends)."""
+
+    name = "stuck"
+    release = threading.Event()
+
+    def export(self, events: object) -> None:
+        self.release.wait(30)
+
+
+def _use_exporters(monkeypatch: pytest.MonkeyPatch, *classes: type[Exporter]) -> None:
+    from obshub._hookspecs import hookimpl
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def obshub_register_exporters(register: Any) -> None:
+            for cls in classes:
+                register(cls)
+
+    registry = PluginRegistry(entry_points=[], environ={}, extra_plugins=[Plugin])
+    monkeypatch.setattr("obshub._plugins._registry", registry)
+
+
+def test_demo_shows_a_disabled_exporter_and_why_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use_exporters(monkeypatch, _NoKeys)
+    (tmp_path / "obshub.toml").write_text(
+        '[configs.p.exporters.console]\nstream = "stderr"\n[configs.p.exporters.langfuse]\n'
+        'type = "nokeys"\n'
+    )
+    code, out = run(["demo"])
+    assert code == 1
+    assert "  p/console: exported " in out
+    assert "  p/langfuse: disabled, nothing sent: no public_key (set LANGFUSE_PUBLIC_KEY)" in out
+    assert "1 configured exporter(s) disabled; run `obshub check` for details" in out
+
+
+def test_demo_honours_its_timeout_and_reports_the_final_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use_exporters(monkeypatch, _Stuck)
+    (tmp_path / "obshub.toml").write_text(
+        '[configs.p.exporters.dead]\ntype = "stuck"\nrealtime = true\nmax_queue_size = 100\n'
+    )
+    started = time.monotonic()
+    try:
+        code, out = run(["demo", "--timeout", "0.5"])
+    finally:
+        _Stuck.release.set()
+    elapsed = time.monotonic() - started
+    assert code == 1
+    assert elapsed < 3.0  # flush and shutdown share the one --timeout
+    line = next(x for x in out.splitlines() if x.startswith("  p/dead:"))
+    # The summary is taken after the shutdown: what it dropped is counted.
+    assert "dropped 0" not in line
+    assert "some events were not delivered" in out

@@ -352,16 +352,143 @@ def test_a_document_of_the_wrong_shape_names_the_key(data: dict[str, Any], key: 
     assert error_of(data).key == key
 
 
-def test_an_unknown_exporter_type_says_which_distribution_to_install() -> None:
+def core_only_registry() -> PluginRegistry:
+    """Only the built-in exporter types: no first-party plugin installed."""
+    return PluginRegistry(entry_points=[], environ={})
+
+
+def test_a_misspelt_installed_type_suggests_the_closest_and_no_unknown_package() -> None:
     error = error_of(one_exporter({"type": "langfuze"}, name="traces"))
     assert error.key == "configs.prod.exporters.traces.type"
-    assert "pip install obshub-langfuze" in str(error)
+    assert "did you mean 'langfuse'?" in str(error)
     assert "memory" in str(error)  # the installed types are listed
+    assert "pip install" not in str(error)  # obshub-langfuze does not exist
 
 
-def test_an_exporter_instance_named_after_an_unknown_type_says_what_to_install() -> None:
+def test_a_first_party_type_that_is_not_installed_names_its_extra() -> None:
+    error = error_of(one_exporter({"type": "langfuse"}), registry=core_only_registry())
+    assert "is not installed; install it with: pip install 'obshub[langfuse]'" in str(error)
+
+
+def test_a_misspelt_first_party_type_that_is_not_installed_suggests_it_and_its_extra() -> None:
+    error = error_of(one_exporter({"type": "otpl"}), registry=core_only_registry())
+    assert "did you mean 'otlp'?" in str(error)
+    assert "pip install 'obshub[otlp]'" in str(error)
+
+
+def test_an_exporter_instance_named_after_an_unknown_type_recommends_no_package() -> None:
     error = error_of({"configs": {"prod": {"exporters": {"carrier-pigeon": {}}}}})
-    assert "pip install obshub-carrier-pigeon" in str(error)
+    assert "unknown exporter type 'carrier-pigeon'" in str(error)
+    assert "obshub-carrier-pigeon" not in str(error)
+    assert "obshub plugins" in str(error)
+
+
+def test_every_mistake_of_a_document_is_reported_at_once(
+    webhook_registry: PluginRegistry,
+) -> None:
+    data = {
+        "colour": "blue",
+        "configs": {
+            "prod": {
+                "exporters": {
+                    "hook": {"type": "webhook"},  # url missing
+                    "hook2": {"type": "webhook", "timeout": "5", "retries": 3},
+                },
+            },
+            "dev": {"service_name": "", "exporters": {"x": {"type": "jsonl", "realtime": 1}}},
+        },
+    }
+    error = error_of(data, registry=webhook_registry)
+    keys = [e.key for e in error.errors]
+    assert keys == [
+        "colour",
+        "configs.prod.exporters.hook.url",
+        "configs.prod.exporters.hook2.retries",
+        "configs.prod.exporters.hook2.timeout",
+        "configs.prod.exporters.hook2.url",
+        "configs.dev.service_name",
+        "configs.dev.exporters.x.realtime",
+    ]
+    text = str(error)
+    assert text.startswith("7 config errors:\n")
+    assert all(f"  - {e}" in text for e in error.errors)
+
+
+def test_two_missing_keys_of_one_exporter_are_both_named() -> None:
+    class TwoKeys(obshub.Exporter):
+        name = "twokeys"
+
+        def __init__(self, *, host: str, port: int, **common: Any) -> None:
+            super().__init__(**common)
+
+        def export(self, events: Any) -> None:
+            pass
+
+    plugin = types.ModuleType("twokeys_plugin")
+
+    @obshub.hookimpl
+    def obshub_register_exporters(register: Any) -> None:
+        register(TwoKeys)
+
+    plugin.obshub_register_exporters = obshub_register_exporters  # type: ignore[attr-defined]
+    registry = PluginRegistry(entry_points=[], environ={}, extra_plugins=[plugin])
+    error = error_of(one_exporter({"type": "twokeys"}), registry=registry)
+    assert [e.key for e in error.errors] == [
+        "configs.prod.exporters.local.host",
+        "configs.prod.exporters.local.port",
+    ]
+
+
+def test_type_mistakes_use_one_wording() -> None:
+    assert "must be a table, got a list" in str(error_of({"configs": []}))
+    assert "must be a string, got an integer" in str(error_of({"configs": {}, "default": 5}))
+    assert "must be a table, got an integer" in str(error_of({"configs": {"prod": 5}}))
+
+
+def test_a_duplicate_exporter_name_in_code_points_at_instance_name() -> None:
+    from obshub._builtin.memory import MemoryExporter
+
+    data = {"configs": {"prod": {"exporters": [MemoryExporter(), MemoryExporter()]}}}
+    error = error_of(data)
+    assert "duplicate exporter name 'memory'" in str(error)
+    assert "`instance_name=`" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("true", True), ("off", False), ("YES", True), ("0", False)],
+)
+def test_an_interpolated_boolean_key_takes_true_and_false_words(
+    monkeypatch: pytest.MonkeyPatch, hub_factory: Any, text: str, expected: bool
+) -> None:
+    monkeypatch.setenv("REALTIME", text)
+    hub = hub_factory.from_config(one_exporter({"type": "memory", "realtime": "${REALTIME}"}))
+    (exporter,) = hub.exporters()
+    assert exporter.realtime is expected
+
+
+def test_an_interpolated_default_gives_numbers_and_booleans(hub_factory: Any) -> None:
+    table = {
+        "type": "memory",
+        "realtime": "${OBSHUB_TEST_UNSET_RT:-true}",
+        "max_queue_size": "${OBSHUB_TEST_UNSET_Q:-1234}",
+    }
+    hub = hub_factory.from_config(one_exporter(table), environ={})
+    (exporter,) = hub.exporters()
+    assert exporter.realtime is True
+    assert exporter.max_queue_size == 1234
+
+
+def test_an_interpolated_value_that_does_not_parse_is_still_a_type_error() -> None:
+    error = error_of(one_exporter({"type": "memory", "realtime": "${RT:-maybe}"}), environ={})
+    assert str(error) == (
+        "configs.prod.exporters.local.realtime: must be true or false, got a string"
+    )
+
+
+def test_a_literal_string_is_not_converted() -> None:
+    error = error_of(one_exporter({"type": "memory", "realtime": "true"}))
+    assert "must be true or false, got a string" in str(error)
 
 
 class WebhookExporter(obshub.Exporter):

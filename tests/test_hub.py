@@ -81,6 +81,27 @@ def test_an_unknown_config_name_falls_back_to_the_default(hub_factory: Any) -> N
     assert names(prod) == ["agent"]
 
 
+def test_each_distinct_unknown_config_name_is_reported_once_with_the_fallback(
+    hub_factory: Any,
+) -> None:
+    import structlog
+
+    from obshub._logging import reset_rate_limits
+
+    reset_rate_limits()
+    source, prod, _ = two_configs()
+    hub = hub_factory.from_config(source)
+    with structlog.testing.capture_logs() as logs:
+        for config in ("staging", "staging", "qa"):
+            with hub.span("agent", config=config):
+                pass
+    assert hub.flush(WAIT)
+    assert names(prod) == ["agent", "agent", "agent"]
+    unknown = [e for e in logs if e["event"] == "unknown_config"]
+    assert [e["config"] for e in unknown] == ["staging", "qa"]
+    assert all(e["fallback"] == "traced with the default config 'prod'" for e in unknown)
+
+
 def test_the_selector_chooses_the_config_of_each_root_span_only(hub_factory: Any) -> None:
     calls: list[tuple[str, SpanType, dict[str, Any]]] = []
 

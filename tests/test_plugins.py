@@ -196,7 +196,7 @@ def test_obshub_disable_plugins_blocks_the_named_plugins_only(
     assert registry.exporter_class("two") is two
     assert registry.blocked == ["one"]
     assert registry.errors == []
-    with pytest.raises(ConfigError, match="pip install obshub-one"):
+    with pytest.raises(ConfigError, match="plugin 'one' is installed but not loaded"):
         obshub.Hub.from_config({"configs": {"p": {"exporters": {"one": {}}}}}, registry=registry)
 
 
@@ -482,3 +482,43 @@ def test_disabling_the_built_in_plugins_name_cannot_unload_it() -> None:
     assert registry.exporter_class("console") is obshub.ConsoleExporter
     (error,) = registry.errors
     assert "already named" in error.error
+
+
+def test_an_exporter_whose_init_drops_common_fails_to_register_with_the_fix() -> None:
+    class NoCommon(obshub.Exporter):
+        name = "nocommon"
+
+        def __init__(self, *, url: str) -> None:
+            super().__init__()
+            self.url = url
+
+        def export(self, events: Any) -> None:
+            pass
+
+    plugin = types.ModuleType("nocommon_plugin")
+
+    @obshub.hookimpl
+    def obshub_register_exporters(register: Any) -> None:
+        register(NoCommon)
+
+    plugin.obshub_register_exporters = obshub_register_exporters  # type: ignore[attr-defined]
+    registry = PluginRegistry(entry_points=[], environ={}, extra_plugins=[plugin])
+    assert registry.exporter_class("nocommon") is None
+    (error,) = registry.errors
+    assert error.stage == "register"
+    assert "NoCommon.__init__ must accept **common and pass it on" in error.error
+    assert "super().__init__(**common)" in error.error
+
+
+def test_an_exporter_that_skips_super_init_is_named_clearly() -> None:
+    class NoSuper(obshub.Exporter):
+        name = "nosuper"
+
+        def __init__(self, **common: Any) -> None:
+            self.common = common
+
+        def export(self, events: Any) -> None:
+            pass
+
+    with pytest.raises(ConfigError, match=r"NoSuper.__init__ did not call super\(\).__init__"):
+        obshub.Hub.from_config({"configs": {"p": {"exporters": [NoSuper()]}}})

@@ -670,6 +670,46 @@ def test_obshub_replay_file_sends_a_recorded_jsonl_file(tmp_path: Path, hub_fact
     assert {r["span"]["span_id"] for r in replayed if r["kind"] == "ended"} == set(sent)
 
 
+@pytest.mark.usefixtures("_restore_structlog")
+def test_obshub_replay_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    config = _toml(tmp_path / "replay.toml", {"type": "memory"})
+    out = io.StringIO()
+    argv = ["replay", "--config", str(config), "--file", str(tmp_path / "nope.jsonl")]
+    assert cli.main(argv, out=out) == 2
+    assert f"error: --file {tmp_path / 'nope.jsonl'} does not exist" in out.getvalue()
+    out = io.StringIO()
+    assert cli.main(["replay", "--config", str(config), "--file", str(tmp_path)], out=out) == 2
+    assert "is a directory" in out.getvalue()
+
+
+@pytest.mark.usefixtures("_restore_structlog")
+def test_obshub_replay_refuses_to_append_to_the_file_it_reads(tmp_path: Path) -> None:
+    recorded = tmp_path / "traces.jsonl"
+    config = _toml(tmp_path / "replay.toml", {"type": "jsonl", "path": str(recorded)})
+    writer = obshub.Hub.from_config(str(config))
+    record(writer, 2)
+    assert writer.shutdown(timeout=WAIT)
+    before = recorded.read_bytes()
+    out = io.StringIO()
+    argv = ["replay", "--config", str(config), "--file", str(recorded), "--timeout", "5"]
+    assert cli.main(argv, out=out) == 2
+    assert "refusing to replay" in out.getvalue()
+    assert "prod/sink, which writes to that same file" in out.getvalue()
+    assert recorded.read_bytes() == before
+
+
+@pytest.mark.usefixtures("_restore_structlog")
+def test_obshub_replay_of_a_file_of_junk_exits_non_zero(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not json\n{}\n[1, 2]\n")
+    config = _toml(tmp_path / "replay.toml", {"type": "memory"})
+    out = io.StringIO()
+    argv = ["replay", "--config", str(config), "--file", str(junk), "--timeout", "5"]
+    assert cli.main(argv, out=out) == 1
+    assert "skipped 3 unreadable line(s)" in out.getvalue()
+    assert "error: nothing replayed" in out.getvalue()
+
+
 def test_hub_replay_file_feeds_each_exporter_the_kinds_it_wants(
     tmp_path: Path, hub_factory: Any
 ) -> None:
