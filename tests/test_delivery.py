@@ -500,3 +500,17 @@ def test_a_forked_child_delivers_its_own_spans(tmp_path: Any) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_after_a_timed_out_shutdown_nothing_is_counted_both_queued_and_dropped(
+    hub_factory: Any, gated_exporter: Any
+) -> None:
+    exporter = gated_exporter()
+    hub = hub_factory(exporters=[exporter])
+    record(hub, 1)
+    assert exporter.entered.wait(WAIT)  # stuck in export, never to return in time
+    record(hub, 2, prefix="waiting")
+    assert not hub.shutdown(timeout=0.2)
+    stats = hub.stats()["default/gated"]
+    assert (stats.queued, stats.dropped, stats.exported) == (0, 3, 0)
+    exporter.gate.set()

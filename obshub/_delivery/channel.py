@@ -344,7 +344,10 @@ class Channel:
         if alive:
             # An export that never returned: spooling its batch may duplicate
             # it at the backend if it does return, which ids make harmless.
+            # From now on it is counted where it went (spooled or dropped), not
+            # as queued.
             left.extend(self._in_flight)
+            self._in_flight = []
         if left:
             self.keeper.save(left, "shutdown_timeout")
         if self.spool is not None:
