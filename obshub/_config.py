@@ -26,7 +26,7 @@ from obshub._config_errors import ConfigError
 from obshub._exporters import Exporter
 from obshub._failed import exporter_failed
 from obshub._plugins import PluginRegistry
-from obshub._processors import Redactor, SpanProcessor
+from obshub._processors import SpanProcessor, build_processors, resolve_processors
 from obshub._sampling import Sampler
 
 if sys.version_info >= (3, 11):
@@ -66,7 +66,18 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
 _TOP_KEYS = ("default", "configs", "shutdown_timeout")
 #: Environment variable overriding the seconds shutdown (and so exit) may wait.
 SHUTDOWN_TIMEOUT_ENV_VAR = "OBSHUB_SHUTDOWN_TIMEOUT"
-_CONFIG_KEYS = ("service_name", "sampling", "redact", "exporters", "enabled")
+_CONFIG_KEYS = (
+    "service_name",
+    "sampling",
+    "redact",
+    "processors",
+    "pii",
+    "pii_action",
+    "exporters",
+    "enabled",
+)
+#: The keys of a config that are also taken by each exporter, for that sink alone.
+_CONTROL_KEYS = ("sampling", "redact", "processors", "pii", "pii_action")
 _VAR = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -265,27 +276,47 @@ def build_config(
     if not isinstance(service_name, str) or not service_name:
         raise ConfigError("must be a non-empty string", f"{path}.service_name")
     try:
-        sampler = Sampler.from_config(table.get("sampling"))
+        sampler = Sampler.from_config(table.get("sampling"), registry.sampler_factory)
     except ConfigError as exc:
         raise exc.within(f"{path}.sampling") from None
-    processors: list[SpanProcessor] = []
-    redact = table.get("redact", False)
-    if isinstance(redact, bool) or (
-        isinstance(redact, list) and all(isinstance(k, str) for k in redact)
-    ):
-        redactor = Redactor.from_config(redact)
-        if redactor is not None:
-            processors.append(redactor)
-    else:
-        raise ConfigError("must be true, false or a list of key names", f"{path}.redact")
+    try:
+        processors = build_processors(
+            redact=table.get("redact", False),
+            pii=table.get("pii"),
+            pii_action=table.get("pii_action", "mask"),
+            processors=table.get("processors"),
+            named=registry.processor_factory,
+        )
+    except ConfigError as exc:
+        raise exc.within(path) from None
     exporters = build_exporters(raw_exporters, registry, f"{path}.exporters", environ)
     return Config(
         name=name,
         service_name=service_name,
         sampler=sampler,
-        processors=tuple(processors),
+        processors=processors,
         exporters=tuple(exporters),
     )
+
+
+def _resolve_controls(table: dict[str, Any], registry: PluginRegistry, path: str) -> None:
+    """Turn the names of an exporter table's ``processors`` and ``sampling`` into objects.
+
+    The exporter base class checks the rest of these keys itself.
+    """
+    if table.get("processors") is not None:
+        try:
+            table["processors"] = resolve_processors(
+                table["processors"], registry.processor_factory
+            )
+        except ConfigError as exc:
+            raise exc.within(f"{path}.processors") from None
+    sampling = table.get("sampling")
+    if isinstance(sampling, Mapping) and "type" in sampling:
+        try:
+            table["sampling"] = Sampler.from_config(sampling, registry.sampler_factory)
+        except ConfigError as exc:
+            raise exc.within(f"{path}.sampling") from None
 
 
 def build_exporters(
@@ -359,6 +390,7 @@ def build_exporter(
     if table.pop("enabled", None) is True:
         table["enabled"] = True
     _check_keys(cls, table, path)
+    _resolve_controls(table, registry, path)
     name = instance_name or type_name
     try:
         return cls(instance_name=name, **table)

@@ -28,7 +28,7 @@ from obshub._exporters import Exporter
 from obshub._failed import FailedExporter
 from obshub._logging import RateLimitedLog, get_logger
 from obshub._plugins import PluginRegistry, get_registry
-from obshub._processors import Redactor, SpanProcessor
+from obshub._processors import SpanProcessor, build_processors
 from obshub._routing import LiveConfig
 from obshub._sampling import Sampler
 from obshub._serialization import printable
@@ -85,6 +85,8 @@ class Hub:
         sampling: str | Mapping[str, Any] | Sampler | None = None,
         redact: bool | Sequence[str] = False,
         processors: Sequence[SpanProcessor] = (),
+        pii: bool | Sequence[str] | Mapping[str, Any] = False,
+        pii_action: str = "mask",
         default: str | None = None,
         selector: Selector | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
@@ -95,24 +97,27 @@ class Hub:
         reg = registry
         built: dict[str, Config] = {}
         if exporters is None and (
-            service_name is not None or sampling is not None or redact or processors
+            service_name is not None or sampling is not None or redact or processors or pii
         ):
             raise ConfigError(
-                "service_name=, sampling=, redact= and processors= go with exporters=; "
+                "service_name=, sampling=, redact=, processors= and pii= go with exporters=; "
                 "with configs=, put them in each config"
             )
         if exporters is not None:
             if configs:
                 raise ConfigError("give either configs= or exporters=, not both")
+            reg = reg or get_registry()
             try:
-                sampler = Sampler.from_config(sampling)
+                sampler = Sampler.from_config(sampling, reg.sampler_factory)
             except ConfigError as exc:
                 raise exc.within("sampling") from None
-            reg = reg or get_registry()
-            procs = list(processors)
-            redactor = Redactor.from_config(redact if isinstance(redact, bool) else list(redact))
-            if redactor is not None:
-                procs.insert(0, redactor)
+            procs = build_processors(
+                redact=redact,
+                pii=pii,
+                pii_action=pii_action,
+                processors=processors,
+                named=reg.processor_factory,
+            )
             built["default"] = Config(
                 name="default",
                 service_name=service_name or default_service_name(env),

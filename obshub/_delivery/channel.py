@@ -22,7 +22,7 @@ from typing import Any
 
 from obshub import _worker_token as worker_token
 from obshub._delivery.keep import Keeper
-from obshub._delivery.records import ITEM_SIZE, describe
+from obshub._delivery.records import ITEM_SIZE, Stage, describe
 from obshub._delivery.replay import Replayer
 from obshub._delivery.sender import Sender
 from obshub._delivery.spool import Spool
@@ -120,7 +120,14 @@ class Channel:
         self._limited = RateLimitedLog()
         self.counters = Counters()
         self._reported = Losses()  # losses at the last answered flush
-        self.keeper = Keeper(self.name, self.spool, self.counters, self._log, self._limited)
+        self.keeper = Keeper(
+            self.name,
+            self.spool,
+            self.counters,
+            self._log,
+            self._limited,
+            Stage(self.exporter, self._log, self._limited),
+        )
         self.replayer: Replayer | None = None
         if self.spool is not None:
             self.replayer = Replayer(
