@@ -75,9 +75,50 @@ _PATTERNS: dict[str, str] = {
     ),
 }
 _PHONE = re.compile(rf"(?:{_PATTERNS['phone']})\Z")
+_SECRET = re.compile(_PATTERNS["secret"])
+_EMAIL_LOCAL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+\Z")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_IBAN = re.compile(_PATTERNS["iban"])
+# A run of digits and the separators phone and card numbers and IPv4 addresses
+# are written with; what it is, if anything, is decided in Python.
+_NUMBER = re.compile(r"[+(\d][\d ().-]{5,40}\d")
+_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
+_IPV4_IN = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{2,44}")
+
+
+class _State:
+    __slots__ = ("dropped",)
+
+    def __init__(self) -> None:
+        self.dropped = False
+
+
 # Text shorter than this cannot hold anything a detector finds (``a@b.io``, 1.1.1.1).
 _MIN_LENGTH = 6
 _HASH_LETTERS = "abcdefghijklmnop"
+
+
+_SECRET_PREFIXES = (
+    "Bearer",
+    "sk-",
+    "pk-",
+    "rk-",
+    "sk_",
+    "pk_",
+    "rk_",
+    "AKIA",
+    "gh",
+    "github_pat_",
+    "xox",
+    "AIza",
+    "eyJ",
+)
+
+
+def _has_digit(text: str) -> bool:
+    return any(d in text for d in "0123456789")
 
 
 def _luhn(digits: str) -> bool:
@@ -187,7 +228,6 @@ class PiiMasker:
     salt: str | None = attrs.field(default=None, repr=False)
     actions: Mapping[str, str] = attrs.field(init=False)
     _key: bytes = attrs.field(init=False, repr=False)
-    _regex: re.Pattern[str] | None = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         actions = _parse_actions(self.detectors, self.action)
@@ -198,9 +238,6 @@ class PiiMasker:
             )
         object.__setattr__(self, "actions", actions)
         object.__setattr__(self, "_key", (salt or "").encode("utf-8"))
-        enabled = [d for d in DETECTORS if d in actions]
-        parts = [f"(?P<{d}>{_PATTERNS[d]})" for d in enabled]
-        object.__setattr__(self, "_regex", re.compile("|".join(parts)) if parts else None)
 
     @classmethod
     def from_config(cls, pii: Any, action: Any = "mask") -> PiiMasker | None:
@@ -235,7 +272,7 @@ class PiiMasker:
 
     def process(self, span: Span) -> Span:
         """The span with the personal data of its free text masked (a new span)."""
-        if self._regex is None:
+        if not self.actions:
             return span
         clean = self._clean
         error = span.error
@@ -260,47 +297,86 @@ class PiiMasker:
 
     def text(self, value: str) -> str:
         """``value`` with what the detectors find masked, hashed, or dropped whole."""
-        regex = self._regex
-        if regex is None or len(value) < _MIN_LENGTH:
+        actions = self.actions
+        if not actions or len(value) < _MIN_LENGTH:
             return value
-        dropped = False
+        state = _State()
+        # One pass per family of detectors, each only when the text holds its
+        # telltale characters (prose without digits, "@" or a key prefix is not
+        # scanned at all). What a pass writes holds nothing a later one finds.
+        if "secret" in actions and any(p in value for p in _SECRET_PREFIXES):
+            value = _SECRET.sub(lambda m: self._replace("secret", m[0], state), value)
+        if "email" in actions and "@" in value:
+            value = self._emails(value, state)
+        if "iban" in actions and _has_digit(value):
+            value = _IBAN.sub(lambda m: self._iban(m[0], state), value)
+        if "ip" in actions and value.count(":") >= 2:
+            value = _IPV6.sub(lambda m: self._ipv6(m, state), value)
+        if _has_digit(value) and ("card" in actions or "phone" in actions or "ip" in actions):
+            value = _NUMBER.sub(lambda m: self._number(m, state), value)
+        return DROPPED if state.dropped else value
 
-        def replace(match: re.Match[str]) -> str:
-            nonlocal dropped
-            found = match[0]
-            kind = self._confirm(match.lastgroup or "", found)
-            if kind is None:
-                return found
-            action = self.actions[kind]
-            if action == "drop":
-                dropped = True
-                return found
-            if action == "hash":
-                return f"[{kind.upper()}:{self._hash(kind, found)}]"
-            return f"[{kind.upper()}]"
+    def _replace(self, kind: str, found: str, state: _State) -> str:
+        action = self.actions[kind]
+        if action == "drop":
+            state.dropped = True
+            return found
+        if action == "hash":
+            return f"[{kind.upper()}:{self._hash(kind, found)}]"
+        return f"[{kind.upper()}]"
 
-        result = regex.sub(replace, value)
-        return DROPPED if dropped else result
+    def _emails(self, value: str, state: _State) -> str:
+        parts: list[str] = []
+        done = 0
+        at = value.find("@")
+        while at != -1:
+            local = _EMAIL_LOCAL.search(value, max(done, at - 64), at)
+            domain = _EMAIL_DOMAIN.match(value, at + 1)
+            if local is not None and domain is not None:
+                start, end = local.start(), domain.end()
+                parts.append(value[done:start])
+                parts.append(self._replace("email", value[start:end], state))
+                done = end
+            at = value.find("@", max(at + 1, done))
+        parts.append(value[done:])
+        return "".join(parts)
 
-    def _confirm(self, kind: str, found: str) -> str | None:
-        """The detector that really found ``found`` (checksums), or None."""
-        if kind == "card":
-            if _luhn(_digits(found)):
-                return kind
-        elif kind == "iban":
-            if _iban_ok(found):
-                return kind
-        elif kind == "ip":
-            if _ip_ok(found):
-                return kind
-        elif kind == "phone":
-            return kind if _phone_ok(found) else None
-        else:
-            return kind
-        # A number that failed its checksum may still be a phone number.
-        if "phone" in self.actions and _PHONE.match(found) and _phone_ok(found):
-            return "phone"
-        return None
+    def _iban(self, found: str, state: _State) -> str:
+        return self._replace("iban", found, state) if _iban_ok(found) else found
+
+    def _number(self, match: re.Match[str], state: _State) -> str:
+        found = match[0]
+        text = match.string
+        before = text[match.start() - 1] if match.start() else " "
+        after = text[match.end()] if match.end() < len(text) else " "
+        if before.isalnum() or before in "_+." or after.isalnum() or after in "_:":
+            return found
+        actions = self.actions
+        if "ip" in actions and _IPV4.fullmatch(found) and _ip_ok(found):
+            return self._replace("ip", found, state)
+        if "card" in actions and _CARD.fullmatch(found) and _luhn(_digits(found)):
+            return self._replace("card", found, state)
+        if "phone" in actions and _PHONE.match(found) and _phone_ok(found):
+            return self._replace("phone", found, state)
+        if "ip" in actions and "." in found:
+            # An address run together with other numbers ("10.0.0.1 2024").
+            return _IPV4_IN.sub(lambda m: self._ipv4(m[0], state), found)
+        return found
+
+    def _ipv4(self, found: str, state: _State) -> str:
+        return self._replace("ip", found, state) if _ip_ok(found) else found
+
+    def _ipv6(self, match: re.Match[str], state: _State) -> str:
+        found = match[0]
+        text = match.string
+        before = text[match.start() - 1] if match.start() else " "
+        after = text[match.end()] if match.end() < len(text) else " "
+        if before.isalnum() or before in "_:" or after.isalnum() or after in "_:":
+            return found
+        address = found.rstrip(".")  # the end of a sentence
+        if address.count(":") < 2 or not _ip_ok(address):
+            return found
+        return self._replace("ip", address, state) + found[len(address) :]
 
     def _hash(self, kind: str, found: str) -> str:
         digest = hmac.new(self._key, _normalised(kind, found).encode("utf-8"), hashlib.sha256)

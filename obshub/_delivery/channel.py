@@ -29,6 +29,7 @@ from obshub._delivery.spool import Spool
 from obshub._delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
 from obshub._exporters import Exporter
 from obshub._logging import RateLimitedLog
+from obshub._sampling import TailRule
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["Channel"]
@@ -75,8 +76,11 @@ class Channel:
         config_name: str,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        tail: TailRule | None = None,
     ) -> None:
         self.exporter = exporter
+        #: The config's tail rule: every channel of the config holds and decides on its own.
+        self.tail = tail
         self.config_name = config_name
         self.name = f"{config_name}/{exporter.instance_name}"
         self._monotonic = monotonic
@@ -126,7 +130,13 @@ class Channel:
             self.counters,
             self._log,
             self._limited,
-            Stage(self.exporter, self._log, self._limited),
+            Stage(
+                self.exporter,
+                self._log,
+                self._limited,
+                () if self.tail is None else (self.tail,),
+                self._monotonic,
+            ),
         )
         self.replayer: Replayer | None = None
         if self.spool is not None:
@@ -354,6 +364,9 @@ class Channel:
             left.extend(self._in_flight)
         if left:
             self.keeper.save(left, "shutdown_timeout")
+        held = self.keeper.release(everything=True)  # traces a tail sampler still held
+        if held:
+            self.keeper.save(held, "shutdown_timeout")
         if self.spool is not None:
             self.spool.close()
         return not alive
@@ -389,6 +402,7 @@ class Channel:
             replayed=counters.replayed,
             evicted=self.spool.evicted if self.spool is not None else 0,
             rejected=counters.rejected,
+            tail_overflow=self.keeper.tail_overflow,
             paused=paused,
             state="paused" if paused else "running",
         )
@@ -449,6 +463,11 @@ class Channel:
         self._in_flight = []
 
     def _answer_flush(self, request: FlushRequest) -> None:
+        # Held traces: those past their time limit are decided now; after
+        # close() (shutdown) every one of them is.
+        released = self.keeper.release(everything=self._closed)
+        if released:
+            self.sender.deliver(self.exporter.export, released, "spans")
         try:
             self.exporter.flush()
         except Exception as exc:

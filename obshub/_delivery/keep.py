@@ -53,6 +53,21 @@ class Keeper:
             self.counters.count(exported=skipped)
         return events, scores
 
+    @property
+    def tail_overflow(self) -> int:
+        """Traces the tail sampler decided by its ratio because a bound pushed them out."""
+        stage = self.stage
+        return 0 if stage is None or stage.tail is None else stage.tail.overflow
+
+    def release(self, everything: bool = False) -> list[SpanEvent]:
+        """Events of held traces decided now by the head rule (too old, or all at shutdown)."""
+        if self.stage is None:
+            return []
+        events, dropped = self.stage.release(everything)
+        if dropped:
+            self.counters.count(exported=dropped)
+        return events
+
     def _build_failed(self, exc: BaseException) -> None:
         self.counters.count(failed=1)
         self.limited(self.log, "error", "event_build_failed", error=describe(exc))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from obshub._delivery.tail import TailBuffer
 from obshub._exporters import Exporter
 from obshub._logging import RateLimitedLog
+from obshub._sampling import TailRule
 from obshub._serialization import describe
 from obshub.spans import Score, SpanEvent
 
@@ -18,18 +22,35 @@ ITEM_SIZE = 1024
 
 
 class Stage:
-    """What one exporter alone does to what its config built: its sampler and processors.
+    """What one exporter alone does to what its config built: sampling and processors.
 
-    Runs on the exporter's worker. The config's event is shared with the
-    other exporters and read-only: a processor returns a new span
-    (``attrs.evolve``) and the exporter gets a new event around it; the
-    shared one is untouched.
+    Runs on the exporter's worker: the exporter's head sampler (by trace id),
+    the tail rules (its config's and its own: traces held in a `TailBuffer`
+    until complete), then its processors on what is kept. The config's event
+    is shared with the other exporters and read-only: a processor returns a
+    new span (``attrs.evolve``) and the exporter gets a new event around it.
     """
 
-    __slots__ = ("_limited", "_log", "_name", "processors", "sampler")
+    __slots__ = ("_limited", "_lock", "_log", "_name", "processors", "sampler", "tail")
 
-    def __init__(self, exporter: Exporter, log: Any, limited: RateLimitedLog) -> None:
-        self.sampler = exporter.sampler
+    def __init__(
+        self,
+        exporter: Exporter,
+        log: Any,
+        limited: RateLimitedLog,
+        tail_rules: Sequence[TailRule] = (),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        sampler = exporter.sampler
+        rules = list(tail_rules)
+        if sampler is not None and sampler.tail is not None:
+            rules.append(sampler.tail)
+            sampler = None
+        self.sampler = sampler
+        self.tail = TailBuffer(rules, monotonic) if rules else None
+        # The worker and, with a spool, the overflow thread build items: the
+        # tail buffer is theirs in turn.
+        self._lock = threading.Lock()
         self.processors = exporter.processors
         self._name = exporter.instance_name
         self._log = log
@@ -37,20 +58,66 @@ class Stage:
 
     @property
     def active(self) -> bool:
-        """True when the exporter has a sampler or processors of its own."""
-        return self.sampler is not None or bool(self.processors)
+        """True when the exporter samples or processes on its own (or its config tail-samples)."""
+        return self.sampler is not None or self.tail is not None or bool(self.processors)
 
     def keeps_score(self, score: Score) -> bool:
-        """False for the score of a trace this exporter's sampler left out."""
-        sampler = self.sampler
-        return sampler is None or score.trace_id is None or sampler.should_sample(score.trace_id)
+        """False for the score of a trace this exporter's sampling left out."""
+        trace_id = score.trace_id
+        if trace_id is None:
+            return True
+        if self.sampler is not None and not self.sampler.should_sample(trace_id):
+            return False
+        if self.tail is None:
+            return True
+        with self._lock:
+            return self.tail.decision(trace_id) is not False
 
-    def __call__(self, event: SpanEvent) -> SpanEvent | None:
-        """The event this exporter receives, or None when its sampler or a processor drops it."""
-        original = span = event.span
+    def run(self, events: Sequence[SpanEvent]) -> tuple[list[SpanEvent], int]:
+        """(what the exporter receives now, how many events were dropped)."""
         sampler = self.sampler
-        if sampler is not None and not sampler.should_sample(span.trace_id):
-            return None
+        tail = self.tail
+        dropped = 0
+        kept: list[SpanEvent] = []
+        if sampler is not None:
+            for event in events:
+                if sampler.should_sample(event.span.trace_id):
+                    kept.append(event)
+                else:
+                    dropped += 1
+        else:
+            kept = list(events)
+        if tail is not None:
+            offered, kept = kept, []
+            with self._lock:
+                for event in offered:
+                    dropped += tail.offer(event, kept)
+                dropped += tail.expire(kept)
+        return self._process(kept, dropped)
+
+    def release(self, everything: bool) -> tuple[list[SpanEvent], int]:
+        """Traces held too long (or all of them, at shutdown), decided by the head rule."""
+        if self.tail is None:
+            return [], 0
+        kept: list[SpanEvent] = []
+        with self._lock:
+            dropped = self.tail.expire(kept, everything)
+        return self._process(kept, dropped)
+
+    def _process(self, events: list[SpanEvent], dropped: int) -> tuple[list[SpanEvent], int]:
+        if not self.processors:
+            return events, dropped
+        out: list[SpanEvent] = []
+        for event in events:
+            processed = self._apply(event)
+            if processed is None:
+                dropped += 1
+            else:
+                out.append(processed)
+        return out, dropped
+
+    def _apply(self, event: SpanEvent) -> SpanEvent | None:
+        original = span = event.span
         for processor in self.processors:
             try:
                 result = processor.process(span)
@@ -92,6 +159,7 @@ def build(
     sampler or processor dropped is counted in the third value.
     """
     events: list[SpanEvent] = []
+    fresh: list[SpanEvent] = []
     scores: list[Score] = []
     skipped = 0
     for item in items:
@@ -105,13 +173,15 @@ def build(
         else:
             try:
                 event = item.build_event()
-                if event is not None and stage is not None:
-                    event = stage(event)
             except Exception as exc:
                 on_failure(exc)
                 continue
             if event is None:
                 skipped += 1
             else:
-                events.append(event)
+                fresh.append(event)
+    if stage is not None:
+        fresh, dropped = stage.run(fresh)
+        skipped += dropped
+    events.extend(fresh)
     return events, scores, skipped
