@@ -10,7 +10,8 @@ from typing import Any
 from obshub._delivery.tail import TailBuffer
 from obshub._exporters import Exporter
 from obshub._logging import RateLimitedLog
-from obshub._sampling import TailRule
+from obshub._processors import SpanProcessor
+from obshub._sampling import Sampler, TailRule
 from obshub._serialization import describe
 from obshub.spans import Score, SpanEvent
 
@@ -41,7 +42,8 @@ class Stage:
         tail_rules: Sequence[TailRule] = (),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        sampler = exporter.sampler
+        # getattr: an exporter written before these keys may not have set them.
+        sampler: Sampler | None = getattr(exporter, "sampler", None)
         rules = list(tail_rules)
         if sampler is not None and sampler.tail is not None:
             rules.append(sampler.tail)
@@ -51,7 +53,7 @@ class Stage:
         # The worker and, with a spool, the overflow thread build items: the
         # tail buffer is theirs in turn.
         self._lock = threading.Lock()
-        self.processors = exporter.processors
+        self.processors: tuple[SpanProcessor, ...] = tuple(getattr(exporter, "processors", ()))
         self._name = exporter.instance_name
         self._log = log
         self._limited = limited
