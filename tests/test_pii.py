@@ -213,3 +213,28 @@ def test_pii_keys_on_an_exporter_table_in_a_config_file(hub_factory: Any) -> Non
         hub_factory.from_config(
             {"configs": {"p": {"exporters": {"vendor": {"type": "memory", "pii_action": "x"}}}}}
         )
+
+
+class Refusing(obshub.Exporter):
+    """A backend that is down: every export fails (retryable)."""
+
+    name = "refusing"
+
+    def export(self, events: Any) -> None:
+        raise obshub.ExportError("down", retryable=True, status=503)
+
+
+def test_what_a_masked_sink_spools_to_disk_is_masked_too(hub_factory: Any, tmp_path: Any) -> None:
+    vendor = Refusing(
+        instance_name="vendor", pii=True, spool_dir=str(tmp_path), retry={"max_attempts": 1}
+    )
+    hub = hub_factory(exporters=[vendor])
+    with hub.span("chat", input=TEXT):
+        pass
+    assert not hub.flush(WAIT)  # spooled, not delivered
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files
+    written = "".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    assert "[EMAIL]" in written
+    assert "jane.doe" not in written
+    assert "4111" not in written
