@@ -83,7 +83,7 @@ class Hub:
         *,
         exporters: Sequence[Exporter | Mapping[str, Any]] | None = None,
         service_name: str | None = None,
-        sampling: str | Mapping[str, Any] | Sampler | None = None,
+        sampling: str | Mapping[str, Any] | Sampler | Callable[[str], bool] | None = None,
         redact: bool | Sequence[str] = False,
         processors: Sequence[SpanProcessor] = (),
         pii: bool | Sequence[str] | Mapping[str, Any] = False,

@@ -125,3 +125,15 @@ def test_a_template_that_fails_routes_to_the_default_config(hub_factory: Any) ->
     ids = record(hub, "x")
     assert hub.flush(WAIT)
     assert [s.trace_id for s in default.spans()] == ids
+
+
+def test_a_score_follows_its_trace_to_the_tenant_config(hub_factory: Any) -> None:
+    tenants = Tenants()
+    default = obshub.MemoryExporter(instance_name="default")
+    hub = hub_factory(exporters=[default], selector=tenants.selector)
+    (trace_id,) = record(hub, "a")
+    hub.score(trace_id=trace_id, name="helpful", value=1.0)
+    assert hub.flush(WAIT)
+    assert tenants.exporters["a"].wait_for_scores(1, WAIT)
+    assert [s.trace_id for s in tenants.exporters["a"].scores] == [trace_id]
+    assert default.scores == []
