@@ -242,3 +242,22 @@ def test_shares_stay_exact_across_exporters_and_a_forked_process(tmp_path: Path)
         expected = set(found["errors"]) | {t for t in found["local"] if ratio_keeps(t, 0.1)}
         assert set(found["saas"]) == expected, label
         assert len(found["errors"]) == 3
+
+
+def test_a_trace_held_past_max_wait_is_decided_by_its_ratio_without_new_traffic(
+    hub_factory: Any,
+) -> None:
+    from obshub.testing import wait_for
+
+    memory = obshub.MemoryExporter(
+        sampling={"strategy": "tail", "keep": ["error"], "ratio": 1.0, "max_wait": 0.05}
+    )
+    hub = hub_factory(exporters=[memory])
+    with hub.span("root"):
+        with hub.span("child"):
+            pass
+        # The root is still open: the worker decides by the ratio (1.0) on its own.
+        assert wait_for(lambda: [s.name for s in memory.spans()] == ["child"], timeout=WAIT)
+    assert hub.flush(WAIT)
+    assert [s.name for s in memory.spans()] == ["child", "root"]  # the late root follows
+    assert {s.exporter: s for s in hub.stats().values()}["memory"].tail_overflow == 1

@@ -419,18 +419,25 @@ class Channel:
 
     def _run(self) -> None:
         deadline = self._monotonic() + self._interval
+        # With a tail sampler, the worker also wakes to decide the traces held
+        # past their time limit when nothing else arrives.
+        stage = self.keeper.stage
+        tick = None if stage is None or stage.tail is None else min(1.0, stage.tail.max_wait)
         while not self._stop.is_set():
+            if tick is not None:
+                self._release_expired()
             if not self._due(deadline):
                 self._wake.clear()
                 # Re-check after clearing: an item may have arrived in between.
                 if not self._due(deadline):
                     if self._realtime:
-                        self._wake.wait()
+                        self._wake.wait(tick)
                     else:
                         now = self._monotonic()
                         if now >= deadline:
                             deadline = now + self._interval
-                        self._wake.wait(max(0.0, deadline - now))
+                        wait = max(0.0, deadline - now)
+                        self._wake.wait(wait if tick is None else min(tick, wait))
                     continue
             if self._stop.is_set():
                 break
@@ -461,6 +468,12 @@ class Channel:
         self._bytes -= size
         self._send(items)
         self._in_flight = []
+
+    def _release_expired(self) -> None:
+        released = self.keeper.release()
+        if released:
+            with worker_token.hold():
+                self.sender.deliver(self.exporter.export, released, "spans")
 
     def _answer_flush(self, request: FlushRequest) -> None:
         # Held traces: those past their time limit are decided now; after
