@@ -40,7 +40,7 @@ from obshub.spans import Span
 
 __all__ = ["ACTIONS", "DETECTORS", "DROPPED", "PII_SALT_ENV_VAR", "PiiMasker"]
 
-#: The detectors, in the order they are tried at a given position.
+#: The detectors, in the order their passes run.
 DETECTORS = ("secret", "email", "iban", "card", "ip", "phone")
 #: What a detector may do with what it found.
 ACTIONS = ("mask", "hash", "drop")
@@ -49,42 +49,33 @@ DROPPED = "[DROPPED]"
 #: The environment variable a hashing masker takes its salt from when none is given.
 PII_SALT_ENV_VAR = "OBSHUB_PII_SALT"
 
-_PATTERNS: dict[str, str] = {
-    "secret": (
-        r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"
-        r"|\b(?:sk|pk|rk)-(?:lf-|ant-|proj-)?[A-Za-z0-9_-]{16,}"
-        r"|\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
-        r"|\bAKIA[0-9A-Z]{16}\b"
-        r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-        r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
-        r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
-        r"|\bAIza[0-9A-Za-z_-]{35}"
-        r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
-    ),
-    "email": r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b",
-    "iban": r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b",
-    "card": r"(?<![\w.])\d(?:[ -]?\d){12,18}(?![\w.])",
-    "ip": (
-        r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
-        r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
-        r"|(?<![\w:])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:)[0-9A-Fa-f:.]{3,45}(?![\w:])"
-    ),
-    "phone": (
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,5}(?![\w:])"
-        r"|(?<![\w+])\+\d{9,15}(?!\w)"
-    ),
-}
-_PHONE = re.compile(rf"(?:{_PATTERNS['phone']})\Z")
-_SECRET = re.compile(_PATTERNS["secret"])
+#: API keys and tokens: bearer tokens, OpenAI / Anthropic / Langfuse style keys,
+#: Stripe keys, AWS access key ids, GitHub and Slack tokens, Google API keys, JWTs.
+_SECRET = re.compile(
+    r"\bBearer\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b(?:sk|pk|rk)-(?:lf-|ant-|proj-)?[A-Za-z0-9_-]{16,}"
+    r"|\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
+    r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+)
+# An e-mail address is looked for around each "@" (a pattern that starts with
+# a character class would be tried at every position of the text).
 _EMAIL_LOCAL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+\Z")
 _EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(_PATTERNS["iban"])
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 # A run of digits and the separators phone and card numbers and IPv4 addresses
 # are written with; what it is, if anything, is decided in Python.
 _NUMBER = re.compile(r"[+(\d][\d ().-]{5,40}\d")
 _IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
 _IPV4_IN = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _CARD = re.compile(r"\d(?:[ -]?\d){12,18}")
+_PHONE = re.compile(
+    r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,5}\Z|\+\d{9,15}\Z"
+)
 _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{2,44}")
 
 
