@@ -13,9 +13,10 @@ two-span trace with 1 KB of input, into a hub whose exporter has no
 controls, and into one whose exporter has ``pii = true`` and a tail sampler.
 Both exporters discard what they receive; runs alternate and the median is
 reported, as CPU time of the application thread (``time.thread_time``) and as
-wall time. The controls run on the worker, so the CPU figures should be the
-same within noise; the wall figure also holds the time the application thread
-waits for the GIL while the worker masks (Python threads share one core).
+wall time, twice: with the worker idle during the loop (everything batched
+until the flush after it: the application thread's own work alone) and with
+the worker busy masking next to it (what the application sees: the threads
+share the interpreter lock and the CPU caches).
 
     .venv/bin/python bench/sinks.py            # --quick for a short run
 """
@@ -106,8 +107,16 @@ class Discard(obshub.Exporter):
         pass
 
 
-def app_thread_us(controls: dict[str, Any], traces: int, payload: str) -> tuple[float, float]:
-    """(CPU µs of the application thread per trace, wall µs per trace)."""
+def app_thread_us(
+    controls: dict[str, Any], traces: int, payload: str, *, worker_idle: bool = False
+) -> tuple[float, float]:
+    """(CPU µs of the application thread per trace, wall µs per trace).
+
+    ``worker_idle``: the exporter batches everything until the flush after the
+    loop, so the worker does not compete with the loop for the interpreter.
+    """
+    if worker_idle:
+        controls = {**controls, "batch": {"max_size": 10 * traces, "interval": 3600.0}}
     hub = obshub.Hub(exporters=[Discard(**controls)], service_name="bench")
     try:
         cpu = time.thread_time()
@@ -145,19 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     payload = chat_text(1)
     tail = {"strategy": "tail", "keep": ["error"], "slower_than": 5.0, "ratio": 0.05}
     variants = {"none": {}, "pii+tail": {"pii": True, "sampling": tail}}
-    cpu: dict[str, list[float]] = {k: [] for k in variants}
-    wall: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for name, controls in variants.items():
-            thread_cpu, elapsed = app_thread_us(controls, traces, payload)
-            cpu[name].append(thread_cpu)
-            wall[name].append(elapsed)
-    results["app_thread_cpu_us_per_trace"] = {
-        name: round(statistics.median(values), 2) for name, values in cpu.items()
-    }
-    results["app_thread_wall_us_per_trace"] = {
-        name: round(statistics.median(values), 2) for name, values in wall.items()
-    }
+    for idle, label in ((True, "worker_idle"), (False, "worker_busy")):
+        cpu: dict[str, list[float]] = {k: [] for k in variants}
+        wall: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(rounds):
+            for name, controls in variants.items():
+                thread_cpu, elapsed = app_thread_us(controls, traces, payload, worker_idle=idle)
+                cpu[name].append(thread_cpu)
+                wall[name].append(elapsed)
+        results[f"app_thread_cpu_us_per_trace_{label}"] = {
+            name: round(statistics.median(values), 2) for name, values in cpu.items()
+        }
+        results[f"app_thread_wall_us_per_trace_{label}"] = {
+            name: round(statistics.median(values), 2) for name, values in wall.items()
+        }
     print(json.dumps(results, indent=2))
     if not args.quick:
         RESULTS.parent.mkdir(exist_ok=True)
