@@ -28,6 +28,7 @@ from obshub._hub import Hub, get_global_hub, make_global_observer, set_global_hu
 from obshub._processors import Redactor, SpanProcessor
 from obshub._retry import Retry
 from obshub._sampling import Sampler
+from obshub._tenants import OnDemand
 from obshub._tracing import LiveSpan, bind_context, current_span
 from obshub.media import Media
 from obshub.spans import (
@@ -68,6 +69,7 @@ __all__ = [
     "LiveSpan",
     "Media",
     "MemoryExporter",
+    "OnDemand",
     "Prompt",
     "Redactor",
     "Retry",

@@ -27,7 +27,7 @@ from obshub._config_errors import ConfigError, ErrorCollector, type_name
 from obshub._exporters import Exporter, check_initialised
 from obshub._failed import exporter_failed
 from obshub._plugins import PluginRegistry
-from obshub._processors import Redactor, SpanProcessor
+from obshub._processors import SpanProcessor, build_processors, resolve_processors
 from obshub._sampling import Sampler
 
 if sys.version_info >= (3, 11):
@@ -67,7 +67,18 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
 _TOP_KEYS = ("default", "configs", "shutdown_timeout")
 #: Environment variable overriding the seconds shutdown (and so exit) may wait.
 SHUTDOWN_TIMEOUT_ENV_VAR = "OBSHUB_SHUTDOWN_TIMEOUT"
-_CONFIG_KEYS = ("service_name", "sampling", "redact", "exporters", "enabled")
+_CONFIG_KEYS = (
+    "service_name",
+    "sampling",
+    "redact",
+    "processors",
+    "pii",
+    "pii_action",
+    "exporters",
+    "enabled",
+)
+#: The keys of a config that are also taken by each exporter, for that sink alone.
+_CONTROL_KEYS = ("sampling", "redact", "processors", "pii", "pii_action")
 _VAR = re.compile(r"\$(\$)|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
@@ -284,19 +295,20 @@ def build_config(
         errors.add("must be a non-empty string", f"{path}.service_name")
     sampler = Sampler()
     try:
-        sampler = Sampler.from_config(table.get("sampling"))
+        sampler = Sampler.from_config(table.get("sampling"), registry.sampler_factory)
     except ConfigError as exc:
         errors.errors.append(exc.within(f"{path}.sampling"))
-    processors: list[SpanProcessor] = []
-    redact = table.get("redact", False)
-    if isinstance(redact, bool) or (
-        isinstance(redact, list) and all(isinstance(k, str) for k in redact)
-    ):
-        redactor = Redactor.from_config(redact)
-        if redactor is not None:
-            processors.append(redactor)
-    else:
-        errors.add("must be true, false or a list of key names", f"{path}.redact")
+    processors: tuple[SpanProcessor, ...] = ()
+    try:
+        processors = build_processors(
+            redact=table.get("redact", False),
+            pii=table.get("pii"),
+            pii_action=table.get("pii_action", "mask"),
+            processors=table.get("processors"),
+            named=registry.processor_factory,
+        )
+    except ConfigError as exc:
+        errors.errors.append(exc.within(path))
     exporters: list[Exporter] = []
     with errors.check():
         exporters = build_exporters(raw_exporters, registry, f"{path}.exporters", environ)
@@ -305,9 +317,29 @@ def build_config(
         name=name,
         service_name=service_name,
         sampler=sampler,
-        processors=tuple(processors),
+        processors=processors,
         exporters=tuple(exporters),
     )
+
+
+def _resolve_controls(table: dict[str, Any], registry: PluginRegistry, path: str) -> None:
+    """Turn the names of an exporter table's ``processors`` and ``sampling`` into objects.
+
+    The exporter base class checks the rest of these keys itself.
+    """
+    if table.get("processors") is not None:
+        try:
+            table["processors"] = resolve_processors(
+                table["processors"], registry.processor_factory
+            )
+        except ConfigError as exc:
+            raise exc.within(f"{path}.processors") from None
+    sampling = table.get("sampling")
+    if isinstance(sampling, Mapping) and "type" in sampling:
+        try:
+            table["sampling"] = Sampler.from_config(sampling, registry.sampler_factory)
+        except ConfigError as exc:
+            raise exc.within(f"{path}.sampling") from None
 
 
 def build_exporters(
@@ -418,6 +450,7 @@ def build_exporter(
         table["enabled"] = True
     _convert_from_env(cls, table, from_env)
     _check_keys(cls, table, path)
+    _resolve_controls(table, registry, path)
     name = instance_name or type_name
     try:
         exporter = cls(instance_name=name, **table)

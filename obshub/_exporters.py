@@ -17,7 +17,9 @@ import attrs
 
 from obshub._config_errors import ConfigError, type_name
 from obshub._logging import exporter_logger, parse_level
+from obshub._processors import SpanProcessor, build_processors
 from obshub._retry import PolicyError, Retry, parse_retry_after
+from obshub._sampling import Sampler
 from obshub.spans import EventKind, Score, SpanEvent
 
 __all__ = [
@@ -146,6 +148,11 @@ COMMON_KEYS = (
     "spool_dir",
     "spool_max_bytes",
     "enabled",
+    "sampling",
+    "redact",
+    "processors",
+    "pii",
+    "pii_action",
 )
 
 
@@ -205,9 +212,11 @@ class Exporter:
     The same keywords work in code and in a config table, where the hub builds
     the exporter as ``WebhookExporter(**table)``. The common keys, handled
     here, are ``realtime``, ``log_level``, ``batch``, ``max_queue_size``,
-    ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes`` and
-    ``enabled``; ``instance_name`` names the instance (the config table's key;
-    defaults to ``name``).
+    ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes``,
+    ``enabled``, and the controls of what this sink alone receives:
+    ``sampling``, ``redact``, ``processors``, ``pii`` and ``pii_action`` (run
+    on this exporter's worker, after the config's own); ``instance_name``
+    names the instance (the config table's key; defaults to ``name``).
 
     ``event_kinds`` says which span events the exporter wants; the default is
     ended spans only. ``self.log`` is a structlog logger bound with
@@ -234,6 +243,11 @@ class Exporter:
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         enabled: bool = True,
+        sampling: Any = None,
+        redact: bool | Sequence[str] = False,
+        processors: Sequence[Any] = (),
+        pii: bool | Sequence[str] | Mapping[str, Any] = False,
+        pii_action: str = "mask",
     ) -> None:
         if not isinstance(realtime, bool):
             raise ConfigError(f"must be true or false, got {type_name(realtime)}", "realtime")
@@ -273,6 +287,18 @@ class Exporter:
         self.spool_dir = None if spool_dir is None else os.fspath(spool_dir)
         self.spool_max_bytes = spool_max_bytes
         self.enabled = enabled
+        try:
+            sampler = Sampler.from_config(sampling)
+        except ConfigError as exc:
+            raise exc.within("sampling") from None
+        #: This exporter's own sampler (None: it takes every trace its config kept).
+        self.sampler: Sampler | None = None if sampler.keeps_all else sampler
+        #: This exporter's own processors (redact, pii, then ``processors``), run
+        #: on its worker on what the config built; names in a config table are
+        #: resolved before the exporter is built.
+        self.processors: tuple[SpanProcessor, ...] = build_processors(
+            redact=redact, pii=pii, pii_action=pii_action, processors=processors
+        )
         self.log: Any = exporter_logger(self.instance_name, level)
 
     # -- the contract ---------------------------------------------------------

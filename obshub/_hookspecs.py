@@ -7,12 +7,20 @@ functions marked ``@obshub.hookimpl`` whose names match the specs below.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
 from obshub._exporters import Exporter
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "obshub_register_exporters"]
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+    "obshub_register_exporters",
+    "obshub_register_processors",
+    "obshub_register_samplers",
+]
 
 #: The pluggy project name, and the entry-point group plugins are found in.
 PROJECT_NAME = "obshub"
@@ -31,4 +39,27 @@ def obshub_register_exporters(register: Callable[[type[Exporter]], None]) -> Non
         @obshub.hookimpl
         def obshub_register_exporters(register):
             register(WebhookExporter)
+    """
+
+
+@hookspec
+def obshub_register_processors(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register span processors by name, for ``processors`` in a config or on an exporter.
+
+    ``register(name, factory)``: ``factory(**options)`` returns a processor
+    (an object with ``process(span) -> Span | None``). A config names it as
+    ``processors = ["name"]`` or ``processors = [{ type = "name", option = 1 }]``::
+
+        @obshub.hookimpl
+        def obshub_register_processors(register):
+            register("presidio", PresidioProcessor)
+    """
+
+
+@hookspec
+def obshub_register_samplers(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Register samplers by name, for ``sampling = { type = "name", ... }``.
+
+    ``register(name, factory)``: ``factory(**options)`` returns a function
+    that takes a trace id and returns true to keep the trace.
     """

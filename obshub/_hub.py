@@ -28,10 +28,11 @@ from obshub._exporters import Exporter
 from obshub._failed import FailedExporter
 from obshub._logging import RateLimitedLog, get_logger
 from obshub._plugins import PluginRegistry, get_registry
-from obshub._processors import Redactor, SpanProcessor
+from obshub._processors import SpanProcessor, build_processors
 from obshub._routing import LiveConfig
 from obshub._sampling import Sampler
 from obshub._serialization import printable
+from obshub._tenants import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONFIGS, OnDemand, OnDemandConfigs
 from obshub._tracing import (
     LiveSpan,
     TraceState,
@@ -54,7 +55,7 @@ DEFAULT_FLUSH_TIMEOUT = 30.0
 RECENT_TRACES = 10_000
 
 #: ``selector(name, type, fields) -> config name | None`` picks a root span's config.
-Selector = Callable[[str, SpanType, Mapping[str, Any]], "str | None"]
+Selector = Callable[[str, SpanType, Mapping[str, Any]], "str | OnDemand | None"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,37 +83,44 @@ class Hub:
         *,
         exporters: Sequence[Exporter | Mapping[str, Any]] | None = None,
         service_name: str | None = None,
-        sampling: str | Mapping[str, Any] | Sampler | None = None,
+        sampling: str | Mapping[str, Any] | Sampler | Callable[[str], bool] | None = None,
         redact: bool | Sequence[str] = False,
         processors: Sequence[SpanProcessor] = (),
+        pii: bool | Sequence[str] | Mapping[str, Any] = False,
+        pii_action: str = "mask",
         default: str | None = None,
         selector: Selector | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         registry: PluginRegistry | None = None,
         environ: Mapping[str, str] | None = None,
+        on_demand_max_configs: int = DEFAULT_MAX_CONFIGS,
+        on_demand_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         env = os.environ if environ is None else environ
         reg = registry
         built: dict[str, Config] = {}
         if exporters is None and (
-            service_name is not None or sampling is not None or redact or processors
+            service_name is not None or sampling is not None or redact or processors or pii
         ):
             raise ConfigError(
-                "service_name=, sampling=, redact= and processors= go with exporters=; "
+                "service_name=, sampling=, redact=, processors= and pii= go with exporters=; "
                 "with configs=, put them in each config"
             )
         if exporters is not None:
             if configs:
                 raise ConfigError("give either configs= or exporters=, not both")
+            reg = reg or get_registry()
             try:
-                sampler = Sampler.from_config(sampling)
+                sampler = Sampler.from_config(sampling, reg.sampler_factory)
             except ConfigError as exc:
                 raise exc.within("sampling") from None
-            reg = reg or get_registry()
-            procs = list(processors)
-            redactor = Redactor.from_config(redact if isinstance(redact, bool) else list(redact))
-            if redactor is not None:
-                procs.insert(0, redactor)
+            procs = build_processors(
+                redact=redact,
+                pii=pii,
+                pii_action=pii_action,
+                processors=processors,
+                named=reg.processor_factory,
+            )
             built["default"] = Config(
                 name="default",
                 service_name=service_name or default_service_name(env),
@@ -133,12 +141,21 @@ class Hub:
         self.default: str | None = default if default is not None else next(iter(built), None)
         self._default_live = self._live.get(self.default) if self.default else None
         self._selector = selector
+        # Configs a selector builds on demand (OnDemand answers), bounded and retired when idle.
+        self._on_demand = OnDemandConfigs(
+            lambda: reg or get_registry(),
+            env,
+            max_configs=on_demand_max_configs,
+            idle_timeout=on_demand_idle_timeout,
+        )
         self.shutdown_timeout = shutdown_timeout
         self._recent: OrderedDict[str, TraceState] = OrderedDict()
         # Remembering traces only matters to route scores by trace id when the
         # answer is not always "the default config, recorded".
-        self._track_traces = len(self._live) > 1 or any(
-            r.sampler.strategy != "always" for r in self._live.values()
+        self._track_traces = (
+            selector is not None
+            or len(self._live) > 1
+            or any(r.sampler.strategy != "always" for r in self._live.values())
         )
         self._shutdown_lock = threading.Lock()
         self._shutdown_result: bool | None = None
@@ -153,6 +170,8 @@ class Hub:
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         registry: PluginRegistry | None = None,
         environ: Mapping[str, str] | None = None,
+        on_demand_max_configs: int = DEFAULT_MAX_CONFIGS,
+        on_demand_idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> Hub:
         """Build a hub from a TOML file path or a dict of the same shape.
 
@@ -171,6 +190,8 @@ class Hub:
             shutdown_timeout=shutdown_timeout_of(data, environ, shutdown_timeout),
             registry=reg,
             environ=environ,
+            on_demand_max_configs=on_demand_max_configs,
+            on_demand_idle_timeout=on_demand_idle_timeout,
         )
 
     # -- introspection ------------------------------------------------------------
@@ -287,7 +308,7 @@ class Hub:
         hub no longer remembers).
         """
         try:
-            live = self._live.get(config) if config else None
+            live = (self._live.get(config) or self._on_demand.find(config)) if config else None
             current = current_span()
             if trace_id is None and session_id is None and current is not None:
                 trace_id = current.trace_id
@@ -323,22 +344,27 @@ class Hub:
     def _new_trace(
         self, name: str, span_type: SpanType, config: str | None, fields: Mapping[str, Any]
     ) -> TraceState:
-        if config is None and self._selector is not None:
+        chosen: str | OnDemand | None = config
+        if chosen is None and self._selector is not None:
             try:
-                config = self._selector(name, span_type, fields)
+                chosen = self._selector(name, span_type, fields)
             except Exception as exc:
                 _limited(_log, "warning", "selector_failed", span=name, error=printable(exc, repr))
         live = self._default_live
-        if config is not None:
-            found = self._live.get(config)
+        if isinstance(chosen, OnDemand):
+            built = self._live.get(chosen.name) or self._on_demand.get(chosen)
+            if built is not None:
+                live = built
+        elif chosen is not None:
+            found = self._live.get(chosen)
             if found is None:
                 # Each distinct unknown name is reported (limit_key), with where the trace went.
                 _limited(
                     _log,
                     "warning",
                     "unknown_config",
-                    limit_key=str(config)[:200],
-                    config=config,
+                    limit_key=str(chosen)[:200],
+                    config=chosen,
                     span=name,
                     fallback=(
                         f"traced with the default config {live.name!r}"
@@ -362,7 +388,8 @@ class Hub:
     # -- delivery --------------------------------------------------------------------
 
     def _channels(self) -> list[Channel]:
-        return [c for live in self._live.values() for c in live.channels]
+        static = [c for live in self._live.values() for c in live.channels]
+        return static + self._on_demand.channels()
 
     def flush(self, timeout: float | None = DEFAULT_FLUSH_TIMEOUT) -> FlushResult:
         """Hand everything recorded so far to the backends; wait at most ``timeout`` s.
@@ -375,6 +402,7 @@ class Hub:
         """
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
+            self._on_demand.sweep()
             channels = self._channels()
             requests = [c.request_flush() for c in channels]
             for request in requests:
@@ -402,6 +430,7 @@ class Hub:
             timeout = self.shutdown_timeout if timeout is None else timeout
             try:
                 deadline = time.monotonic() + timeout
+                self._on_demand.close()
                 channels = self._channels()
                 for channel in channels:
                     channel.close()

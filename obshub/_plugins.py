@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -122,6 +122,12 @@ class PluginRegistry:
         self._block(eps, env)
         self._load_entry_points(eps)
         self._register_all()
+        #: Processor and sampler factories by name (see `_register_components`).
+        self._components: dict[str, dict[str, Callable[..., Any]]] = {
+            "processors": {},
+            "samplers": {},
+        }
+        self._register_components()
 
     def _block(self, eps: Iterable[metadata.EntryPoint], environ: Mapping[str, str]) -> None:
         """Block, in the plugin manager, the entry points the environment rules out."""
@@ -236,7 +242,54 @@ class PluginRegistry:
         )
         _log.error("plugin_failed", plugin=plugin, distribution=dist, stage=stage, error=message)
 
+    def _register_components(self) -> None:
+        """Processor and sampler factories from the plugins' hooks, by name."""
+        hooks = {
+            "processors": self._pm.hook.obshub_register_processors,
+            "samplers": self._pm.hook.obshub_register_samplers,
+        }
+        for kind, hook in hooks.items():
+            found = self._components[kind]
+            for impl in hook.get_hookimpls():
+                plugin_name = impl.plugin_name
+
+                def register(
+                    name: str,
+                    factory: Callable[..., Any],
+                    _kind: str = kind,
+                    _plugin: str = plugin_name,
+                    _found: dict[str, Callable[..., Any]] = found,
+                ) -> None:
+                    if not isinstance(name, str) or not name or not callable(factory):
+                        raise TypeError("register() takes a name and a callable factory")
+                    if name in _found and _found[name] is not factory:
+                        raise ValueError(f"{_kind[:-1]} {name!r} is already registered")
+                    _found[name] = factory
+
+                try:
+                    kwargs = {"register": register} if "register" in impl.argnames else {}
+                    impl.function(**kwargs)
+                except BaseException as exc:
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    dist = self._plugins.get(plugin_name)
+                    self._error(
+                        plugin_name,
+                        dist.distribution if dist is not None else None,
+                        "register",
+                        _describe(exc),
+                        exc,
+                    )
+
     # -- the facade ---------------------------------------------------------------
+
+    def processor_factory(self, name: str) -> Callable[..., Any] | None:
+        """The processor factory a plugin registered under ``name``, or None."""
+        return self._components["processors"].get(name)
+
+    def sampler_factory(self, name: str) -> Callable[..., Any] | None:
+        """The sampler factory a plugin registered under ``name``, or None."""
+        return self._components["samplers"].get(name)
 
     def exporter_types(self) -> Mapping[str, ExporterType]:
         """Every registered exporter type by name."""

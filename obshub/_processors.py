@@ -1,22 +1,34 @@
 """Span processors: transform or drop span snapshots before exporters see them.
 
-Processors run on the exporter worker thread, once per event and config (the
-result is shared by every exporter of the config).
+Processors run on the exporter worker thread. Those of a config run once per
+event (the result is shared by every exporter of the config); those of an
+exporter run on that exporter's worker, on the shared result, and give that
+exporter alone a new span (`attrs.evolve`): the shared values are never changed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from obshub._config_errors import ConfigError
 from obshub._frozen import freeze, frozen_dict, frozen_list
+from obshub._pii import ACTIONS, PiiMasker
 from obshub.media import MediaValue
 from obshub.spans import Span
 
-__all__ = ["BUILTIN_SECRET_KEYS", "REDACTED", "Redactor", "SpanProcessor", "normalize_key"]
+__all__ = [
+    "BUILTIN_SECRET_KEYS",
+    "REDACTED",
+    "Redactor",
+    "SpanProcessor",
+    "build_processors",
+    "normalize_key",
+    "resolve_processors",
+]
 
 #: What replaces a redacted value.
 REDACTED = "[REDACTED]"
@@ -156,3 +168,87 @@ class Redactor:
         if isinstance(value, str) and self.values:
             return _SECRET_VALUE.sub(REDACTED, value)
         return freeze(value)
+
+
+#: Looks up a factory registered by a plugin under a name (or None).
+Lookup = Callable[[str], Callable[..., Any] | None]
+
+
+def resolve_processors(value: Any, named: Lookup | None = None) -> list[SpanProcessor]:
+    """The ``processors`` key: processors, names, or ``{type = "name", option = ...}`` tables.
+
+    Names and tables are looked up in the factories plugins registered
+    (``obshub_register_processors``); objects with a ``process`` method pass as they are.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Iterable):
+        value = [value]
+    found: list[SpanProcessor] = []
+    for index, item in enumerate(value):
+        if isinstance(item, SpanProcessor):
+            found.append(item)
+            continue
+        if isinstance(item, str):
+            type_name, options = item, {}
+        elif isinstance(item, Mapping) and isinstance(item.get("type"), str):
+            options = dict(item)
+            type_name = options.pop("type")
+        else:
+            raise ConfigError(
+                "must be a processor (an object with process(span)), a name, "
+                f'or a table with type = "name", got {type(item).__name__}',
+                f"[{index}]",
+            )
+        factory = None if named is None else named(type_name)
+        if factory is None:
+            raise ConfigError(
+                f"unknown processor {type_name!r} (no plugin registered one under that name)",
+                f"[{index}]",
+            )
+        try:
+            processor = factory(**options)
+        except ConfigError as exc:
+            raise exc.within(f"[{index}]") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid settings for processor {type_name!r}: {exc}", f"[{index}]"
+            ) from None
+        if not isinstance(processor, SpanProcessor):
+            raise ConfigError(f"processor {type_name!r} has no process(span) method", f"[{index}]")
+        found.append(processor)
+    return found
+
+
+def build_processors(
+    *,
+    redact: Any = False,
+    pii: Any = None,
+    pii_action: Any = "mask",
+    processors: Any = None,
+    named: Lookup | None = None,
+) -> tuple[SpanProcessor, ...]:
+    """The processors of a config or an exporter, in the order they run.
+
+    The `Redactor` (``redact``) first, then the `PiiMasker` (``pii`` and
+    ``pii_action``), then ``processors``. Raises `ConfigError` naming the key.
+    """
+    chain: list[SpanProcessor] = []
+    if isinstance(redact, bool) or (
+        isinstance(redact, (list, tuple)) and all(isinstance(k, str) for k in redact)
+    ):
+        redactor = Redactor.from_config(redact if isinstance(redact, bool) else list(redact))
+        if redactor is not None:
+            chain.append(redactor)
+    else:
+        raise ConfigError("must be true, false or a list of key names", "redact")
+    if pii_action not in ACTIONS:
+        raise ConfigError(f"must be one of {', '.join(ACTIONS)}, got {pii_action!r}", "pii_action")
+    masker = PiiMasker.from_config(pii, pii_action)
+    if masker is not None:
+        chain.append(masker)
+    try:
+        chain.extend(resolve_processors(processors, named))
+    except ConfigError as exc:
+        raise exc.within("processors") from None
+    return tuple(chain)

@@ -232,7 +232,9 @@ class LiveConfig:
         self.limits = limits
         # A disabled exporter (enabled=False in code, or one that disabled itself,
         # e.g. for missing credentials) gets no channel: nothing is queued for it.
-        self.channels: tuple[Channel, ...] = tuple(Channel(e, name) for e in exporters if e.enabled)
+        self.channels: tuple[Channel, ...] = tuple(
+            Channel(e, name, tail=sampler.tail) for e in exporters if e.enabled
+        )
         self.started = self._wanting(EventKind.STARTED)
         self.updated = self._wanting(EventKind.UPDATED)
         self.ended = self._wanting(EventKind.ENDED)

@@ -22,13 +22,14 @@ from typing import Any
 
 from obshub import _worker_token as worker_token
 from obshub._delivery.keep import Keeper
-from obshub._delivery.records import ITEM_SIZE, describe
+from obshub._delivery.records import ITEM_SIZE, Stage, describe
 from obshub._delivery.replay import Replayer
 from obshub._delivery.sender import Sender
 from obshub._delivery.spool import Spool
 from obshub._delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
 from obshub._exporters import Exporter
 from obshub._logging import RateLimitedLog
+from obshub._sampling import TailRule
 from obshub.spans import Score, SpanEvent
 
 __all__ = ["Channel"]
@@ -75,8 +76,11 @@ class Channel:
         config_name: str,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        tail: TailRule | None = None,
     ) -> None:
         self.exporter = exporter
+        #: The config's tail rule: every channel of the config holds and decides on its own.
+        self.tail = tail
         self.config_name = config_name
         self.name = f"{config_name}/{exporter.instance_name}"
         self._monotonic = monotonic
@@ -120,7 +124,20 @@ class Channel:
         self._limited = RateLimitedLog()
         self.counters = Counters()
         self._reported = Losses()  # losses at the last answered flush
-        self.keeper = Keeper(self.name, self.spool, self.counters, self._log, self._limited)
+        self.keeper = Keeper(
+            self.name,
+            self.spool,
+            self.counters,
+            self._log,
+            self._limited,
+            Stage(
+                self.exporter,
+                self._log,
+                self._limited,
+                () if self.tail is None else (self.tail,),
+                self._monotonic,
+            ),
+        )
         self.replayer: Replayer | None = None
         if self.spool is not None:
             self.replayer = Replayer(
@@ -350,6 +367,9 @@ class Channel:
             self._in_flight = []
         if left:
             self.keeper.save(left, "shutdown_timeout")
+        held = self.keeper.release(everything=True)  # traces a tail sampler still held
+        if held:
+            self.keeper.save(held, "shutdown_timeout")
         if self.spool is not None:
             self.spool.close()
         return not alive
@@ -385,6 +405,7 @@ class Channel:
             replayed=counters.replayed,
             evicted=self.spool.evicted if self.spool is not None else 0,
             rejected=counters.rejected,
+            tail_overflow=self.keeper.tail_overflow,
             paused=paused,
             state="paused" if paused else "running",
         )
@@ -401,18 +422,25 @@ class Channel:
 
     def _run(self) -> None:
         deadline = self._monotonic() + self._interval
+        # With a tail sampler, the worker also wakes to decide the traces held
+        # past their time limit when nothing else arrives.
+        stage = self.keeper.stage
+        tick = None if stage is None or stage.tail is None else min(1.0, stage.tail.max_wait)
         while not self._stop.is_set():
+            if tick is not None:
+                self._release_expired()
             if not self._due(deadline):
                 self._wake.clear()
                 # Re-check after clearing: an item may have arrived in between.
                 if not self._due(deadline):
                     if self._realtime:
-                        self._wake.wait()
+                        self._wake.wait(tick)
                     else:
                         now = self._monotonic()
                         if now >= deadline:
                             deadline = now + self._interval
-                        self._wake.wait(max(0.0, deadline - now))
+                        wait = max(0.0, deadline - now)
+                        self._wake.wait(wait if tick is None else min(tick, wait))
                     continue
             if self._stop.is_set():
                 break
@@ -444,7 +472,18 @@ class Channel:
         self._send(items)
         self._in_flight = []
 
+    def _release_expired(self) -> None:
+        released = self.keeper.release()
+        if released:
+            with worker_token.hold():
+                self.sender.deliver(self.exporter.export, released, "spans")
+
     def _answer_flush(self, request: FlushRequest) -> None:
+        # Held traces: those past their time limit are decided now; after
+        # close() (shutdown) every one of them is.
+        released = self.keeper.release(everything=self._closed)
+        if released:
+            self.sender.deliver(self.exporter.export, released, "spans")
         try:
             self.exporter.flush()
         except Exception as exc:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from obshub._delivery.records import build, describe
+from obshub._delivery.records import Stage, build, describe
 from obshub._delivery.spool import DEAD_LETTER_FILE, Spool, SpoolWriteError
 from obshub._delivery.stats import Counters
 from obshub._exporters import ExportError
@@ -32,8 +32,11 @@ class Keeper:
         counters: Counters,
         log: Any,
         limited: RateLimitedLog,
+        stage: Stage | None = None,
     ) -> None:
         self.name = name
+        #: The exporter's own sampler and processors (None: it has none).
+        self.stage = stage if stage is not None and stage.active else None
         self.spool = spool
         self.counters = counters
         self.log = log
@@ -44,11 +47,26 @@ class Keeper:
 
     def build(self, items: Sequence[Any]) -> tuple[list[SpanEvent], list[Score]]:
         """Events and scores from queued items; a record that fails to build is failed."""
-        events, scores, skipped = build(items, self._build_failed)
+        events, scores, skipped = build(items, self._build_failed, self.stage)
         if skipped:
-            # A processor chose to drop them: handled, not lost.
+            # A sampler or processor chose to drop them: handled, not lost.
             self.counters.count(exported=skipped)
         return events, scores
+
+    @property
+    def tail_overflow(self) -> int:
+        """Traces the tail sampler decided by its ratio because a bound pushed them out."""
+        stage = self.stage
+        return 0 if stage is None or stage.tail is None else stage.tail.overflow
+
+    def release(self, everything: bool = False) -> list[SpanEvent]:
+        """Events of held traces decided now by the head rule (too old, or all at shutdown)."""
+        if self.stage is None:
+            return []
+        events, dropped = self.stage.release(everything)
+        if dropped:
+            self.counters.count(exported=dropped)
+        return events
 
     def _build_failed(self, exc: BaseException) -> None:
         self.counters.count(failed=1)

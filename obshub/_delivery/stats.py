@@ -35,6 +35,8 @@ class ChannelStats:
     - ``rejected``: refused by the backend for their content (e.g. a 400 for
       one bad span), isolated from the rest of their batch and kept in the
       spool directory's ``dead-letter.jsonl`` when there is a spool;
+    - ``tail_overflow``: traces a tail sampler could not hold whole (too many
+      traces or events held, or held too long), decided by its ratio instead;
     - ``paused``: the backend refused this client (401/403) and sends wait;
     - ``state``: ``"running"``, ``"paused"`` or ``"disabled"`` (an exporter
       that failed to start: every counter stays 0 and ``reason`` says why).
@@ -53,6 +55,7 @@ class ChannelStats:
     replayed: int = 0
     evicted: int = 0
     rejected: int = 0
+    tail_overflow: int = 0
     paused: bool = False
     state: str = "running"
     reason: str | None = None

@@ -55,6 +55,16 @@ _BAD_COMMON_SETTINGS = [
     pytest.param("spool_dir", 5, "spool_dir", id="spool_dir-number"),
     pytest.param("spool_max_bytes", "1 MB", "spool_max_bytes", id="spool_max_bytes-string"),
     pytest.param("spool_max_bytes", 100, "spool_max_bytes", id="spool_max_bytes-too-small"),
+    pytest.param(
+        "sampling",
+        {"strategy": "ratio", "probability": 2},
+        "sampling.probability",
+        id="sampling.probability-too-big",
+    ),
+    pytest.param("redact", 3, "redact", id="redact-number"),
+    pytest.param("processors", ["no-such-processor"], "processors[0]", id="processors-unknown"),
+    pytest.param("pii", "everything", "pii", id="pii-string"),
+    pytest.param("pii_action", "erase", "pii_action", id="pii_action-unknown"),
 ]
 
 
