@@ -1,4 +1,4 @@
-"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``.
+"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``, and plugins' commands.
 
 The config comes from ``--config FILE``, else ``$OBSHUB_CONFIG``, else
 ``./obshub.toml``, else the built-in default (console + JSONL file).
@@ -313,7 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds to wait for delivery (default 60)"
     )
     p_replay.set_defaults(func=cmd_replay)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    """The subcommands plugins registered (hook ``obshub_register_commands``), each guarded."""
+    for command in get_registry().commands().values():
+        if command.name in sub.choices:
+            continue
+        p_command = sub.add_parser(
+            command.name, help=command.help or f"(plugin {command.distribution})"
+        )
+        p_command.set_defaults(func=command.run)
+        if command.arguments is None:
+            continue
+        try:
+            command.arguments(p_command)
+        except Exception as exc:
+            message = f"plugin {command.plugin!r}: its {command.name!r} command is broken: " + (
+                describe(exc)
+            )
+
+            def broken(args: argparse.Namespace, out: TextIO, _message: str = message) -> int:
+                out.write(_message + "\n")
+                return 2
+
+            p_command.set_defaults(func=broken)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -6,13 +6,23 @@ functions marked ``@obshub.hookimpl`` whose names match the specs below.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
+from typing import Protocol, TextIO
 
 import pluggy
 
 from obshub._exporters import Exporter
 
-__all__ = ["PROJECT_NAME", "hookimpl", "hookspec", "obshub_register_exporters"]
+__all__ = [
+    "PROJECT_NAME",
+    "CommandRunner",
+    "RegisterCommand",
+    "hookimpl",
+    "hookspec",
+    "obshub_register_commands",
+    "obshub_register_exporters",
+]
 
 #: The pluggy project name, and the entry-point group plugins are found in.
 PROJECT_NAME = "obshub"
@@ -31,4 +41,36 @@ def obshub_register_exporters(register: Callable[[type[Exporter]], None]) -> Non
         @obshub.hookimpl
         def obshub_register_exporters(register):
             register(WebhookExporter)
+    """
+
+
+#: What a plugin command runs: ``run(args, out) -> exit status`` (``out`` is stdout).
+CommandRunner = Callable[[argparse.Namespace, TextIO], int]
+
+
+class RegisterCommand(Protocol):
+    """The ``register`` callable handed to `obshub_register_commands`."""
+
+    def __call__(
+        self,
+        name: str,
+        run: CommandRunner,
+        *,
+        help: str = "",
+        arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> None: ...
+
+
+@hookspec
+def obshub_register_commands(register: RegisterCommand) -> None:
+    """Register the ``obshub`` subcommands this plugin provides.
+
+    Call ``register(name, run, help=..., arguments=...)`` once per command:
+    ``arguments(parser)`` adds the command's options to its argparse parser,
+    ``run(args, out)`` runs it and returns the exit status::
+
+        @obshub.hookimpl
+        def obshub_register_commands(register):
+            register("studio", run_studio, help="open the local trace viewer",
+                     arguments=add_studio_arguments)
     """
