@@ -217,12 +217,19 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             f"  {key}: exported {s.exported}, queued {s.queued}, dropped {s.dropped}, "
             f"failed {s.failed}, retried {s.retried}\n"
         )
+    views: list[str] = []
     for exporter in hub.exporters():
         if isinstance(exporter, JsonlExporter):
             out.write(f"  events written to {exporter.path}\n")
+        # An exporter that keeps traces for a local viewer (obshub-studio's sqlite) says how.
+        view = getattr(exporter, "view_command", None)
+        if isinstance(view, str) and view:
+            views.append(view)
     if not delivered:
         out.write("some events were not delivered; run `obshub check` to find out why\n")
         return 1
+    for view in views:
+        out.write(f"\nsee these traces in your browser:\n  {view}\n")
     return 0
 
 
