@@ -32,6 +32,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from obshub.plugin import clean_text
+
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -175,6 +177,11 @@ def _text(value: Any) -> str:
     return text[:SEARCH_TEXT_CHARS]
 
 
+def _clean_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Lone surrogates (which sqlite cannot store as UTF-8) become U+FFFD."""
+    return tuple(clean_text(v) if isinstance(v, str) else v for v in row)
+
+
 def _span_row(record: Mapping[str, Any]) -> tuple[Any, ...] | None:
     span = record.get("span")
     if not isinstance(span, Mapping):
@@ -273,11 +280,11 @@ class Store:
             if record.get("kind") == "score":
                 row = _score_row(record)
                 if row is not None:
-                    score_rows.append(row)
+                    score_rows.append(_clean_row(row))
                 continue
             span_row = _span_row(record)
             if span_row is not None:
-                span_rows.append(span_row)
+                span_rows.append(_clean_row(span_row))
         if not span_rows and not score_rows:
             return 0
         with self._lock:
