@@ -493,7 +493,7 @@ async function showTrace(traceId, selectedSpan) {
       onclick: () => select(s),
     },
       h("div", { class: "label", style: { paddingLeft: 6 + depth * 16 + "px" } },
-        h("span", { text: (s.is_event ? "◆ " : "") + s.name }),
+        h("span", { "data-testid": "node-name", text: (s.is_event ? "◆ " : "") + s.name }),
         h("span", { class: "badge", text: s.type }),
         s.state !== "ended" ? h("span", { class: "badge", text: "running" }) : null),
       h("div", { class: "lane" }, bar));
