@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import obshub
-
 from obshub_studio.exporter import DEFAULT_DB, SqliteExporter
 from obshub_studio.store import Store
 

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 from obshub import CheckResult, ConfigError, Exporter, ExportError
 from obshub.spans import EventKind, Score, SpanEvent, item_record
-
 from obshub_studio.store import Store
 
 __all__ = ["DEFAULT_DB", "SqliteExporter"]

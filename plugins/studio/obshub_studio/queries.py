@@ -37,8 +37,23 @@ _TRACE_COLUMNS = (
 
 
 def _trace_row(row: Sequence[Any]) -> dict[str, Any]:
-    (trace_id, name, start, end, duration, session, user, tags, level, has_error, models, tokens,
-     cost, count, service) = row
+    (
+        trace_id,
+        name,
+        start,
+        end,
+        duration,
+        session,
+        user,
+        tags,
+        level,
+        has_error,
+        models,
+        tokens,
+        cost,
+        count,
+        service,
+    ) = row
     return {
         "trace_id": trace_id,
         "name": name,
@@ -90,8 +105,12 @@ def list_traces(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[str
     """A page of traces: filters, sort and keyset paging from the query string."""
     where: list[str] = []
     args: list[Any] = []
-    for key, column in (("name", "name"), ("session", "session_id"), ("user", "user_id"),
-                        ("level", "level")):
+    for key, column in (
+        ("name", "name"),
+        ("session", "session_id"),
+        ("user", "user_id"),
+        ("level", "level"),
+    ):
         if params.get(key):
             where.append(f"{column} = ?")
             args.append(params[key])
@@ -139,8 +158,9 @@ def list_traces(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[str
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        value = {"start_ns": last[2], "duration_ns": last[4], "tokens": last[11],
-                 "cost": last[12]}[column]
+        value = {"start_ns": last[2], "duration_ns": last[4], "tokens": last[11], "cost": last[12]}[
+            column
+        ]
         next_cursor = _encode_cursor(value, last[0])
     return {"traces": traces, "next_cursor": next_cursor, "sort": column, "order": direction}
 
@@ -157,8 +177,9 @@ def _clip(value: Any) -> Any:
 
 def trace_detail(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
     """A trace, every span of it (full records, ordered by start) and its scores."""
-    row = conn.execute(f"SELECT {_TRACE_COLUMNS} FROM traces WHERE trace_id = ?",
-                       (trace_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_TRACE_COLUMNS} FROM traces WHERE trace_id = ?", (trace_id,)
+    ).fetchone()
     if row is None:
         return None
     spans = [
@@ -168,8 +189,12 @@ def trace_detail(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | No
             (trace_id,),
         )
     ]
-    scores = [_clip(json.loads(d)) for (d,) in conn.execute(
-        "SELECT data FROM scores WHERE trace_id = ? ORDER BY rowid", (trace_id,))]
+    scores = [
+        _clip(json.loads(d))
+        for (d,) in conn.execute(
+            "SELECT data FROM scores WHERE trace_id = ? ORDER BY rowid", (trace_id,)
+        )
+    ]
     return {"trace": _trace_row(row), "spans": spans, "scores": scores}
 
 
@@ -187,8 +212,16 @@ def list_sessions(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[s
     ).fetchall()
     return {
         "sessions": [
-            {"session_id": s, "traces": n, "first_ns": first, "last_ns": last, "tokens": tokens,
-             "cost": cost, "error": bool(err), "user_id": user}
+            {
+                "session_id": s,
+                "traces": n,
+                "first_ns": first,
+                "last_ns": last,
+                "tokens": tokens,
+                "cost": cost,
+                "error": bool(err),
+                "user_id": user,
+            }
             for s, n, first, last, tokens, cost, err, user in rows
         ]
     }
@@ -208,10 +241,15 @@ def session_detail(conn: sqlite3.Connection, session_id: str) -> dict[str, Any]:
             (trace["trace_id"],),
         ).fetchone()
         span = json.loads(root[0]) if root else {}
-        turns.append({**trace, "input": _clip(span.get("input")),
-                      "output": _clip(span.get("output"))})
-    scores = [_clip(json.loads(d)) for (d,) in conn.execute(
-        "SELECT data FROM scores WHERE session_id = ? ORDER BY rowid", (session_id,))]
+        turns.append(
+            {**trace, "input": _clip(span.get("input")), "output": _clip(span.get("output"))}
+        )
+    scores = [
+        _clip(json.loads(d))
+        for (d,) in conn.execute(
+            "SELECT data FROM scores WHERE session_id = ? ORDER BY rowid", (session_id,)
+        )
+    ]
     return {"session_id": session_id, "turns": turns, "scores": scores}
 
 
@@ -233,8 +271,9 @@ def dashboard(conn: sqlite3.Connection, days: int = 30) -> dict[str, Any]:
         (since,),
     ):
         entry = per_model.setdefault(
-            model, {"model": model, "generations": 0, "tokens": 0, "cost": 0.0, "errors": 0,
-                    "_lat": []})
+            model,
+            {"model": model, "generations": 0, "tokens": 0, "cost": 0.0, "errors": 0, "_lat": []},
+        )
         entry["generations"] += 1
         entry["tokens"] += tokens
         entry["cost"] += cost
@@ -248,7 +287,8 @@ def dashboard(conn: sqlite3.Connection, days: int = 30) -> dict[str, Any]:
         (since,),
     ):
         entry = per_day.setdefault(
-            day, {"day": day, "traces": 0, "tokens": 0, "cost": 0.0, "errors": 0, "_lat": []})
+            day, {"day": day, "traces": 0, "tokens": 0, "cost": 0.0, "errors": 0, "_lat": []}
+        )
         entry["traces"] += 1
         entry["tokens"] += tokens
         entry["cost"] += cost

@@ -40,7 +40,7 @@ _CSP = (
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("obshub_studio").joinpath("static", name).read_bytes()
+    return resources.files("obshub_studio").joinpath("static").joinpath(name).read_bytes()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -131,13 +131,22 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
     """A connection to the store at ``path`` (created and migrated unless ``readonly``)."""
     if readonly:
         uri = Path(path).resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                               check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(
+            uri,
+            uri=True,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+            isolation_level=None,
+        )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(os.fspath(path), timeout=BUSY_TIMEOUT_MS / 1000,
-                           check_same_thread=False, isolation_level=None)
+    conn = sqlite3.connect(
+        os.fspath(path),
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+        isolation_level=None,
+    )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -189,8 +198,9 @@ def _span_row(record: Mapping[str, Any]) -> tuple[Any, ...] | None:
     trace_id, span_id = span.get("trace_id"), span.get("span_id")
     if not isinstance(trace_id, str) or not isinstance(span_id, str):
         return None
-    usage = span.get("usage") if isinstance(span.get("usage"), Mapping) else {}
-    cost = span.get("cost") if isinstance(span.get("cost"), Mapping) else {}
+    raw_usage, raw_cost = span.get("usage"), span.get("cost")
+    usage: Mapping[str, Any] = raw_usage if isinstance(raw_usage, Mapping) else {}
+    cost: Mapping[str, Any] = raw_cost if isinstance(raw_cost, Mapping) else {}
     tokens = usage.get("total") or (_num(usage.get("input")) + _num(usage.get("output")))
     start = span.get("start_time")
     end = span.get("end_time")
@@ -322,8 +332,12 @@ class Store:
         if self.max_age is not None:
             cutoff = time.time_ns() - int(self.max_age * 1e9)
             while True:
-                ids = [r[0] for r in conn.execute(
-                    "SELECT trace_id FROM traces WHERE start_ns < ? LIMIT 1000", (cutoff,))]
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT trace_id FROM traces WHERE start_ns < ? LIMIT 1000", (cutoff,)
+                    )
+                ]
                 if not ids:
                     break
                 deleted += self._delete_traces(conn, ids)
@@ -333,9 +347,13 @@ class Store:
                 if count == 0:
                     break
                 # The oldest tenth (at least one) per round, so a large excess takes few rounds.
-                ids = [r[0] for r in conn.execute(
-                    "SELECT trace_id FROM traces ORDER BY start_ns, trace_id LIMIT ?",
-                    (max(1, count // 10),))]
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT trace_id FROM traces ORDER BY start_ns, trace_id LIMIT ?",
+                        (max(1, count // 10),),
+                    )
+                ]
                 deleted += self._delete_traces(conn, ids)
         return deleted
 
@@ -354,7 +372,7 @@ class Store:
         return len(ids)
 
     def import_file(self, path: str | os.PathLike[str], batch: int = 2000) -> tuple[int, int]:
-        """Import a JSONL file, a spool segment or a spool directory; (records stored, bad lines)."""
+        """Import a JSONL file, spool segment or spool directory: (records stored, bad lines)."""
         source = Path(path)
         files = (
             sorted(p for p in source.rglob("*") if p.is_file() and _importable(p))
@@ -412,8 +430,10 @@ def _aggregate_trace(conn: sqlite3.Connection, trace_id: str) -> None:
     (start, end, has_error, tokens, cost, count, models, session, user, service) = conn.execute(
         _AGGREGATE, (trace_id,)
     ).fetchone()
-    levels = [r[0] for r in conn.execute(
-        "SELECT DISTINCT level FROM spans WHERE trace_id = ?", (trace_id,))]
+    levels = [
+        r[0]
+        for r in conn.execute("SELECT DISTINCT level FROM spans WHERE trace_id = ?", (trace_id,))
+    ]
     level = max(levels, key=lambda lv: _LEVEL_RANK.get(lv, 1)) if levels else "default"
     root = conn.execute(
         "SELECT data FROM spans WHERE trace_id = ? AND parent_span_id IS NULL"
@@ -435,9 +455,23 @@ def _aggregate_trace(conn: sqlite3.Connection, trace_id: str) -> None:
         " user_id, tags, level, has_error, models, tokens, cost, span_count, service, input_text,"
         " output_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            trace_id, name, start, end, max(0, (end or start) - start), session, user,
-            json.dumps(tags, ensure_ascii=False), level, has_error, models or "", tokens or 0,
-            cost or 0.0, count, service, _text(span.get("input")), _text(span.get("output")),
+            trace_id,
+            name,
+            start,
+            end,
+            max(0, (end or start) - start),
+            session,
+            user,
+            json.dumps(tags, ensure_ascii=False),
+            level,
+            has_error,
+            models or "",
+            tokens or 0,
+            cost or 0.0,
+            count,
+            service,
+            _text(span.get("input")),
+            _text(span.get("output")),
         ),
     )
     conn.execute("DELETE FROM trace_tags WHERE trace_id = ?", (trace_id,))

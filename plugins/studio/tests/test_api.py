@@ -80,9 +80,16 @@ def test_keyset_paging_walks_every_trace_once(tmp_path: Path) -> None:
     store = Store(db)
     start = time.time_ns()
     store.write_records(
-        {"kind": "ended", "span": {"trace_id": f"{i:032x}", "span_id": f"{i:016x}",
-                                   "name": "t", "start_time": start + (i // 3),
-                                   "end_time": start + 1000 + i}}
+        {
+            "kind": "ended",
+            "span": {
+                "trace_id": f"{i:032x}",
+                "span_id": f"{i:016x}",
+                "name": "t",
+                "start_time": start + (i // 3),
+                "end_time": start + 1000 + i,
+            },
+        }
         for i in range(130)
     )
     store.close()
@@ -98,7 +105,8 @@ def test_keyset_paging_walks_every_trace_once(tmp_path: Path) -> None:
                 cursor = page["next_cursor"]
                 if not cursor:
                     break
-            assert len(seen) == 130 and len(set(seen)) == 130
+            assert len(seen) == 130
+            assert len(set(seen)) == 130
     finally:
         server.stop()
 
@@ -120,7 +128,8 @@ def test_sessions_dashboard_and_changes(hub: obshub.Hub, studio: StudioServer) -
     assert dash["traces"] == 2
     [model] = dash["per_model"]
     assert (model["model"], model["generations"], model["tokens"]) == ("gpt-4o", 2, 1814)
-    assert model["p50_ms"] is not None and model["p95_ms"] >= model["p50_ms"]
+    assert model["p50_ms"] is not None
+    assert model["p95_ms"] >= model["p50_ms"]
     assert dash["per_day"][0]["traces"] == 2
 
 
@@ -134,8 +143,10 @@ def test_the_server_is_read_only_and_answers_loopback_hosts_only(
     with pytest.raises(Exception, match="readonly"):
         conn.execute("DELETE FROM traces")
     conn.close()
-    status, body, headers = get(studio, "/static/app.js")
-    assert status == 200 and b"textContent" in body and b"innerHTML" not in body
+    status, body, _headers = get(studio, "/static/app.js")
+    assert status == 200
+    assert b"textContent" in body
+    assert b"innerHTML" not in body
     assert get(studio, "/nope")[0] == 404
 
 
@@ -160,7 +171,8 @@ def test_obshub_studio_on_port_0_prints_its_url_and_imports_a_file(tmp_path: Pat
     try:
         assert process.stdout is not None
         imported = process.stdout.readline()
-        assert imported.startswith("imported ") and str(db) in imported
+        assert imported.startswith("imported ")
+        assert str(db) in imported
         line = process.stdout.readline()
         assert "http://127.0.0.1:" in line
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)  # type: ignore[union-attr]

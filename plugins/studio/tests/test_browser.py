@@ -71,8 +71,9 @@ def shoot(page: Any, tmp_path: Path, name: str) -> None:
 def test_from_the_list_to_a_trace_to_a_span(
     hub: obshub.Hub, studio: StudioServer, page: Any, tmp_path: Path
 ) -> None:
-    record_agent(hub, question="Can I change my delivery address?", session_id="s-1",
-                 tags=("beta", "web"))
+    record_agent(
+        hub, question="Can I change my delivery address?", session_id="s-1", tags=("beta", "web")
+    )
     trace_id = record_agent(hub, fail=True)
     assert hub.flush(timeout=5)
 
@@ -93,7 +94,8 @@ def test_from_the_list_to_a_trace_to_a_span(
         for n in nodes.all()
     ]
     assert tree[0] == ("0", "support-agent")
-    assert ("1", "gpt-4o") in tree and ("1", "lookup_order") in tree
+    assert ("1", "gpt-4o") in tree
+    assert ("1", "lookup_order") in tree
     assert ("1", "◆ cache-hit") in tree
     # The root's detail lists its event and the trace's score.
     detail = page.locator("[data-testid=span-detail]")
@@ -104,13 +106,19 @@ def test_from_the_list_to_a_trace_to_a_span(
     detail = page.locator("[data-testid=span-detail]")
     detail.locator("[data-testid=usage]").wait_for()
     usage = detail.locator("[data-testid=usage]").inner_text()
-    assert "812" in usage and "512" in usage and "40" in usage  # input, cached, reasoning
+    assert "812" in usage
+    assert "512" in usage
+    assert "40" in usage
     assert "$0.00300" in detail.locator("[data-testid=cost]").inner_text()
     assert "Time to first token" in detail.inner_text()
     user = detail.locator("[data-testid=input] .msg.user")
     assert "Where is my order #1234?" in user.inner_text()
-    assert "You are a support agent." in detail.locator("[data-testid=input] .msg.system").inner_text()
-    assert "It ships tomorrow." in detail.locator("[data-testid=output] .msg.assistant").inner_text()
+    assert (
+        "You are a support agent." in detail.locator("[data-testid=input] .msg.system").inner_text()
+    )
+    assert (
+        "It ships tomorrow." in detail.locator("[data-testid=output] .msg.assistant").inner_text()
+    )
     assert "temperature" in detail.locator("[data-testid=parameters]").inner_text()
     shoot(page, tmp_path, "trace.png")
 
@@ -173,28 +181,35 @@ def test_hostile_span_content_renders_as_text_and_never_runs(
     hub: obshub.Hub, studio: StudioServer, page: Any, tmp_path: Path
 ) -> None:
     script = "<script>window.__pwned = 1</script>"
-    image = "<img src=x onerror=\"window.__pwned = 2\">"
+    image = '<img src=x onerror="window.__pwned = 2">'
     odd = "e\u0301 \u202etxt.exe \u200b zero-width \U0001f600 \ud800 \x00 nul"
     huge = "A" * 10_000_000
     with hub.span(f"<b>{script}</b>", type="agent_run", input=script, tags=[image]) as root:
         root.update(output=image, metadata={"odd": odd, "huge": huge})
-        with hub.span("chat", type="model_generation",
-                      input=[{"role": "user", "content": image},
-                             {"role": "<img src=x onerror=alert(1)>", "content": script}]):
+        with hub.span(
+            "chat",
+            type="model_generation",
+            input=[
+                {"role": "user", "content": image},
+                {"role": "<img src=x onerror=alert(1)>", "content": script},
+            ],
+        ):
             pass
     assert hub.flush(timeout=30)
 
     page.goto(studio.url)
     row = page.locator(f"[data-trace-id='{root.trace_id}']")
     row.wait_for()
-    assert script in row.inner_text() and image in row.inner_text()
+    assert script in row.inner_text()
+    assert image in row.inner_text()
     row.click()
     detail = page.locator("[data-testid=span-detail]")
     detail.wait_for()
     assert script in detail.locator("[data-testid=input]").inner_text()
     assert image in detail.locator("[data-testid=output]").inner_text()
     metadata = detail.locator("[data-testid=metadata]")
-    assert "zero-width" in metadata.inner_text() and "\U0001f600" in metadata.inner_text()
+    assert "zero-width" in metadata.inner_text()
+    assert "\U0001f600" in metadata.inner_text()
     # The huge value is folded: a few KB on the page and a button saying how much there is.
     unfold = metadata.locator("[data-testid=unfold]")
     assert "show all" in unfold.inner_text()
@@ -202,7 +217,8 @@ def test_hostile_span_content_renders_as_text_and_never_runs(
     page.locator("[data-testid=tree-node]", has_text="chat").click()
     chat = page.locator("[data-testid=span-detail] [data-testid=chat]")
     chat.wait_for()
-    assert image in chat.inner_text() and script in chat.inner_text()
+    assert image in chat.inner_text()
+    assert script in chat.inner_text()
     shoot(page, tmp_path, "hostile.png")
 
     assert page.evaluate("typeof window.__pwned") == "undefined"
@@ -214,8 +230,9 @@ def test_sessions_read_as_a_conversation_and_the_dashboard_sums_up(
     hub: obshub.Hub, studio: StudioServer, page: Any, tmp_path: Path
 ) -> None:
     record_agent(hub, question="Where is my order #1234?", answer="It ships tomorrow.")
-    record_agent(hub, question="Can it come on Friday?", answer="Yes, Friday works.",
-                 model="gpt-4o-mini")
+    record_agent(
+        hub, question="Can it come on Friday?", answer="Yes, Friday works.", model="gpt-4o-mini"
+    )
     record_agent(hub, question="Thanks!", answer="You are welcome.", fail=True)
     assert hub.flush(timeout=5)
 
@@ -225,7 +242,8 @@ def test_sessions_read_as_a_conversation_and_the_dashboard_sums_up(
     turns.nth(2).wait_for()
     assert turns.count() == 3
     first = turns.first.inner_text()
-    assert "Where is my order #1234?" in first and "It ships tomorrow." in first
+    assert "Where is my order #1234?" in first
+    assert "It ships tomorrow." in first
     assert "Yes, Friday works." in turns.nth(1).locator(".msg.assistant").inner_text()
     shoot(page, tmp_path, "session.png")
 
@@ -233,7 +251,8 @@ def test_sessions_read_as_a_conversation_and_the_dashboard_sums_up(
     page.locator("[data-testid=per-model]").wait_for()
     assert page.locator("[data-testid=dash-traces]").inner_text().startswith("3")
     models = page.locator("[data-testid=per-model]").inner_text()
-    assert "gpt-4o-mini" in models and "gpt-4o" in models
+    assert "gpt-4o-mini" in models
+    assert "gpt-4o" in models
     assert "33.3 %" in page.locator("[data-testid=dash-errors]").inner_text()
     shoot(page, tmp_path, "dashboard.png")
     assert page.errors == []

@@ -52,8 +52,16 @@ def test_a_new_store_has_the_current_schema_wal_and_its_indexes(db: Path) -> Non
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    for wanted in ("traces_start", "traces_session", "traces_user", "traces_name",
-                   "traces_level", "traces_error", "spans_model", "scores_trace"):
+    for wanted in (
+        "traces_start",
+        "traces_session",
+        "traces_user",
+        "traces_name",
+        "traces_level",
+        "traces_error",
+        "spans_model",
+        "scores_trace",
+    ):
         assert wanted in indexes
     # Opening again migrates nothing and keeps the data.
     conn.execute("INSERT INTO meta VALUES ('probe', 1)")
@@ -77,10 +85,13 @@ def test_a_trace_is_stored_with_its_aggregates(hub: obshub.Hub, db: Path) -> Non
     assert row[6] == pytest.approx(0.003)
     assert row[7] == 4  # agent, generation, tool call, event
     assert row[9:] == ("Where is my order #1234?", "It ships tomorrow.")
-    assert conn.execute("SELECT count(*) FROM scores WHERE trace_id = ?",
-                        (trace_id,)).fetchone()[0] == 1
-    assert conn.execute("SELECT tag FROM trace_tags WHERE trace_id = ?",
-                        (trace_id,)).fetchall() == [("beta",)]
+    assert (
+        conn.execute("SELECT count(*) FROM scores WHERE trace_id = ?", (trace_id,)).fetchone()[0]
+        == 1
+    )
+    assert conn.execute(
+        "SELECT tag FROM trace_tags WHERE trace_id = ?", (trace_id,)
+    ).fetchall() == [("beta",)]
     conn.close()
 
 
@@ -128,8 +139,10 @@ def test_retention_by_size_keeps_the_store_under_max_bytes_deleting_the_oldest(
     for i in range(200):
         store.write_records([_record(f"{i:032x}", start + i, payload="x" * 4000)])
     conn = store.connection()
-    live = (conn.execute("PRAGMA page_count").fetchone()[0]
-            - conn.execute("PRAGMA freelist_count").fetchone()[0]) * 4096
+    live = (
+        conn.execute("PRAGMA page_count").fetchone()[0]
+        - conn.execute("PRAGMA freelist_count").fetchone()[0]
+    ) * 4096
     assert live <= 300_000
     kept = [int(r[0], 16) for r in conn.execute("SELECT trace_id FROM traces ORDER BY start_ns")]
     assert kept, "the newest traces are kept"
@@ -194,8 +207,9 @@ def test_a_jsonl_file_and_a_spool_directory_are_imported(tmp_path: Path) -> None
     spool = tmp_path / "spool" / "app.studio"
     spool.mkdir(parents=True)
     body = json.dumps(_record("c" * 32, time.time_ns())).encode()
-    (spool / "00000001.log").write_bytes(b"%08x %s\n" % (zlib.crc32(body), body)
-                                         + b"00000000 {\"corrupt\": true}\n")
+    (spool / "00000001.log").write_bytes(
+        b"%08x %s\n" % (zlib.crc32(body), body) + b'00000000 {"corrupt": true}\n'
+    )
     store = Store(tmp_path / "s.db")
     lines = jsonl.read_text().splitlines()
     assert store.import_file(jsonl) == (len(lines) - 1, 1)
