@@ -159,7 +159,9 @@ function markNav(name) {
 
 async function route() {
   const { parts, params } = parseHash();
+  const target = location.hash;
   refreshView = null;
+  app.removeAttribute("data-route");
   try {
     if (parts[0] === "trace" && parts[1]) {
       markNav("traces");
@@ -181,6 +183,8 @@ async function route() {
     clear(app);
     app.append(h("div", { class: "empty", text: "Error: " + err.message }));
   }
+  // Tells a watcher (and the browser tests) that the view for this address is on screen.
+  if (location.hash === target) app.setAttribute("data-route", target);
 }
 
 // -- traces list ------------------------------------------------------------------------------
