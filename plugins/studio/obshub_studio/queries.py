@@ -117,7 +117,10 @@ def list_traces(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[str
     if params.get("error") in ("1", "true"):
         where.append("has_error = 1")
     if params.get("tag"):
-        where.append("trace_id IN (SELECT trace_id FROM trace_tags WHERE tag = ?)")
+        # Correlated: walking the sort index stops after a page of hits.
+        where.append(
+            "EXISTS (SELECT 1 FROM trace_tags g WHERE g.tag = ? AND g.trace_id = traces.trace_id)"
+        )
         args.append(params["tag"])
     if params.get("model"):
         where.append("trace_id IN (SELECT trace_id FROM spans WHERE model = ?)")

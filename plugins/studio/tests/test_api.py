@@ -184,3 +184,26 @@ def test_obshub_studio_on_port_0_prints_its_url_and_imports_a_file(tmp_path: Pat
         process.send_signal(signal.SIGINT)
         process.wait(10)
     assert process.returncode == 0
+
+
+def test_the_demo_on_the_built_in_default_fills_the_store_and_says_how_to_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from obshub import _cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OBSHUB_CONFIG", raising=False)
+    out = io.StringIO()
+    assert cli.main(["demo"], out=out) == 0
+    capsys.readouterr()  # the console exporter's trees
+    assert (
+        out.getvalue()
+        .rstrip()
+        .endswith("see these traces in your browser:\n  obshub studio --db obshub-traces.db")
+    )
+    conn = Store(tmp_path / "obshub-traces.db").connection()
+    assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 2
+    assert conn.execute("SELECT count(DISTINCT session_id) FROM traces").fetchone()[0] == 1
+    conn.close()
