@@ -101,6 +101,17 @@ def _seconds_to_ns(value: str | None) -> int | None:
         return None
 
 
+#: Below this many matching rows a tag or model filter collects its traces first (then sorts
+#: them); above it, the sort index is walked and each trace checked, stopping after a page.
+RARE = 5000
+
+
+def _rare(conn: sqlite3.Connection, select: str, value: str) -> bool:
+    """True when ``select`` (one ``?``) matches fewer than `RARE` rows (an index-only count)."""
+    row = conn.execute(f"SELECT count(*) FROM ({select} LIMIT {RARE})", (value,)).fetchone()
+    return int(row[0]) < RARE
+
+
 def list_traces(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[str, Any]:
     """A page of traces: filters, sort and keyset paging from the query string."""
     where: list[str] = []
@@ -117,14 +128,24 @@ def list_traces(conn: sqlite3.Connection, params: Mapping[str, str]) -> dict[str
     if params.get("error") in ("1", "true"):
         where.append("has_error = 1")
     if params.get("tag"):
-        # Correlated: walking the sort index stops after a page of hits.
-        where.append(
-            "EXISTS (SELECT 1 FROM trace_tags g WHERE g.tag = ? AND g.trace_id = traces.trace_id)"
-        )
-        args.append(params["tag"])
+        tag = params["tag"]
+        if _rare(conn, "SELECT 1 FROM trace_tags WHERE tag = ?", tag):
+            where.append("trace_id IN (SELECT trace_id FROM trace_tags WHERE tag = ?)")
+        else:
+            where.append(
+                "EXISTS (SELECT 1 FROM trace_tags g"
+                " WHERE g.tag = ? AND g.trace_id = traces.trace_id)"
+            )
+        args.append(tag)
     if params.get("model"):
-        where.append("trace_id IN (SELECT trace_id FROM spans WHERE model = ?)")
-        args.append(params["model"])
+        model = params["model"]
+        if _rare(conn, "SELECT 1 FROM spans WHERE model = ?", model):
+            where.append("trace_id IN (SELECT trace_id FROM spans WHERE model = ?)")
+        else:
+            where.append(
+                "EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = traces.trace_id AND s.model = ?)"
+            )
+        args.append(model)
     since, until = _seconds_to_ns(params.get("since")), _seconds_to_ns(params.get("until"))
     if since is not None:
         where.append("start_ns >= ?")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from obshub_studio import queries
 from obshub_studio.server import StudioServer
 from obshub_studio.store import Store
 
@@ -37,7 +38,7 @@ def get(studio: StudioServer, path: str, host: str | None = None) -> tuple[int, 
 
 
 def test_the_list_filters_and_sorts_and_the_detail_has_every_span(
-    hub: obshub.Hub, studio: StudioServer
+    hub: obshub.Hub, studio: StudioServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = record_agent(hub, question="refund please", session_id="s-1", tags=("vip",))
     second = record_agent(hub, model="claude-sonnet", session_id="s-2", user_id="u-9", fail=True)
@@ -56,6 +57,12 @@ def test_the_list_filters_and_sorts_and_the_detail_has_every_span(
     assert ids("tag=vip") == [first]
     assert ids("model=claude-sonnet") == [second]
     assert ids("error=1") == [second]
+    # Common values take the other plan (walk the sort index, check each trace): same answers.
+    for rare in (queries.RARE, 0):
+        monkeypatch.setattr(queries, "RARE", rare)
+        assert ids("tag=vip") == [first]
+        assert ids("model=claude-sonnet") == [second]
+        assert ids("model=gpt-4o") == [first]
     assert ids("q=refund") == [first]
     assert ids("q=%25") == []  # LIKE wildcards are taken literally
     assert ids("name=support-agent&order=asc") == [first, second]
