@@ -24,6 +24,7 @@ from obshub._config_errors import ConfigError
 from obshub._exporters import CheckResult, Exporter
 from obshub._failed import FailedExporter
 from obshub._hub import Hub
+from obshub._logging import get_logger
 from obshub._plugins import get_registry
 from obshub._redact import scrub, scrub_value
 from obshub._serialization import describe
@@ -328,6 +329,10 @@ def _add_plugin_commands(sub: Any) -> None:
     """The subcommands plugins registered (hook ``obshub_register_commands``), each guarded."""
     for command in get_registry().commands().values():
         if command.name in sub.choices:
+            # A built-in command keeps its name; the plugin's is not reachable.
+            get_logger().warning(
+                "plugin_command_shadowed", plugin=command.plugin, command=command.name
+            )
             continue
         p_command = sub.add_parser(
             command.name, help=command.help or f"(plugin {command.distribution})"

@@ -101,3 +101,26 @@ def test_plugin_commands_appear_in_the_help(
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "greet" in capsys.readouterr().out
+
+
+def test_a_built_in_command_keeps_its_name_even_if_a_plugin_registered_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from structlog.testing import capture_logs
+
+    from obshub import _plugins
+
+    # A registry that does not know every CLI name (e.g. one added to the CLI later).
+    monkeypatch.setattr(_plugins, "RESERVED_COMMANDS", frozenset())
+    registry = PluginRegistry(entry_points=[], extra_plugins=[TakesABuiltInName()])
+    assert "check" in registry.commands()
+    monkeypatch.setattr(cli, "get_registry", lambda: registry)
+    with capture_logs() as logs:
+        parser = cli.build_parser()
+    assert parser.parse_args(["check"]).func is cli.cmd_check
+    assert {
+        "event": "plugin_command_shadowed",
+        "plugin": "TakesABuiltInName",
+        "command": "check",
+        "log_level": "warning",
+    } in logs
