@@ -1,4 +1,5 @@
-"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``, ``new-plugin``.
+"""The ``obshub`` command: ``plugins``, ``check``, ``demo``, ``replay``, ``new-plugin``, and
+plugins' commands.
 
 The config comes from ``--config FILE``, else ``$OBSHUB_CONFIG``, else
 ``./obshub.toml``, else the built-in default (console + JSONL file).
@@ -30,6 +31,7 @@ from obshub._config_errors import ConfigError
 from obshub._exporters import CheckResult, Exporter
 from obshub._failed import FailedExporter
 from obshub._hub import Hub
+from obshub._logging import get_logger
 from obshub._plugins import get_registry
 from obshub._redact import scrub, scrub_value
 from obshub._serialization import describe
@@ -304,14 +306,23 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             state = "off" if on_purpose else "disabled"
             out.write(f"  {key}: {state}, nothing sent: {reason}\n")
             disabled += not on_purpose
+    views: list[str] = []
     for exporter in hub.exporters():
         if isinstance(exporter, JsonlExporter):
             out.write(f"  events written to {exporter.path}\n")
+        # An exporter that keeps traces for a local viewer (obshub-studio's sqlite) says how.
+        view = getattr(exporter, "view_command", None)
+        if isinstance(view, str) and view:
+            views.append(view)
     if disabled:
         out.write(f"{disabled} configured exporter(s) disabled; run `obshub check` for details\n")
     if not delivered:
         out.write("some events were not delivered; run `obshub check` to find out why\n")
-    return 1 if disabled or not delivered else 0
+    if disabled or not delivered:
+        return 1
+    for view in views:
+        out.write(f"\nsee these traces in your browser:\n  {view}\n")
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
@@ -503,7 +514,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", default=".", metavar="DIR", help="where to create obshub-NAME (default: .)"
     )
     p_new.set_defaults(func=cmd_new_plugin)
+
+    _add_plugin_commands(sub, common)
     return parser
+
+
+def _add_plugin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """The subcommands plugins registered (hook ``obshub_register_commands``), each guarded."""
+    for command in get_registry().commands().values():
+        if command.name in sub.choices:
+            # A built-in command keeps its name; the plugin's is not reachable.
+            get_logger().warning(
+                "plugin_command_shadowed", plugin=command.plugin, command=command.name
+            )
+            continue
+        p_command = sub.add_parser(
+            command.name,
+            help=command.help or f"(plugin {command.distribution})",
+            description=command.help or None,
+            parents=[common],  # -v / --verbose, as every command takes
+        )
+        p_command.set_defaults(func=command.run)
+        if command.arguments is None:
+            continue
+        try:
+            command.arguments(p_command)
+        except Exception as exc:
+            message = f"plugin {command.plugin!r}: its {command.name!r} command is broken: " + (
+                describe(exc)
+            )
+
+            def broken(args: argparse.Namespace, out: TextIO, _message: str = message) -> int:
+                out.write(_message + "\n")
+                return 2
+
+            p_command.set_defaults(func=broken)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

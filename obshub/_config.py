@@ -38,8 +38,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 __all__ = [
     "CONFIG_ENV_VAR",
     "DEFAULT_CONFIG",
+    "DEFAULT_STORE_EXPORTER",
     "Config",
     "ConfigError",
+    "default_config",
     "discover_config",
     "interpolate",
     "load_source",
@@ -63,6 +65,28 @@ DEFAULT_CONFIG: Mapping[str, Any] = {
         }
     },
 }
+
+#: The exporter the built-in default adds when an exporter type ``sqlite`` is installed
+#: (the obshub-studio plugin): every trace also lands in a store ``obshub studio`` opens.
+DEFAULT_STORE_EXPORTER: Mapping[str, Any] = {
+    "type": "sqlite",
+    "path": "obshub-traces.db",
+    "realtime": True,
+}
+
+
+def default_config(registry: PluginRegistry | None = None) -> Mapping[str, Any]:
+    """The built-in default: `DEFAULT_CONFIG`, plus the ``studio`` store when one is installed."""
+    if registry is None:
+        from obshub._plugins import get_registry
+
+        registry = get_registry()
+    if registry.exporter_class(DEFAULT_STORE_EXPORTER["type"]) is None:
+        return DEFAULT_CONFIG
+    config = DEFAULT_CONFIG["configs"]["default"]
+    exporters = {**config["exporters"], "studio": dict(DEFAULT_STORE_EXPORTER)}
+    return {**DEFAULT_CONFIG, "configs": {"default": {**config, "exporters": exporters}}}
+
 
 _TOP_KEYS = ("default", "configs", "shutdown_timeout")
 #: Environment variable overriding the seconds shutdown (and so exit) may wait.
@@ -128,7 +152,7 @@ def discover_config(
     local = Path(cwd or ".") / DEFAULT_CONFIG_FILE
     if local.is_file():
         return str(local), str(local)
-    return DEFAULT_CONFIG, "built-in default"
+    return default_config(), "built-in default"
 
 
 def interpolate(value: Any, environ: Mapping[str, str], path: str = "") -> Any:
@@ -469,7 +493,11 @@ def build_exporter(
 
 
 #: Exporter types of the first-party plugins, and the extra that installs each.
-FIRST_PARTY_TYPES: Mapping[str, str] = {"langfuse": "obshub[langfuse]", "otlp": "obshub[otlp]"}
+FIRST_PARTY_TYPES: Mapping[str, str] = {
+    "langfuse": "obshub[langfuse]",
+    "otlp": "obshub[otlp]",
+    "sqlite": "obshub[studio]",
+}
 
 
 def _unknown_type_message(type_name: str, registry: PluginRegistry) -> str:

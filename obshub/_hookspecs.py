@@ -6,8 +6,9 @@ functions marked ``@obshub.hookimpl`` whose names match the specs below.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 import pluggy
 
@@ -15,8 +16,11 @@ from obshub._exporters import Exporter
 
 __all__ = [
     "PROJECT_NAME",
+    "CommandRunner",
+    "RegisterCommand",
     "hookimpl",
     "hookspec",
+    "obshub_register_commands",
     "obshub_register_exporters",
     "obshub_register_processors",
     "obshub_register_samplers",
@@ -62,4 +66,36 @@ def obshub_register_samplers(register: Callable[[str, Callable[..., Any]], None]
 
     ``register(name, factory)``: ``factory(**options)`` returns a function
     that takes a trace id and returns true to keep the trace.
+    """
+
+
+#: What a plugin command runs: ``run(args, out) -> exit status`` (``out`` is stdout).
+CommandRunner = Callable[[argparse.Namespace, TextIO], int]
+
+
+class RegisterCommand(Protocol):
+    """The ``register`` callable handed to `obshub_register_commands`."""
+
+    def __call__(
+        self,
+        name: str,
+        run: CommandRunner,
+        *,
+        help: str = "",
+        arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    ) -> None: ...
+
+
+@hookspec
+def obshub_register_commands(register: RegisterCommand) -> None:
+    """Register the ``obshub`` subcommands this plugin provides.
+
+    Call ``register(name, run, help=..., arguments=...)`` once per command:
+    ``arguments(parser)`` adds the command's options to its argparse parser,
+    ``run(args, out)`` runs it and returns the exit status::
+
+        @obshub.hookimpl
+        def obshub_register_commands(register):
+            register("studio", run_studio, help="open the local trace viewer",
+                     arguments=add_studio_arguments)
     """

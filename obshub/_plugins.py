@@ -19,7 +19,9 @@ Environment variables:
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +38,7 @@ from obshub._logging import get_logger
 
 __all__ = [
     "ExporterType",
+    "PluginCommand",
     "PluginError",
     "PluginInfo",
     "PluginRegistry",
@@ -56,6 +59,23 @@ class ExporterType:
     plugin: str
     distribution: str
     version: str
+
+
+@attrs.frozen
+class PluginCommand:
+    """An ``obshub`` subcommand and the plugin that registered it."""
+
+    name: str
+    run: hookspecs.CommandRunner
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None] | None
+    plugin: str
+    distribution: str
+
+
+#: The commands of the ``obshub`` CLI itself: a plugin cannot take these names.
+RESERVED_COMMANDS = frozenset({"plugins", "check", "demo", "replay", "new-plugin", "help"})
+_COMMAND_NAME = re.compile(r"[a-z][a-z0-9-]*")
 
 
 @attrs.frozen
@@ -98,6 +118,7 @@ class PluginRegistry:
         self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self._pm.add_hookspecs(hookspecs)
         self._types: dict[str, ExporterType] = {}
+        self._commands: dict[str, PluginCommand] = {}
         self._plugins: dict[str, PluginInfo] = {}
         # Plugins that come with no distribution info of pluggy's: the built-in
         # one, those handed in, entry points that belong to no installed distribution.
@@ -128,6 +149,7 @@ class PluginRegistry:
             "samplers": {},
         }
         self._register_components()
+        self._register_commands()
 
     def _block(self, eps: Iterable[metadata.EntryPoint], environ: Mapping[str, str]) -> None:
         """Block, in the plugin manager, the entry points the environment rules out."""
@@ -211,6 +233,61 @@ class PluginRegistry:
             self._plugins[plugin_name] = PluginInfo(
                 name=plugin_name, distribution=dist, version=version, exporters=tuple(registered)
             )
+
+    def _register_commands(self) -> None:
+        """Call each ``obshub_register_commands`` implementation inside its own guard."""
+        hook = self._pm.hook.obshub_register_commands
+        order = {name: index for index, (name, _) in enumerate(self._pm.list_name_plugin())}
+        dists = self._distributions()
+        for impl in sorted(hook.get_hookimpls(), key=lambda i: order.get(i.plugin_name, 0)):
+            plugin_name = impl.plugin_name
+            dist = dists.get(plugin_name, (plugin_name, UNKNOWN_VERSION))[0]
+
+            def register(
+                name: str,
+                run: hookspecs.CommandRunner,
+                *,
+                help: str = "",
+                arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                _plugin: str = plugin_name,
+                _dist: str = dist,
+            ) -> None:
+                self._register_command(
+                    PluginCommand(
+                        name=name,
+                        run=run,
+                        help=help,
+                        arguments=arguments,
+                        plugin=_plugin,
+                        distribution=_dist,
+                    )
+                )
+
+            try:
+                kwargs = {"register": register} if "register" in impl.argnames else {}
+                impl.function(**kwargs)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._error(plugin_name, dist, "register", _describe(exc), exc)
+
+    def _register_command(self, command: PluginCommand) -> None:
+        if not isinstance(command.name, str) or not _COMMAND_NAME.fullmatch(command.name):
+            raise ValueError(
+                f"command name must be lowercase letters, digits and '-', got {command.name!r}"
+            )
+        if not callable(command.run):
+            raise TypeError(f"run of command {command.name!r} is not callable")
+        if command.arguments is not None and not callable(command.arguments):
+            raise TypeError(f"arguments of command {command.name!r} is not callable")
+        if command.name in RESERVED_COMMANDS:
+            raise ValueError(f"command {command.name!r} is a built-in obshub command")
+        existing = self._commands.get(command.name)
+        if existing is not None and existing.run is not command.run:
+            raise ValueError(
+                f"command {command.name!r} is already registered by plugin {existing.plugin!r}"
+            )
+        self._commands[command.name] = command
 
     def _register_type(self, cls: Any, plugin: str, dist: str, version: str) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Exporter)):
@@ -299,6 +376,10 @@ class PluginRegistry:
         """The class registered under ``name``, or None."""
         found = self._types.get(name)
         return found.cls if found is not None else None
+
+    def commands(self) -> Mapping[str, PluginCommand]:
+        """Every ``obshub`` subcommand registered by a plugin, by name."""
+        return dict(self._commands)
 
     def plugins(self) -> list[PluginInfo]:
         """The plugins that loaded, the built-in one first."""

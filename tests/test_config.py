@@ -10,7 +10,7 @@ import pytest
 
 import obshub
 from obshub import ConfigError
-from obshub._config import DEFAULT_CONFIG, discover_config, interpolate
+from obshub._config import DEFAULT_CONFIG, default_config, discover_config, interpolate
 from obshub._plugins import PluginRegistry
 
 SECRET = "sk-lf-1234567890abcdef-very-secret"
@@ -178,7 +178,7 @@ def test_config_discovery_prefers_the_flag_then_the_env_var_then_the_local_file(
     env = {"OBSHUB_CONFIG": "/etc/obshub.toml"}
     assert discover_config("given.toml", env, tmp_path)[0] == "given.toml"
     assert discover_config(None, env, tmp_path)[0] == "/etc/obshub.toml"
-    assert discover_config(None, {}, tmp_path)[0] is DEFAULT_CONFIG
+    assert discover_config(None, {}, tmp_path)[0] == default_config()
     local.write_text("")
     assert discover_config(None, {}, tmp_path)[0] == str(local)
 
@@ -665,3 +665,31 @@ def test_an_exporter_disabled_in_code_is_listed_but_gets_nothing(hub_factory: An
 def test_a_wrong_spool_dir_type_names_the_key_path() -> None:
     error = error_of(one_exporter({"type": "memory", "spool_dir": 5}))
     assert error.key == "configs.prod.exporters.local.spool_dir"
+
+
+def test_the_built_in_default_also_records_to_a_store_when_a_sqlite_type_is_installed(
+    hub_factory: Any,
+) -> None:
+    class SqliteStandIn(obshub.MemoryExporter):
+        name = "sqlite"
+
+        def __init__(self, *, path: str, **common: Any) -> None:
+            super().__init__(**common)
+            self.path = path
+
+    class StorePlugin:
+        @obshub.hookimpl
+        def obshub_register_exporters(self, register: Any) -> None:
+            register(SqliteStandIn)
+
+    from obshub._plugins import PluginRegistry
+
+    without = PluginRegistry(entry_points=[], extra_plugins=[])
+    assert default_config(without) is DEFAULT_CONFIG
+    with_store = PluginRegistry(entry_points=[], extra_plugins=[StorePlugin()])
+    config = default_config(with_store)
+    exporters = config["configs"]["default"]["exporters"]
+    assert exporters["studio"] == {"type": "sqlite", "path": "obshub-traces.db", "realtime": True}
+    assert set(exporters) == {"console", "jsonl", "studio"}
+    # The constant itself is left as it was.
+    assert "studio" not in DEFAULT_CONFIG["configs"]["default"]["exporters"]

@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT
-PLUGINS = [ROOT / "plugins" / "otlp", ROOT / "plugins" / "langfuse"]
+PLUGINS = [ROOT / "plugins" / "otlp", ROOT / "plugins" / "langfuse", ROOT / "plugins" / "studio"]
 DISTRIBUTIONS = [CORE, *PLUGINS, ROOT / "examples" / "obshub-webhook"]
 PUBLISHED = [CORE, *PLUGINS]
 
@@ -62,6 +62,7 @@ def test_the_core_extras_install_the_first_party_plugins() -> None:
     bound = minor_bound(version_of(CORE))
     assert extras["langfuse"] == [f"obshub-langfuse{bound}"]
     assert extras["otlp"] == [f"obshub-otlp{bound}"]
+    assert extras["studio"] == [f"obshub-studio{bound}"]
 
 
 @pytest.mark.parametrize("directory", DISTRIBUTIONS, ids=lambda p: p.name)
