@@ -28,7 +28,7 @@ from obshub._hub import Hub, get_global_hub, make_global_observer, set_global_hu
 from obshub._processors import Redactor, SpanProcessor
 from obshub._retry import Retry
 from obshub._sampling import Sampler
-from obshub._tracing import LiveSpan, bind_context, current_span
+from obshub._tracing import LiveSpan, bind_context, current_span, inject
 from obshub.media import Media
 from obshub.spans import (
     Cost,
@@ -88,6 +88,7 @@ __all__ = [
     "flush",
     "get_hub",
     "hookimpl",
+    "inject",
     "observe",
     "score",
     "shutdown",
