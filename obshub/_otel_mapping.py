@@ -108,7 +108,12 @@ _USAGE = {
     ),
 }
 #: Span events that mark the first streamed token.
-_FIRST_TOKEN_EVENTS = ("first token stream event", "gen_ai.first_token", "first_token")
+#: (OpenInference's first-token event; OpenLLMetry's per-chunk event, whose first is it.)
+_FIRST_TOKEN_EVENTS = (
+    "first token stream event",
+    "gen_ai.content.completion.chunk",
+    "gen_ai.first_token",
+)
 _TTFT_SECONDS = (
     "gen_ai.response.time_to_first_chunk",
     "gen_ai.server.time_to_first_token",
