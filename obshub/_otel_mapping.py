@@ -359,8 +359,10 @@ def _openinference_message(message: Any) -> Any:
 def _tool_call(call: Any) -> Any:
     if not isinstance(call, dict):
         return call
-    function = call.get("function", {})
-    out = {"name": function.get("name", call.get("name")), "arguments": function.get("arguments")}
+    function = call.get("function")
+    if not isinstance(function, dict):
+        function = call
+    out = {"name": function.get("name"), "arguments": function.get("arguments")}
     if "id" in call:
         out["id"] = call["id"]
     if isinstance(out["arguments"], str):
