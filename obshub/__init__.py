@@ -28,6 +28,7 @@ from obshub._hub import Hub, get_global_hub, make_global_observer, set_global_hu
 from obshub._processors import Redactor, SpanProcessor
 from obshub._retry import Retry
 from obshub._sampling import Sampler
+from obshub._threads import bind_threads
 from obshub._tracing import LiveSpan, bind_context, current_span, inject
 from obshub.media import Media
 from obshub.spans import (
@@ -82,6 +83,7 @@ __all__ = [
     "Usage",
     "__version__",
     "bind_context",
+    "bind_threads",
     "configure",
     "current_span",
     "event",

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.trace import Status, StatusCode
 
 import obshub
+import obshub._threads
 import obshub.otel
 from obshub import SpanEvent, SpanType
 from obshub._tracing import parse_traceparent
@@ -521,3 +523,43 @@ def test_a_span_continues_the_callers_trace(hub_factory: HubFactory) -> None:
 )
 def test_parse_traceparent(value: Any, expected: Any) -> None:
     assert parse_traceparent(value) == expected
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def threads_bound() -> Iterator[None]:
+    obshub.bind_threads()
+    yield
+    obshub.bind_threads(False)
+
+
+@pytest.mark.usefixtures("threads_bound")
+def test_bind_threads_carries_the_span_into_threads_and_executors(bridged: Bridged) -> None:
+    def work(name: str) -> None:
+        with bridged.hub.span(name), bridged.tracer.start_as_current_span(f"{name} call"):
+            pass
+
+    with bridged.hub.span("agent") as agent:
+        thread = threading.Thread(target=work, args=("in thread",))
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(work, "in pool").result()
+    spans = bridged.spans()
+    for name in ("in thread", "in pool"):
+        assert spans[name].parent_span_id == agent.span_id
+        assert spans[f"{name} call"].parent_span_id == spans[name].span_id
+        assert spans[f"{name} call"].trace_id == agent.trace_id
+
+
+def test_without_bind_threads_a_thread_starts_a_trace_of_its_own(bridged: Bridged) -> None:
+    assert not obshub._threads.threads_bound()
+    with bridged.hub.span("agent") as agent:
+        thread = threading.Thread(target=lambda: bridged.hub.span("alone").end())
+        thread.start()
+        thread.join()
+    spans = bridged.spans()
+    assert spans["alone"].parent_span_id is None
+    assert spans["alone"].trace_id != agent.trace_id
