@@ -74,6 +74,11 @@ _PARAMETERS = (
     "encoding_formats",
     "reasoning_effort",
 )
+#: attribute name -> parameters key
+_PARAMETER_NAMES = {
+    **{f"gen_ai.request.{key}": key for key in _PARAMETERS},
+    **{f"llm.request.{key}": key for key in _PARAMETERS},
+}
 #: usage key -> attribute names, first present wins
 _USAGE = {
     "input": (
@@ -127,7 +132,9 @@ class _Reader:
     __slots__ = ("attrs", "used")
 
     def __init__(self, attrs: Mapping[str, Any]) -> None:
-        self.attrs = attrs
+        # A plain dict: OpenTelemetry's attribute mappings are Python-level
+        # Mappings, where every lookup of an absent key raises and catches KeyError.
+        self.attrs = attrs if type(attrs) is dict else dict(attrs)
         self.used: set[str] = set()
 
     def get(self, *keys: str) -> Any:
@@ -264,9 +271,10 @@ def _generation(r: _Reader, fields: dict[str, Any]) -> None:
     invocation = _json(r.get("llm.invocation_parameters"))
     if isinstance(invocation, dict):
         parameters.update(invocation)
-    for key in _PARAMETERS:
-        value = r.get(f"gen_ai.request.{key}", f"llm.request.{key}")
-        if value is not None:
+    for name, value in r.attrs.items():
+        key = _PARAMETER_NAMES.get(name)
+        if key is not None and value is not None and key not in parameters:
+            r.used.add(name)
             parameters[key] = _plain(value)
     if parameters:
         fields["parameters"] = parameters

@@ -401,20 +401,23 @@ def _bridged_current() -> LiveSpan | None:
 
 
 def _attach(span: LiveSpan) -> object:
+    """(bridge, its token): detached by the same bridge even if it was removed meanwhile."""
+    bridge = _bridge
+    if bridge is None:
+        return None
     try:
-        return _bridge.attach(span)  # type: ignore[union-attr]
+        return (bridge, bridge.attach(span))
     except Exception as exc:
         recording_failed("context", exc)
         return None
 
 
-def _detach(token: object) -> None:
-    bridge = _bridge
-    if bridge is not None:
-        try:
-            bridge.detach(token)
-        except Exception as exc:
-            recording_failed("context", exc)
+def _detach(attached: object) -> None:
+    try:
+        bridge: ContextBridge = attached[0]  # type: ignore[index]
+        bridge.detach(attached[1])  # type: ignore[index]
+    except Exception as exc:
+        recording_failed("context", exc)
 
 
 def inject(headers: Any) -> Any:

@@ -563,3 +563,14 @@ def test_without_bind_threads_a_thread_starts_a_trace_of_its_own(bridged: Bridge
     spans = bridged.spans()
     assert spans["alone"].parent_span_id is None
     assert spans["alone"].trace_id != agent.trace_id
+
+
+def test_a_span_entered_before_shutdown_leaves_the_otel_context_clean(
+    hub_factory: HubFactory,
+) -> None:
+    hub, recorded = hub_factory.memory()
+    setup = Bridged(hub, recorded)
+    with hub.span("open while shut down"):
+        assert otel_trace.get_current_span().get_span_context().is_valid
+        setup.provider.shutdown()
+    assert not otel_trace.get_current_span().get_span_context().is_valid
