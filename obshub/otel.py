@@ -63,8 +63,6 @@ _BYTES_PER_ATTRIBUTE = 160
 #: Where Langfuse takes OpenTelemetry spans.
 _LANGFUSE_OTEL_PATH = "/api/public/otel"
 
-#: Bridged spans in progress, by OpenTelemetry span id (all processors).
-_open: dict[int, _BridgedSpan] = {}
 _NOT_BUILT: Any = object()
 
 
@@ -93,22 +91,25 @@ class _Bridge:
         context = span.get_span_context()
         if not context.is_valid:
             return None
-        return _open.get(context.span_id)
+        for processor in _alive:
+            found = processor._open.get(context.span_id)
+            if found is not None:
+                return found
+        return None
 
 
 _bridge = _Bridge()
-_users = 0
-_users_lock = threading.Lock()
+#: The processors not shut down; the bridge is installed while there is one.
+_alive: tuple[SpanProcessor, ...] = ()
+_alive_lock = threading.Lock()
 
 
-def _use_bridge(delta: int) -> None:
-    global _users
-    with _users_lock:
-        _users += delta
-        if _users == 1 and delta > 0:
-            set_context_bridge(_bridge)
-        elif _users == 0:
-            set_context_bridge(None)
+def _set_alive(processor: SpanProcessor, alive: bool) -> None:
+    global _alive
+    with _alive_lock:
+        others = tuple(p for p in _alive if p is not processor)
+        _alive = (*others, processor) if alive else others
+        set_context_bridge(_bridge if _alive else None)
 
 
 class _BridgedSpan(LiveSpan):
@@ -197,9 +198,11 @@ class SpanProcessor(_OtelSpanProcessor):
     def __init__(self, hub: Hub | None = None) -> None:
         self._hub = hub
         self._traces: OrderedDict[str, TraceState] = OrderedDict()
+        #: Spans in progress, by OpenTelemetry span id.
+        self._open: dict[int, _BridgedSpan] = {}
         self._closed = False
         self._checked = False
-        _use_bridge(1)
+        _set_alive(self, True)
 
     def __repr__(self) -> str:
         return f"<obshub.otel.SpanProcessor hub={self._hub!r}>"
@@ -222,13 +225,14 @@ class SpanProcessor(_OtelSpanProcessor):
                 parent_id = parent.live.span_id
             elif parent_context_.is_valid:
                 parent_id = f"{parent_context_.span_id:016x}"
-                known = _open.get(parent_context_.span_id)
+                known = self._open.get(parent_context_.span_id)
                 trace = known._trace if known is not None else self._trace(own.trace_id, span.name)
             else:
                 trace = self._trace(own.trace_id, span.name)
-            if len(_open) >= MAX_OPEN_SPANS:
-                _open.pop(next(iter(_open)), None)
-            _open[own.span_id] = _BridgedSpan(trace, parent_id, span.name, own.span_id)
+            open_spans = self._open
+            if len(open_spans) >= MAX_OPEN_SPANS:
+                open_spans.pop(next(iter(open_spans)), None)
+            open_spans[own.span_id] = _BridgedSpan(trace, parent_id, span.name, own.span_id)
         except Exception as exc:
             recording_failed("otel_on_start", exc)
 
@@ -236,7 +240,7 @@ class SpanProcessor(_OtelSpanProcessor):
         context = span.context
         if context is None:
             return
-        bridged = _open.pop(context.span_id, None)
+        bridged = self._open.pop(context.span_id, None)
         if bridged is None:
             return
         try:
@@ -261,7 +265,7 @@ class SpanProcessor(_OtelSpanProcessor):
         """Stop bridging (the hub keeps running: it belongs to the application)."""
         if not self._closed:
             self._closed = True
-            _use_bridge(-1)
+            _set_alive(self, False)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until what was bridged is delivered (`obshub.Hub.flush`)."""

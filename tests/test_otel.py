@@ -574,3 +574,21 @@ def test_a_span_entered_before_shutdown_leaves_the_otel_context_clean(
         assert otel_trace.get_current_span().get_span_context().is_valid
         setup.provider.shutdown()
     assert not otel_trace.get_current_span().get_span_context().is_valid
+
+
+def test_two_processors_on_one_provider_each_bridge_every_span(hub_factory: HubFactory) -> None:
+    (hub_a, recorded_a), (hub_b, recorded_b) = hub_factory.memory(), hub_factory.memory()
+    provider = TracerProvider()
+    provider.add_span_processor(obshub.otel.SpanProcessor(hub_a))
+    provider.add_span_processor(obshub.otel.SpanProcessor(hub_b))
+    try:
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("outer"), tracer.start_as_current_span("inner"):
+            pass
+        assert hub_a.flush(timeout=WAIT)
+        assert hub_b.flush(timeout=WAIT)
+    finally:
+        provider.shutdown()
+    for recorded in (recorded_a, recorded_b):
+        spans = {s.name: s for s in recorded.spans()}
+        assert spans["inner"].parent_span_id == spans["outer"].span_id
