@@ -268,9 +268,10 @@ def _generation(r: _Reader, fields: dict[str, Any]) -> None:
     if provider is not None:
         fields["provider"] = str(provider)
     parameters: dict[str, Any] = {}
-    invocation = _json(r.get("llm.invocation_parameters"))
+    invocation = _json(r.get("llm.invocation_parameters", "embedding.invocation_parameters"))
     if isinstance(invocation, dict):
-        parameters.update(invocation)
+        # The model is a field of its own, not a parameter.
+        parameters.update({k: v for k, v in invocation.items() if k != "model"})
     for name, value in r.attrs.items():
         key = _PARAMETER_NAMES.get(name)
         if key is not None and value is not None and key not in parameters:

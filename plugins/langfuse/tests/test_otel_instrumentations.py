@@ -356,6 +356,7 @@ def test_openai_calls_arrive_as_generations_under_the_agent(
     assert "Paris" in _text(tool.output)
     assert plain.model_parameters is not None
     assert float(plain.model_parameters["temperature"]) == 0.2
+    assert "model" not in plain.model_parameters  # a field of its own
     if "cached" in reports:
         assert plain.usage_details == {
             **plain.usage_details,
