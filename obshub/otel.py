@@ -123,8 +123,10 @@ class _BridgedSpan(LiveSpan):
 
     __slots__ = ("_event", "_otel")
 
-    def __init__(self, trace: TraceState, parent_id: str | None, name: str, span_id: int) -> None:
-        super().__init__(trace, parent_id, name, SpanType.GENERIC, {}, 0)
+    def __init__(
+        self, trace: TraceState, parent_id: str | None, name: str, span_id: int, start: int
+    ) -> None:
+        super().__init__(trace, parent_id, name, SpanType.GENERIC, {}, start)
         self.span_id = f"{span_id:016x}"
         self._otel: ReadableSpan | None = None
         self._event: Any = _NOT_BUILT
@@ -158,7 +160,7 @@ class _BridgedSpan(LiveSpan):
             trace.set_trace_fields(fields)
         self.name = name
         self.type = span_type
-        self.start_time = otel.start_time or 0
+        self.start_time = otel.start_time or self.start_time
         if self.parent_span_id is None:
             trace.set_root_fields(fields)
         built = trace.config.build(_ENDED, trace, self, fields, self._end_time, False)
@@ -232,7 +234,9 @@ class SpanProcessor(_OtelSpanProcessor):
             open_spans = self._open
             if len(open_spans) >= MAX_OPEN_SPANS:
                 open_spans.pop(next(iter(open_spans)), None)
-            open_spans[own.span_id] = _BridgedSpan(trace, parent_id, span.name, own.span_id)
+            open_spans[own.span_id] = _BridgedSpan(
+                trace, parent_id, span.name, own.span_id, span.start_time or 0
+            )
         except Exception as exc:
             recording_failed("otel_on_start", exc)
 

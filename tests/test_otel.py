@@ -345,9 +345,10 @@ def test_an_error_status_and_exception_event_mark_the_span(bridged: Bridged) -> 
 
 
 def test_update_through_current_span_adds_fields(bridged: Bridged) -> None:
-    with bridged.tracer.start_as_current_span("step"):
+    with bridged.tracer.start_as_current_span("step") as otel_span:
         current = obshub.current_span()
         assert current is not None
+        assert current.start_time == otel_span.start_time
         current.update(metadata={"customer": "acme"}, user_id="u-9")
         current.end()  # ending is OpenTelemetry's business: nothing happens
     step = bridged.spans()["step"]
