@@ -29,7 +29,8 @@ from obshub._processors import Redactor, SpanProcessor
 from obshub._retry import Retry
 from obshub._sampling import Sampler
 from obshub._tenants import OnDemand
-from obshub._tracing import LiveSpan, bind_context, current_span
+from obshub._threads import bind_threads
+from obshub._tracing import LiveSpan, bind_context, current_span, inject
 from obshub.media import Media
 from obshub.spans import (
     Cost,
@@ -84,12 +85,14 @@ __all__ = [
     "Usage",
     "__version__",
     "bind_context",
+    "bind_threads",
     "configure",
     "current_span",
     "event",
     "flush",
     "get_hub",
     "hookimpl",
+    "inject",
     "observe",
     "score",
     "shutdown",

@@ -39,6 +39,7 @@ from obshub._tracing import (
     current_span,
     observe,
     open_span,
+    parse_traceparent,
     record_event,
     recording_failed,
     trace_of,
@@ -227,7 +228,7 @@ class Hub:
         *,
         type: SpanType | str = SpanType.GENERIC,
         config: str | None = None,
-        parent: LiveSpan | None = None,
+        parent: LiveSpan | str | Mapping[str, Any] | None = None,
         start_time: int | None = None,
         **fields: Any,
     ) -> LiveSpan:
@@ -239,9 +240,24 @@ class Hub:
         ``completion_start_time``, ``prompt``, ``level``, ``status_message``.
         The parent is the current span unless ``parent`` is given; a span
         without a parent starts a new trace in the config chosen by
-        ``config=``, the selector or the default.
+        ``config=``, the selector or the default. ``parent`` may also be the
+        incoming headers of a request (a mapping with ``traceparent``) or a
+        W3C ``traceparent`` string: the span then continues the caller's trace
+        (see `obshub.inject`); a missing or malformed one starts a new trace.
         """
-        return open_span(self._new_trace, name, type, config, parent, start_time, fields)
+        if parent is None or isinstance(parent, LiveSpan):
+            return open_span(self._new_trace, name, type, config, parent, start_time, fields)
+        remote = parse_traceparent(parent)
+        if remote is None:
+            return open_span(self._new_trace, name, type, config, None, start_time, fields)
+        trace_id, parent_id = remote
+
+        def continued(
+            name: str, span_type: SpanType, config: str | None, fields: Mapping[str, Any]
+        ) -> TraceState:
+            return self._new_trace(name, span_type, config, fields, trace_id=trace_id)
+
+        return open_span(continued, name, type, config, None, start_time, fields, parent_id)
 
     def event(self, name: str, **fields: Any) -> None:
         """Record a point-in-time event under the current span (or as its own trace)."""
@@ -342,8 +358,14 @@ class Hub:
             recording_failed("score", exc)
 
     def _new_trace(
-        self, name: str, span_type: SpanType, config: str | None, fields: Mapping[str, Any]
+        self,
+        name: str,
+        span_type: SpanType,
+        config: str | None,
+        fields: Mapping[str, Any],
+        trace_id: str | None = None,
     ) -> TraceState:
+        """The state of a new trace (``trace_id``: one started elsewhere, else a new id)."""
         chosen: str | OnDemand | None = config
         if chosen is None and self._selector is not None:
             try:
@@ -374,7 +396,8 @@ class Hub:
                 )
             else:
                 live = found
-        trace_id = new_trace_id()
+        if trace_id is None:
+            trace_id = new_trace_id()
         sampled = live is not None and live.sampler.should_sample(trace_id)
         trace = TraceState(trace_id, name, live, sampled)
         if self._track_traces:

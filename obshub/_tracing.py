@@ -18,7 +18,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -41,14 +41,18 @@ if TYPE_CHECKING:
     from obshub._routing import LiveConfig
 
 __all__ = [
+    "ContextBridge",
     "LiveSpan",
     "TraceState",
     "bind_context",
     "current_span",
+    "inject",
     "observe",
     "open_span",
+    "parse_traceparent",
     "record_event",
     "recording_failed",
+    "set_context_bridge",
     "trace_of",
 ]
 
@@ -58,6 +62,31 @@ _current: contextvars.ContextVar[LiveSpan | None] = contextvars.ContextVar(
 _time_ns = time.time_ns
 _getrandbits = random.getrandbits
 _UNBUILT: Any = object()
+
+
+class ContextBridge(Protocol):
+    """Another tracing world sharing obshub's context (`obshub.otel`).
+
+    While one is installed, entering a span also makes it current there
+    (`attach` / `detach`), and the current span is the innermost of both
+    worlds (`current`).
+    """
+
+    def attach(self, span: LiveSpan) -> object: ...
+    def detach(self, token: object) -> None: ...
+    def current(self) -> LiveSpan | None: ...
+
+
+_bridge: ContextBridge | None = None
+
+
+def set_context_bridge(bridge: ContextBridge | None) -> ContextBridge | None:
+    """Install ``bridge`` (None: remove it); returns the previous one."""
+    global _bridge
+    previous, _bridge = _bridge, bridge
+    return previous
+
+
 _STARTED = EventKind.STARTED
 _ENDED = EventKind.ENDED
 _UPDATED = EventKind.UPDATED
@@ -164,6 +193,7 @@ class LiveSpan:
     """
 
     __slots__ = (
+        "_bridge_token",
         "_built",
         "_end_time",
         "_fields",
@@ -198,6 +228,7 @@ class LiveSpan:
         self._end_time: int | None = None
         self._built: Any = _UNBUILT
         self._token: contextvars.Token[LiveSpan | None] | None = None
+        self._bridge_token: object = None
 
     # -- identity -------------------------------------------------------------
 
@@ -327,11 +358,16 @@ class LiveSpan:
 
     def __enter__(self) -> LiveSpan:
         self._token = _current.set(self)
+        if _bridge is not None:
+            self._bridge_token = _attach(self)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None:
             self.record_exception(exc)
+        if self._bridge_token is not None:
+            _detach(self._bridge_token)
+            self._bridge_token = None
         token = self._token
         if token is not None:
             self._token = None
@@ -345,8 +381,93 @@ class LiveSpan:
 
 
 def current_span() -> LiveSpan | None:
-    """The span of the current context (thread, task), or None."""
+    """The span of the current context (thread, task), or None.
+
+    With `obshub.otel` in use, the innermost span of either world: an
+    OpenTelemetry span shows as a `LiveSpan` of the same trace and span id.
+    """
+    if _bridge is not None:
+        return _bridged_current()
     return _current.get()
+
+
+def _bridged_current() -> LiveSpan | None:
+    try:
+        found = _bridge.current()  # type: ignore[union-attr]
+    except Exception as exc:
+        recording_failed("context", exc)
+        found = None
+    return found if found is not None else _current.get()
+
+
+def _attach(span: LiveSpan) -> object:
+    """(bridge, its token): detached by the same bridge even if it was removed meanwhile."""
+    bridge = _bridge
+    if bridge is None:
+        return None
+    try:
+        return (bridge, bridge.attach(span))
+    except Exception as exc:
+        recording_failed("context", exc)
+        return None
+
+
+def _detach(attached: object) -> None:
+    try:
+        bridge: ContextBridge = attached[0]  # type: ignore[index]
+        bridge.detach(attached[1])  # type: ignore[index]
+    except Exception as exc:
+        recording_failed("context", exc)
+
+
+def inject(headers: Any) -> Any:
+    """Write the current span's W3C ``traceparent`` into ``headers`` (a mutable mapping).
+
+    Returns ``headers``. Without a current span nothing is written. Never raises.
+    """
+    try:
+        span = current_span()
+        if span is not None:
+            flags = "01" if span._trace.sampled else "00"
+            headers["traceparent"] = f"00-{span.trace_id}-{span.span_id}-{flags}"
+    except Exception as exc:
+        recording_failed("inject", exc)
+    return headers
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_traceparent(value: Any) -> tuple[str, str] | None:
+    """(trace id, parent span id) from a ``traceparent`` string or a headers mapping.
+
+    None when there is none or it is malformed (W3C Trace Context, version 00
+    and later versions read by their first four fields).
+    """
+    if isinstance(value, Mapping):
+        found = None
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() == "traceparent":
+                found = item
+                break
+        value = found
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    parts = value.strip().lower().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff":
+        return None
+    version, trace_id, span_id, flags = parts[0], parts[1], parts[2], parts[3]
+    if version == "00" and len(parts) != 4:
+        return None
+    if len(trace_id) != 32 or len(span_id) != 16 or len(flags) != 2:
+        return None
+    if not _HEX.issuperset(version + trace_id + span_id + flags):
+        return None
+    if trace_id == "0" * 32 or span_id == "0" * 16:
+        return None
+    return trace_id, span_id
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -394,8 +515,12 @@ def open_span(
     parent: LiveSpan | None,
     start_time: int | None,
     fields: dict[str, Any],
+    remote_parent_id: str | None = None,
 ) -> LiveSpan:
     """Start a span (see `obshub.Hub.span`); never raises.
+
+    With ``remote_parent_id`` (a span of another process, see `parse_traceparent`)
+    the span is the local root of the trace ``new_trace`` gives, under that span.
 
     The span is a child of ``parent`` (default: the current span), else the
     root of a trace from ``new_trace``. ``span_type`` is a `SpanType` or its
@@ -409,14 +534,14 @@ def open_span(
             resolved = None
         if resolved is None:
             resolved = _unknown_type(span_type)
-        if parent is None:
-            parent = _current.get()
+        if parent is None and remote_parent_id is None:
+            parent = _current.get() if _bridge is None else _bridged_current()
         if parent is not None:
             trace = parent._trace
             parent_id: str | None = parent.span_id
         else:
             trace = new_trace(name, resolved, config, fields)
-            parent_id = None
+            parent_id = remote_parent_id
         if fields:
             if not TRACE_FIELDS.isdisjoint(fields):
                 trace.set_trace_fields(fields)
@@ -424,7 +549,7 @@ def open_span(
                 if key in fields:
                     fields[key] = _capture(fields[key])
         live = LiveSpan(trace, parent_id, name, resolved, fields, start_time or _time_ns())
-        if parent_id is None and fields:
+        if parent is None and fields:
             trace.set_root_fields(fields)
         if trace.sampled and trace.config.started:  # type: ignore[union-attr]
             trace.config.emit(_STARTED, trace, live, dict(fields))  # type: ignore[union-attr]
@@ -440,7 +565,7 @@ def record_event(new_trace: NewTrace, name: str, fields: dict[str, Any]) -> None
     See `obshub.Hub.event`; never raises.
     """
     try:
-        parent = _current.get()
+        parent = _current.get() if _bridge is None else _bridged_current()
         if parent is not None:
             parent.event(name, **fields)
             return
@@ -656,16 +781,22 @@ class _Stream:
 class _Current:
     """``with``: ``span`` is the current span inside the block."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ("bridged", "span", "token")
 
     def __init__(self, span: LiveSpan) -> None:
         self.span = span
         self.token: contextvars.Token[LiveSpan | None] | None = None
+        self.bridged: object = None
 
     def __enter__(self) -> None:
         self.token = _current.set(self.span)
+        if _bridge is not None:
+            self.bridged = _attach(self.span)
 
     def __exit__(self, *exc: object) -> None:
+        if self.bridged is not None:
+            _detach(self.bridged)
+            self.bridged = None
         if self.token is not None:
             _current.reset(self.token)
 

@@ -58,6 +58,7 @@ PUBLIC_MODULES = {
     "obshub",
     "obshub.http",
     "obshub.media",
+    "obshub.otel",
     "obshub.plugin",
     "obshub.pytest_plugin",
     "obshub.spans",
