@@ -16,7 +16,7 @@ _add_insecure_port = grpc_server.Server.add_insecure_port
 
 
 def _loopback_only(self: grpc_server.Server, address: str) -> int:
-    host, _, port = address.rpartition(":")
+    port = address.rpartition(":")[2]
     return _add_insecure_port(self, f"127.0.0.1:{port}")
 
 
