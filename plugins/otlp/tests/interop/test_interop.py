@@ -371,6 +371,11 @@ def test_phoenix_shows_kinds_tokens_messages_documents_and_errors(
     assert plan["llm.token_count.completion"] == 40
     assert plan["llm.token_count.prompt_details.cache_read"] == 1000
     assert plan["llm.model_name"] == "gpt-4o-mini"
+    # The cost the application recorded, in the attribute of each convention.
+    if "openinference" in conventions:
+        assert plan["llm.cost.total"] == pytest.approx(0.00014)
+    if "genai" in conventions:
+        assert plan["gen_ai.usage.cost"] == pytest.approx(0.00014)
     # The chat view: messages, one by one, with the tool call.
     assert plan["llm.input_messages.0.message.role"] == "system"
     assert plan["llm.input_messages.0.message.content"] == SYSTEM
@@ -455,6 +460,8 @@ def test_mlflow_shows_kinds_tokens_messages_documents_and_errors(
     assert usage["input_tokens"] == 1200
     assert usage["output_tokens"] == 40
     assert usage["cache_read_input_tokens"] == 1000
+    assert _attribute(spans["plan"], "gen_ai.usage.cost") == pytest.approx(0.00014)
+    assert _attribute(spans["plan"], "llm.cost.total") == pytest.approx(0.00014)
     inputs = _attribute(spans["plan"], "mlflow.spanInputs")
     assert inputs[0] == {"role": "system", "content": SYSTEM}
     docs = _attribute(spans["search_help_center"], "mlflow.spanOutputs")
