@@ -181,6 +181,12 @@ def start_mlflow() -> Iterator[Receiver]:
     )
     try:
         receiver.wait_ready("/health")
+        # The first API call of a fresh server is slow (it sets up its store): make it here.
+        wait_for(
+            lambda: _answers(f"{receiver.url}/api/2.0/mlflow/experiments/get?experiment_id=0"),
+            START_TIMEOUT,
+            message=f"mlflow did not answer: {receiver.log_tail()}",
+        )
         yield receiver
     finally:
         receiver.stop()
@@ -292,7 +298,7 @@ def send_agent_trace(exporter: OtlpExporter, session: str) -> str:
                 )
             agent.update(output="It shipped; refunds take 5 days.")
             trace_id = agent.trace_id
-        assert hub.flush(30)
+        assert hub.flush(90)
         stats = next(iter(hub.stats().values()))
         assert stats.failed == 0, stats
         assert stats.dropped == 0, stats
@@ -343,6 +349,7 @@ def test_phoenix_shows_kinds_tokens_messages_documents_and_errors(
         conventions=conventions,
         resource_attributes={"openinference.project.name": project},
         proxy="",
+        timeout=30,  # a receiver's first writes on a cold start can be slow
     )
     trace_id = send_agent_trace(exporter, f"session-{uuid.uuid4().hex[:8]}")
     spans = {s["name"]: s for s in phoenix_spans(phoenix, project, trace_id)}
@@ -423,6 +430,7 @@ def test_mlflow_shows_kinds_tokens_messages_documents_and_errors(
         conventions=["genai", "openinference"],
         protocol=protocol,  # type: ignore[arg-type]
         proxy="",
+        timeout=30,  # a receiver's first writes on a cold start can be slow
     )
     trace_id = send_agent_trace(exporter, f"session-{uuid.uuid4().hex[:8]}")
 
