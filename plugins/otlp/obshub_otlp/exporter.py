@@ -357,6 +357,7 @@ class OtlpExporter(obshub.Exporter):
         details: dict[str, Any] = {
             "endpoint": self._display,
             "protocol": self.protocol,
+            "conventions": list(self.conventions),
             "endpoint_source": self.sources["endpoint"],
             "headers": list(self.header_names),
             "proxy": self._proxy_display(),

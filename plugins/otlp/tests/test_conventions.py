@@ -249,3 +249,9 @@ def test_the_default_is_genai_only(make_hub: MakeHub, receiver: OtlpReceiver) ->
     attributes = receiver.span("agent").attributes
     assert attributes["gen_ai.operation.name"] == "invoke_agent"
     assert "openinference.span.kind" not in attributes
+
+
+def test_check_details_name_the_conventions(receiver: OtlpReceiver) -> None:
+    exporter = OtlpExporter(endpoint=receiver.url, conventions="openinference")
+    assert exporter.conventions == ("openinference",)
+    assert exporter.check().details["conventions"] == ["openinference"]
