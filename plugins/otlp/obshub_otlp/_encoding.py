@@ -17,14 +17,18 @@ from __future__ import annotations
 import base64
 import enum
 import functools
-import types
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
 from obshub.plugin import clean_text, distribution_version, json_string, to_jsonable
 from obshub.spans import Level, Span, SpanEvent, SpanType
+from obshub_otlp._semconv import (
+    CONVENTIONS,
+    genai_attributes,
+    openinference_attributes,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -43,32 +47,6 @@ ExtraAttributes = Callable[[SpanEvent], Mapping[str, AttrValue]]
 #: The instrumentation scope of every span obshub encodes.
 SCOPE_NAME = "obshub"
 
-#: ``gen_ai.operation.name`` per span type (types not listed get none).
-GENAI_OPERATIONS: Mapping[SpanType, str] = types.MappingProxyType(
-    {
-        SpanType.MODEL_GENERATION: "chat",
-        SpanType.EMBEDDING: "embeddings",
-        SpanType.AGENT_RUN: "invoke_agent",
-        SpanType.TOOL_CALL: "execute_tool",
-        SpanType.MCP_TOOL_CALL: "execute_tool",
-    }
-)
-
-#: Model parameters that have a ``gen_ai.request.*`` attribute.
-GENAI_PARAMETERS: Mapping[str, str] = types.MappingProxyType(
-    {
-        "temperature": "gen_ai.request.temperature",
-        "max_tokens": "gen_ai.request.max_tokens",
-        "top_p": "gen_ai.request.top_p",
-        "top_k": "gen_ai.request.top_k",
-        "frequency_penalty": "gen_ai.request.frequency_penalty",
-        "presence_penalty": "gen_ai.request.presence_penalty",
-        "seed": "gen_ai.request.seed",
-        "stop": "gen_ai.request.stop_sequences",
-    }
-)
-
-_TOOL_TYPES = frozenset({SpanType.TOOL_CALL, SpanType.MCP_TOOL_CALL})
 _SPAN_KIND_INTERNAL = 1
 _SPAN_KIND_CLIENT = 3
 # The GenAI conventions make calls to a model (or a vector store) CLIENT spans;
@@ -185,43 +163,44 @@ def _add_attributes(
 # -- span attributes ----------------------------------------------------------------
 
 
-def span_attributes(span: Span) -> dict[str, AttrValue]:
-    """The OpenTelemetry attributes obshub sets on ``span`` (GenAI conventions).
+#: What ``conventions`` may be: True (GenAI), False (none), a name or a list of names.
+Conventions: TypeAlias = "bool | str | Iterable[str]"
 
-    ``span.attributes`` (set by the application) are included and win over
-    the derived ones; values that are None are left out.
+
+def conventions_tuple(conventions: Conventions) -> tuple[str, ...]:
+    """``conventions`` as a tuple of names from `CONVENTIONS` (ValueError otherwise)."""
+    if conventions is True:
+        return ("genai",)
+    if conventions is False:
+        return ()
+    names = (conventions,) if isinstance(conventions, str) else tuple(conventions)
+    for name in names:
+        if name not in CONVENTIONS:
+            raise ValueError(
+                f"unknown convention {name!r}: expected one of {', '.join(CONVENTIONS)}"
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def span_attributes(
+    span: Span, conventions: Conventions = True, *, include_content: bool = True
+) -> dict[str, AttrValue]:
+    """The OpenTelemetry attributes obshub sets on ``span``.
+
+    ``conventions`` chooses the attribute sets: ``"genai"`` (the OpenTelemetry
+    GenAI semantic conventions, also what True means), ``"openinference"``, or
+    both. ``include_content=False`` leaves out messages, tool arguments and
+    results, and documents. ``span.attributes`` (set by the application) are
+    included and win over the derived ones; values that are None are left out.
     """
-    out: dict[str, AttrValue] = {"obshub.span.type": span.type.value}
-    operation = GENAI_OPERATIONS.get(span.type)
-    if operation is not None:
-        out["gen_ai.operation.name"] = operation
-    if span.type is SpanType.AGENT_RUN:
-        out["gen_ai.agent.name"] = span.name
-    if span.type in _TOOL_TYPES:
-        out["gen_ai.tool.name"] = span.name
-    if span.model:
-        out["gen_ai.request.model"] = span.model
-    if span.provider:
-        out["gen_ai.system"] = span.provider
-        out["gen_ai.provider.name"] = span.provider
-    for name, key in GENAI_PARAMETERS.items():
-        value = span.parameters.get(name)
-        if value is None:
-            continue
-        if name == "stop" and isinstance(value, str):
-            value = [value]
-        out[key] = value
-    usage = span.usage
-    if usage is not None:
-        out["gen_ai.usage.input_tokens"] = usage.input
-        out["gen_ai.usage.output_tokens"] = usage.output
-    if span.session_id:
-        out["session.id"] = span.session_id
-        out["gen_ai.conversation.id"] = span.session_id
-    if span.user_id:
-        out["user.id"] = span.user_id
+    out: dict[str, AttrValue] = {}
+    for name in conventions_tuple(conventions):
+        if name == "genai":
+            out.update(genai_attributes(span, content=include_content))
+        else:
+            out.update(openinference_attributes(span, content=include_content))
     out.update(span.attributes)
-    return out
+    return {key: value for key, value in out.items() if value is not None}
 
 
 def _error_message(span: Span) -> str | None:
@@ -233,7 +212,11 @@ def _error_message(span: Span) -> str | None:
 
 
 def _fill_span(
-    target: Any, event: SpanEvent, extra: ExtraAttributes | None, conventions: bool
+    target: Any,
+    event: SpanEvent,
+    extra: ExtraAttributes | None,
+    conventions: tuple[str, ...],
+    include_content: bool,
 ) -> None:
     span = event.span
     target.trace_id = bytes.fromhex(span.trace_id)
@@ -245,7 +228,11 @@ def _fill_span(
     target.start_time_unix_nano = span.start_time
     end = span.end_time if span.end_time is not None else span.start_time
     target.end_time_unix_nano = end
-    attributes = span_attributes(span) if conventions else dict(span.attributes)
+    attributes = (
+        span_attributes(span, conventions, include_content=include_content)
+        if conventions
+        else dict(span.attributes)
+    )
     if extra is not None:
         attributes.update(extra(event))
     _add_attributes(target.attributes, attributes)
@@ -274,7 +261,8 @@ def encode_spans(
     extra_attributes: ExtraAttributes | None = None,
     resource_attributes: Mapping[str, AttrValue] | None = None,
     cache_key: Hashable | None = None,
-    conventions: bool = True,
+    conventions: Conventions = True,
+    include_content: bool = True,
 ) -> ExportTraceServiceRequest:
     """An OTLP ``ExportTraceServiceRequest`` holding ``events``' spans.
 
@@ -296,7 +284,13 @@ def encode_spans(
     ``extra_attributes``, for a backend that reads its own attribute set.
     The span's status (code and message) is kept. ``cache_key`` must then
     differ from the keys of encodings made with conventions.
+
+    ``conventions`` may also name the attribute sets: ``"genai"``,
+    ``"openinference"`` or a list of both (see `span_attributes`);
+    ``include_content=False`` keeps messages, tool arguments and results and
+    documents out of them. Both must be part of ``cache_key``.
     """
+    chosen = conventions_tuple(conventions)
     proto = _proto()
     request = proto.ExportTraceServiceRequest()
     scopes: dict[str, Any] = {}
@@ -325,13 +319,13 @@ def encode_spans(
                 continue
         try:
             target = scope.spans.add()
-            _fill_span(target, event, extra_attributes, conventions)
+            _fill_span(target, event, extra_attributes, chosen, include_content)
         except (UnicodeEncodeError, ValueError):
             # Protobuf refuses text without a UTF-8 form (a lone surrogate, e.g.
             # in an event replayed from a file): encode a cleaned copy instead.
             del scope.spans[-1]
             target = scope.spans.add()
-            _fill_span(target, _text_cleaned(event), extra_attributes, conventions)
+            _fill_span(target, _text_cleaned(event), extra_attributes, chosen, include_content)
         if cache is not None:
             cache[cache_key] = target.SerializeToString()
     return request

@@ -9,10 +9,12 @@ which depends on this distribution for it:
   ``ExportTraceServiceRequest``, with the GenAI semantic conventions and a
   backend's own attributes (``extra_attributes``); ``cache_key`` shares one
   encoding of a span across the exporters of a config;
-- `span_attributes`: the attributes obshub derives for one span;
+- `span_attributes`: the attributes obshub derives for one span, in the
+  conventions asked for (`CONVENTIONS`: ``"genai"``, ``"openinference"``);
 - `request_to_json`: the OTLP/JSON form of a request;
 - `AttrValue`, `ExtraAttributes`: the types of attribute values and of the hook;
-- `SCOPE_NAME`, `GENAI_OPERATIONS`, `GENAI_PARAMETERS`: the names used.
+- `SCOPE_NAME`, `GENAI_OPERATIONS`, `GENAI_PARAMETERS`, `OPENINFERENCE_KINDS`,
+  `COST_ATTRIBUTES`: the names used.
 
 Everything else in ``_encoding`` may change without notice.
 """
@@ -20,21 +22,31 @@ Everything else in ``_encoding`` may change without notice.
 from __future__ import annotations
 
 from obshub_otlp._encoding import (
-    GENAI_OPERATIONS,
-    GENAI_PARAMETERS,
     SCOPE_NAME,
     AttrValue,
+    Conventions,
     ExtraAttributes,
     encode_spans,
     request_to_json,
     span_attributes,
 )
+from obshub_otlp._semconv import (
+    CONVENTIONS,
+    COST_ATTRIBUTES,
+    GENAI_OPERATIONS,
+    GENAI_PARAMETERS,
+    OPENINFERENCE_KINDS,
+)
 
 __all__ = [
+    "CONVENTIONS",
+    "COST_ATTRIBUTES",
     "GENAI_OPERATIONS",
     "GENAI_PARAMETERS",
+    "OPENINFERENCE_KINDS",
     "SCOPE_NAME",
     "AttrValue",
+    "Conventions",
     "ExtraAttributes",
     "encode_spans",
     "request_to_json",

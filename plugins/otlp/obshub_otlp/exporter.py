@@ -26,7 +26,7 @@ from obshub.plugin import (
 )
 from obshub.spans import SpanEvent
 from obshub_otlp import wire
-from obshub_otlp.encoding import AttrValue, encode_spans
+from obshub_otlp.encoding import CONVENTIONS, AttrValue, encode_spans
 from obshub_otlp.mapping import content_attributes
 from obshub_otlp.settings import TRACES_PATH, Settings, resolve
 
@@ -44,6 +44,22 @@ _EventKey = tuple[str, str, str]
 
 def _event_key(event: SpanEvent) -> _EventKey:
     return (event.span.trace_id, event.span.span_id, event.kind.value)
+
+
+def _conventions(value: object) -> tuple[str, ...]:
+    """The ``conventions`` setting as a tuple of names (a ConfigError if invalid)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        raise obshub.ConfigError(
+            f"must be one of {', '.join(CONVENTIONS)} or a non-empty list of them", "conventions"
+        )
+    for name in names:
+        if name not in CONVENTIONS:
+            shown = name if isinstance(name, str) else type(name).__name__
+            raise obshub.ConfigError(
+                f"unknown convention {shown!r}: expected {', '.join(CONVENTIONS)}", "conventions"
+            )
+    return tuple(dict.fromkeys(names))
 
 
 class OtlpExporter(obshub.Exporter):
@@ -65,11 +81,15 @@ class OtlpExporter(obshub.Exporter):
     - ``resource_attributes``: added to the resource of every span (with
       ``OTEL_RESOURCE_ATTRIBUTES``; the table wins);
     - ``include_content``: send input, output, metadata and tags as
-      attributes (default true; see `obshub_otlp.mapping`);
+      attributes, and messages, tool arguments and results and documents in
+      the conventions (default true; see `obshub_otlp.mapping`);
+    - ``conventions``: the attribute sets spans carry: ``"genai"`` (the
+      OpenTelemetry GenAI semantic conventions, default), ``"openinference"``
+      (what Arize Phoenix reads), or a list of both;
     - ``auth_cooldown``: seconds sends pause after a 401/403 (default 30,
       doubling on each repeat up to 10 minutes).
 
-    Spans carry the OpenTelemetry GenAI semantic conventions. 429, 5xx,
+    429, 5xx,
     timeouts and connection errors are retried by the delivery channel;
     other 4xx are not, and a 401/403 (credentials refused) pauses sends
     while the channel holds the batch, then probes with it. A 413 splits
@@ -91,6 +111,7 @@ class OtlpExporter(obshub.Exporter):
         protocol: Literal["http/protobuf", "http/json"] | None = None,
         resource_attributes: Mapping[str, Any] | None = None,
         include_content: bool = True,
+        conventions: str | Sequence[str] = "genai",
         auth_cooldown: float = AUTH_PAUSE_INITIAL,
         proxy: str | None = None,
         **common: Any,
@@ -100,6 +121,7 @@ class OtlpExporter(obshub.Exporter):
             raise obshub.ConfigError(
                 f"must be true or false, got {type(include_content).__name__}", "include_content"
             )
+        self.conventions: tuple[str, ...] = _conventions(conventions)
         self._auth_pause = AuthPause(auth_cooldown, AUTH_PAUSE_MAX, key="auth_cooldown")
         self.auth_cooldown = self._auth_pause.initial
         self.proxy = http.proxy_setting(proxy)
@@ -259,6 +281,8 @@ class OtlpExporter(obshub.Exporter):
             events,
             extra_attributes=self._extra if self.include_content else None,
             resource_attributes=self._resource,
+            conventions=self.conventions,
+            include_content=self.include_content,
         )
         return wire.encode_request(request, self.protocol)
 
@@ -333,6 +357,7 @@ class OtlpExporter(obshub.Exporter):
         details: dict[str, Any] = {
             "endpoint": self._display,
             "protocol": self.protocol,
+            "conventions": list(self.conventions),
             "endpoint_source": self.sources["endpoint"],
             "headers": list(self.header_names),
             "proxy": self._proxy_display(),
