@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -200,17 +200,35 @@ class PluginRegistry:
                 found[name] = (dist.project_name, dist.version)
         return found
 
-    def _register_all(self) -> None:
-        hook = self._pm.hook.obshub_register_exporters
-        # In registration order: the built-in types first, so that a plugin
-        # cannot take over their names (the clash is reported against it).
-        # pluggy's own order puts trylast implementations first: sort by the
-        # order plugins were added, built-in first.
+    def _implementations(self, hook: Any) -> Iterator[tuple[Any, str, str, str]]:
+        """(implementation, plugin, distribution, version) of ``hook``, in registration order.
+
+        The built-in plugin comes first, so a plugin cannot take over a
+        built-in name (the clash is reported against the plugin). pluggy's own
+        order puts trylast implementations first: this sorts by the order
+        plugins were added instead.
+        """
         order = {name: index for index, (name, _) in enumerate(self._pm.list_name_plugin())}
         dists = self._distributions()
         for impl in sorted(hook.get_hookimpls(), key=lambda i: order.get(i.plugin_name, 0)):
-            plugin_name = impl.plugin_name
-            dist, version = dists.get(plugin_name, (plugin_name, UNKNOWN_VERSION))
+            dist, version = dists.get(impl.plugin_name, (impl.plugin_name, UNKNOWN_VERSION))
+            yield impl, impl.plugin_name, dist, version
+
+    def _call_guarded(
+        self, impl: Any, register: Callable[..., None], plugin: str, dist: str
+    ) -> None:
+        """Call one hook implementation with ``register``; what it raises is recorded."""
+        try:
+            kwargs = {"register": register} if "register" in impl.argnames else {}
+            impl.function(**kwargs)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            self._error(plugin, dist, "register", _describe(exc), exc)
+
+    def _register_all(self) -> None:
+        hook = self._pm.hook.obshub_register_exporters
+        for impl, plugin_name, dist, version in self._implementations(hook):
             registered: list[str] = []
 
             def register(
@@ -223,13 +241,7 @@ class PluginRegistry:
                 self._register_type(cls, _plugin, _dist, _version)
                 _out.append(cls.name)
 
-            try:
-                kwargs = {"register": register} if "register" in impl.argnames else {}
-                impl.function(**kwargs)
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._error(plugin_name, dist, "register", _describe(exc), exc)
+            self._call_guarded(impl, register, plugin_name, dist)
             self._plugins[plugin_name] = PluginInfo(
                 name=plugin_name, distribution=dist, version=version, exporters=tuple(registered)
             )
@@ -237,11 +249,7 @@ class PluginRegistry:
     def _register_commands(self) -> None:
         """Call each ``obshub_register_commands`` implementation inside its own guard."""
         hook = self._pm.hook.obshub_register_commands
-        order = {name: index for index, (name, _) in enumerate(self._pm.list_name_plugin())}
-        dists = self._distributions()
-        for impl in sorted(hook.get_hookimpls(), key=lambda i: order.get(i.plugin_name, 0)):
-            plugin_name = impl.plugin_name
-            dist = dists.get(plugin_name, (plugin_name, UNKNOWN_VERSION))[0]
+        for impl, plugin_name, dist, _version in self._implementations(hook):
 
             def register(
                 name: str,
@@ -263,13 +271,7 @@ class PluginRegistry:
                     )
                 )
 
-            try:
-                kwargs = {"register": register} if "register" in impl.argnames else {}
-                impl.function(**kwargs)
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self._error(plugin_name, dist, "register", _describe(exc), exc)
+            self._call_guarded(impl, register, plugin_name, dist)
 
     def _register_command(self, command: PluginCommand) -> None:
         if not isinstance(command.name, str) or not _COMMAND_NAME.fullmatch(command.name):
@@ -327,8 +329,7 @@ class PluginRegistry:
         }
         for kind, hook in hooks.items():
             found = self._components[kind]
-            for impl in hook.get_hookimpls():
-                plugin_name = impl.plugin_name
+            for impl, plugin_name, dist, _version in self._implementations(hook):
 
                 def register(
                     name: str,
@@ -343,20 +344,7 @@ class PluginRegistry:
                         raise ValueError(f"{_kind[:-1]} {name!r} is already registered")
                     _found[name] = factory
 
-                try:
-                    kwargs = {"register": register} if "register" in impl.argnames else {}
-                    impl.function(**kwargs)
-                except BaseException as exc:
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
-                    dist = self._plugins.get(plugin_name)
-                    self._error(
-                        plugin_name,
-                        dist.distribution if dist is not None else None,
-                        "register",
-                        _describe(exc),
-                        exc,
-                    )
+                self._call_guarded(impl, register, plugin_name, dist)
 
     # -- the facade ---------------------------------------------------------------
 
