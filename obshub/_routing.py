@@ -98,12 +98,11 @@ class PendingEvent:
     trace: RecordedTrace
     span: RecordedSpan
     fields: dict[str, Any]
-    #: Estimated bytes, for the channel's memory bound.
-    size: int = attrs.field(init=False)
     _event: Any = attrs.field(init=False, default=_UNBUILT)
 
-    def __attrs_post_init__(self) -> None:
-        self.size = approx_size(self.fields)
+    def approx_size(self) -> int:
+        """Estimated bytes this queued event keeps alive (asked only in a backlog)."""
+        return approx_size(self.fields)
 
     def build_event(self) -> SpanEvent | None:
         """The snapshot event (None when a processor dropped it)."""

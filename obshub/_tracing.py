@@ -202,7 +202,6 @@ class LiveSpan:
         "_trace",
         "name",
         "parent_span_id",
-        "size",
         "span_id",
         "start_time",
         "type",
@@ -327,10 +326,12 @@ class LiveSpan:
         trace = self._trace
         if trace.sampled:
             channels = trace.config.ended  # type: ignore[union-attr]
-            if channels:
-                self.size = approx_size(self._fields)
-                for channel in channels:
-                    channel.put(self)
+            for channel in channels:
+                channel.put(self)
+
+    def approx_size(self) -> int:
+        """Estimated bytes this queued span keeps alive (asked only in a backlog)."""
+        return approx_size(self._fields)
 
     def build_event(self) -> Any:
         """The ended event's snapshot, built on first use (worker side)."""

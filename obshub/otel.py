@@ -123,6 +123,11 @@ class _BridgedSpan(LiveSpan):
 
     __slots__ = ("_event", "_otel")
 
+    def approx_size(self) -> int:
+        """Estimated bytes this queued span keeps alive (asked only in a backlog)."""
+        attributes = self._otel.attributes if self._otel is not None else None
+        return 512 + _BYTES_PER_ATTRIBUTE * (len(attributes) if attributes else 0)
+
     def __init__(
         self, trace: TraceState, parent_id: str | None, name: str, span_id: int, start: int
     ) -> None:
@@ -254,10 +259,6 @@ class SpanProcessor(_OtelSpanProcessor):
                 if channels:
                     bridged._otel = span
                     bridged._end_time = span.end_time or 0
-                    attributes = span.attributes
-                    bridged.size = 512 + _BYTES_PER_ATTRIBUTE * (
-                        len(attributes) if attributes else 0
-                    )
                     for channel in channels:
                         channel.put(bridged)
         except Exception as exc:

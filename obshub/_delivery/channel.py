@@ -22,7 +22,7 @@ from typing import Any
 
 from obshub import _worker_token as worker_token
 from obshub._delivery.keep import Keeper
-from obshub._delivery.records import ITEM_SIZE, Stage, describe
+from obshub._delivery.records import SIZED_FROM, Sized, Stage, describe, size_of
 from obshub._delivery.replay import Replayer
 from obshub._delivery.sender import Sender
 from obshub._delivery.spool import Spool
@@ -59,8 +59,9 @@ class Channel:
     """The queue and threads that deliver one exporter instance's items.
 
     The queue is bounded twice: by ``max_queue_size`` items and by about
-    ``max_queue_bytes`` (each recorded span carries a size estimated on the
-    application thread, see ``obshub._size``).
+    ``max_queue_bytes``. Bytes are estimated (``obshub._size``) for the items
+    queued while ``SIZED_FROM`` or more wait, a backlog: while the exporter
+    keeps up, recording pays nothing for the estimate.
 
     With a spool (``spool_dir``), what cannot be delivered goes to disk instead
     of being lost: batches whose retries ran out, batches held while the
@@ -175,10 +176,14 @@ class Channel:
     def put(self, item: Any) -> None:
         """Queue one item; spill or drop it (counted) when the queue is full or closed."""
         queue = self._queue
-        if len(queue) >= self._maxsize or self._bytes >= self._max_bytes or self._closed:
+        waiting = len(queue)
+        if waiting >= self._maxsize or self._bytes >= self._max_bytes or self._closed:
             self._overflowing(item)
             return
-        self._bytes += getattr(item, "size", ITEM_SIZE)
+        if waiting >= SIZED_FROM:
+            size = size_of(item)
+            self._bytes += size
+            item = Sized(item, size)
         queue.append(item)
         if self._realtime or len(queue) >= self._max_batch:
             wake = self._wake
@@ -294,7 +299,6 @@ class Channel:
             with self._feed_lock:
                 if self._stopped:
                     return index, queued
-                self._bytes += ITEM_SIZE
                 queue.append(item)
             queued += 1
             self.counters.count(replayed=1)
@@ -354,7 +358,8 @@ class Channel:
             if isinstance(item, FlushRequest):
                 self._answer(item)  # its items were not delivered: spooled or dropped below
             else:
-                left.append(item)
+                left.append(item.item if type(item) is Sized else item)
+        self._bytes = 0
         overflow = self._overflow
         while overflow:
             left.append(overflow.popleft())
@@ -458,7 +463,10 @@ class Channel:
         size = 0
         while queue and len(items) < self._max_batch:
             item = queue.popleft()
-            if isinstance(item, FlushRequest):
+            if type(item) is Sized:
+                size += item.size
+                item = item.item
+            elif isinstance(item, FlushRequest):
                 self._bytes -= size
                 size = 0
                 self._send(items)
@@ -466,7 +474,6 @@ class Channel:
                 self._in_flight = items
                 self._answer_flush(item)
                 continue
-            size += getattr(item, "size", ITEM_SIZE)
             items.append(item)
         self._bytes -= size
         self._send(items)

@@ -15,11 +15,29 @@ from obshub._sampling import Sampler, TailRule
 from obshub._serialization import describe
 from obshub.spans import Score, SpanEvent
 
-__all__ = ["ITEM_SIZE", "Stage", "build", "describe"]
+__all__ = ["ITEM_SIZE", "SIZED_FROM", "Sized", "Stage", "build", "describe", "size_of"]
 
-#: Estimated bytes of a queued item that carries no estimate of its own (a score,
-#: a replayed event); recorded spans carry ``size`` (see ``obshub._size``).
+#: Estimated bytes of a queued item that has no estimate of its own (a score, an event).
 ITEM_SIZE = 1024
+#: Queue length from which a channel estimates what each new item keeps alive: a
+#: backlog. Below it the exporter keeps up, and recording pays nothing for the estimate.
+SIZED_FROM = 1024
+
+
+class Sized:
+    """A queued item with the bytes the channel counted for it (items queued in a backlog)."""
+
+    __slots__ = ("item", "size")
+
+    def __init__(self, item: Any, size: int) -> None:
+        self.item = item
+        self.size = size
+
+
+def size_of(item: Any) -> int:
+    """Estimated bytes ``item`` keeps alive (recorded spans estimate their own values)."""
+    estimate = getattr(item, "approx_size", None)
+    return int(estimate()) if estimate is not None else ITEM_SIZE
 
 
 class Stage:
