@@ -119,6 +119,9 @@ def test_overflow_without_a_spool_never_blocks_and_counts_every_drop(
     started = time.monotonic()
     recorder.record(990, "stalled")
     record_seconds = kit.elapsed(started)
+    # Recording finished while the backend still held the first batch: it never
+    # waited on the network (the stall itself is reported below, not asserted).
+    assert not stall.released.is_set()
     stats = kit.only_stats(hub)
     sent = len(recorder.sent)
     in_flight = 10
@@ -147,4 +150,3 @@ def test_overflow_without_a_spool_never_blocks_and_counts_every_drop(
     # Every span is accounted for: delivered, or counted as dropped. Nothing else.
     assert delivered["received"] + after.dropped == sent
     assert after.dropped == stats.dropped
-    assert recorder.max_stall < 0.05, f"a recording call took {recorder.max_stall_ms} ms"
