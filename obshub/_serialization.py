@@ -12,7 +12,6 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
-import json
 import math
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from typing import Any
 import attrs
 
 from obshub._frozen import frozen_dict, frozen_list
+from obshub._json import compact_json
 from obshub.media import Media, MediaValue, parse_data_uri
 from obshub.spans import Span, field_info
 
@@ -115,23 +115,6 @@ def printable(value: Any, how: Callable[[Any], str] = str) -> str:
 def describe(exc: BaseException) -> str:
     """``"Type: message"`` of an exception, never raising (its ``__str__`` may be the caller's)."""
     return f"{type(exc).__name__}: {printable(exc)}"
-
-
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-_COMPACT_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
-
-
-def compact_json(value: Any) -> bytes:
-    """``value`` as compact JSON in UTF-8 (no spaces; unknown objects as ``str()``).
-
-    Text with a lone surrogate (from a badly decoded file name, say) has no
-    UTF-8 form; then the JSON is written in ASCII, where its ``\\u`` escape keeps
-    it exactly.
-    """
-    try:
-        return _COMPACT.encode(value).encode()
-    except UnicodeEncodeError:
-        return _COMPACT_ASCII.encode(value).encode()
 
 
 def clean_span(span: Span) -> Span:
