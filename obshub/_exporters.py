@@ -153,7 +153,11 @@ COMMON_KEYS = (
     "processors",
     "pii",
     "pii_action",
+    "delivery",
 )
+#: Where an exporter's worker runs: threads of the application's process, or a
+#: helper process (``obshub._delivery.process``).
+DELIVERY_MODES = ("thread", "process")
 
 
 def check_common_keywords(cls: type[Exporter]) -> None:
@@ -215,7 +219,8 @@ class Exporter:
     ``max_queue_bytes``, ``retry``, ``spool_dir``, ``spool_max_bytes``,
     ``enabled``, and the controls of what this sink alone receives:
     ``sampling``, ``redact``, ``processors``, ``pii`` and ``pii_action`` (run
-    on this exporter's worker, after the config's own); ``instance_name``
+    on this exporter's worker, after the config's own), and ``delivery``
+    (``"thread"``, or ``"process"`` for a helper process); ``instance_name``
     names the instance (the config table's key; defaults to ``name``).
 
     ``event_kinds`` says which span events the exporter wants; the default is
@@ -248,6 +253,7 @@ class Exporter:
         processors: Sequence[Any] = (),
         pii: bool | Sequence[str] | Mapping[str, Any] = False,
         pii_action: str = "mask",
+        delivery: str = "thread",
     ) -> None:
         if not isinstance(realtime, bool):
             raise ConfigError(f"must be true or false, got {type_name(realtime)}", "realtime")
@@ -269,6 +275,15 @@ class Exporter:
             )
         if max_queue_bytes < 65536:
             raise ConfigError(f"must be >= 65536, got {max_queue_bytes}", "max_queue_bytes")
+        if delivery not in DELIVERY_MODES:
+            raise ConfigError(
+                f'must be "thread" or "process", got {delivery!r}'
+                if isinstance(delivery, str)
+                else f'must be "thread" or "process", got {type_name(delivery)}',
+                "delivery",
+            )
+        #: "thread" (default) or "process": see docs/exporters.md#delivery.
+        self.delivery: str = delivery
         self.instance_name: str = instance_name or type(self).name or type(self).__name__.lower()
         self.realtime = realtime
         self.log_level: str = log_level.lower()

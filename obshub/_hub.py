@@ -23,6 +23,7 @@ from obshub._config import (
     shutdown_timeout_of,
 )
 from obshub._delivery import Channel, ChannelStats, ExporterFlush, FlushResult
+from obshub._delivery.process import ProcessChannel
 from obshub._delivery.spool import read_records
 from obshub._exporters import Exporter
 from obshub._failed import FailedExporter
@@ -410,7 +411,7 @@ class Hub:
 
     # -- delivery --------------------------------------------------------------------
 
-    def _channels(self) -> list[Channel]:
+    def _channels(self) -> list[Channel | ProcessChannel]:
         static = [c for live in self._live.values() for c in live.channels]
         return static + self._on_demand.channels()
 
@@ -487,7 +488,7 @@ class Hub:
                     stats[f"{name}/{exporter.instance_name}"] = exporter.stats(name)
         return stats
 
-    def _matching(self, exporter: str | None) -> list[Channel]:
+    def _matching(self, exporter: str | None) -> list[Channel | ProcessChannel]:
         channels = [
             c
             for c in self._channels()
@@ -511,7 +512,7 @@ class Hub:
         deadline = None if timeout is None else time.monotonic() + timeout
         counts: dict[str, int] = {}
         for channel in self._matching(exporter):
-            if channel.spool is None:
+            if channel.exporter.spool_dir is None:
                 continue
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             counts[channel.name] = channel.replay(remaining)

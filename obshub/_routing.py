@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import attrs
 
 from obshub._delivery import Channel
+from obshub._delivery.process import Link, ProcessChannel, can_fork
 from obshub._exporters import Exporter
 from obshub._frozen import FrozenDict, frozen_dict
 from obshub._logging import RateLimitedLog, get_logger
@@ -41,7 +42,13 @@ from obshub.spans import (
     time_to_ns,
 )
 
-__all__ = ["LiveConfig", "PendingEvent", "RecordedSpan", "RecordedTrace"]
+__all__ = [
+    "LiveConfig",
+    "PendingEvent",
+    "RecordedSpan",
+    "RecordedTrace",
+    "restore_record",
+]
 
 _log = get_logger()
 _limited = RateLimitedLog()
@@ -68,6 +75,10 @@ class RecordedTrace(Protocol):
     def metadata(self) -> Any: ...
     @property
     def attributes(self) -> Any: ...
+
+    def shipped(self) -> tuple[Any, ...]:
+        """The trace's fields as a delivery helper process receives them."""
+        ...
 
     #: Where the snapshot builder keeps the JSON-safe copies of those, by field:
     #: (value, copy). Recording only makes room for it.
@@ -100,6 +111,21 @@ class PendingEvent:
     fields: dict[str, Any]
     _event: Any = attrs.field(init=False, default=_UNBUILT)
 
+    def shipped(self) -> tuple[Any, ...]:
+        """What a delivery helper process receives of this event (see `restore_record`)."""
+        span = self.span
+        return (
+            "p",
+            self.kind.value,
+            self.trace.shipped(),
+            span.span_id,
+            span.parent_span_id,
+            span.name,
+            span.type.value,
+            span.start_time,
+            self.fields,
+        )
+
     def approx_size(self) -> int:
         """Estimated bytes this queued event keeps alive (asked only in a backlog)."""
         return approx_size(self.fields)
@@ -113,6 +139,173 @@ class PendingEvent:
             event = self.config.build(self.kind, self.trace, self.span, self.fields, None, False)
             self._event = event
         return event  # type: ignore[no-any-return]
+
+
+# -- records shipped to a delivery helper process ------------------------------------------
+#
+# With ``delivery = "process"`` (obshub._delivery.process) a recorded span is
+# pickled as its raw recorded values; the helper, a fork of the application,
+# restores it here and builds the snapshot with its copy of the live config.
+
+#: The live config a delivery helper process serves (None in the application).
+_helper_config: LiveConfig | None = None
+
+
+class ShippedTrace:
+    """A trace's recorded fields as a helper process received them (a `RecordedTrace`)."""
+
+    __slots__ = (
+        "attributes",
+        "metadata",
+        "name",
+        "session_id",
+        "snapshot_cache",
+        "tags",
+        "trace_id",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        trace_id: str,
+        name: str,
+        session_id: str | None,
+        user_id: str | None,
+        tags: tuple[str, ...],
+        metadata: Any,
+        attributes: Any,
+    ) -> None:
+        self.trace_id = trace_id
+        self.name = name
+        self.session_id = session_id
+        self.user_id = user_id
+        self.tags = tags
+        self.metadata = metadata
+        self.attributes = attributes
+        self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
+
+    def shipped(self) -> tuple[Any, ...]:
+        """The fields it was restored from (a restored trace is not handed off again)."""
+        return (
+            self.trace_id,
+            self.name,
+            self.session_id,
+            self.user_id,
+            self.tags,
+            self.metadata,
+            self.attributes,
+        )
+
+
+class ShippedSpan:
+    """An ended span as a helper process received it: built into its event on first use."""
+
+    __slots__ = (
+        "_built",
+        "end_time",
+        "fields",
+        "is_event",
+        "name",
+        "parent_span_id",
+        "span_id",
+        "start_time",
+        "trace",
+        "type",
+    )
+
+    def __init__(
+        self,
+        trace: ShippedTrace,
+        span_id: str,
+        parent_span_id: str | None,
+        name: str,
+        span_type: SpanType,
+        start_time: int,
+        fields: dict[str, Any],
+        end_time: int | None,
+        is_event: bool,
+    ) -> None:
+        self.trace = trace
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.name = name
+        self.type = span_type
+        self.start_time = start_time
+        self.fields = fields
+        self.end_time = end_time
+        self.is_event = is_event
+        self._built: Any = _UNBUILT
+
+    def approx_size(self) -> int:
+        """Estimated bytes this queued span keeps alive (asked only in a backlog)."""
+        return approx_size(self.fields)
+
+    def build_event(self) -> SpanEvent | None:
+        """The ended event's snapshot, built once for every exporter of the helper."""
+        built = self._built
+        if built is _UNBUILT:
+            config = _helper_config
+            if config is None:
+                raise RuntimeError("a shipped span is built only in a delivery helper process")
+            built = config.build(
+                EventKind.ENDED, self.trace, self, self.fields, self.end_time, self.is_event
+            )
+            self._built = built
+        return built  # type: ignore[no-any-return]
+
+
+class _SpanView:
+    """What a started or updated event reads of its span (a `RecordedSpan`)."""
+
+    __slots__ = ("name", "parent_span_id", "span_id", "start_time", "type")
+
+    def __init__(
+        self, span_id: str, parent_span_id: str | None, name: str, span_type: SpanType, start: int
+    ) -> None:
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.name = name
+        self.type = span_type
+        self.start_time = start
+
+
+def _restore_trace(fields: tuple[Any, ...], traces: dict[int, ShippedTrace]) -> ShippedTrace:
+    trace = traces.get(id(fields))
+    if trace is None:
+        trace = traces[id(fields)] = ShippedTrace(*fields)
+    return trace
+
+
+def restore_record(
+    payload: tuple[Any, ...], traces: dict[int, ShippedTrace]
+) -> ShippedSpan | PendingEvent:
+    """A shipped record (``LiveSpan.shipped`` / `PendingEvent.shipped`), ready to queue.
+
+    ``traces`` maps the traces of one hand-off (shared tuples) to their restored state.
+    """
+    if payload[0] == "s":
+        _, fields_of_trace, span_id, parent, name, span_type, start, fields, end, is_event = payload
+        return ShippedSpan(
+            _restore_trace(fields_of_trace, traces),
+            span_id,
+            parent,
+            name,
+            _SPAN_TYPES[span_type],
+            start,
+            fields,
+            end,
+            is_event,
+        )
+    config = _helper_config
+    if config is None:
+        raise RuntimeError("a shipped event is built only in a delivery helper process")
+    _, kind, fields_of_trace, span_id, parent, name, span_type, start, fields = payload
+    view = _SpanView(span_id, parent, name, _SPAN_TYPES[span_type], start)
+    trace = _restore_trace(fields_of_trace, traces)
+    return PendingEvent(config, EventKind(kind), trace, view, fields)
+
+
+_SPAN_TYPES = {t.value: t for t in SpanType}
 
 
 def _as_json(value: Any, limits: Limits) -> Any:
@@ -231,8 +424,22 @@ class LiveConfig:
         self.limits = limits
         # A disabled exporter (enabled=False in code, or one that disabled itself,
         # e.g. for missing credentials) gets no channel: nothing is queued for it.
-        self.channels: tuple[Channel, ...] = tuple(
-            Channel(e, name, tail=sampler.tail) for e in exporters if e.enabled
+        # Exporters with delivery = "process" share one helper process (a `Link`).
+        enabled = [e for e in exporters if e.enabled]
+        in_process = [e for e in enabled if e.delivery == "process"] if can_fork() else []
+        self.link: Link | None = None
+        if in_process:
+            self.link = Link(
+                name,
+                in_process,
+                tail=sampler.tail,
+                limits=limits,
+                child_init=self._serve_here,
+                restore=restore_record,
+            )
+        by_exporter = {id(c.exporter): c for c in self.link.channels} if self.link else {}
+        self.channels: tuple[Channel | ProcessChannel, ...] = tuple(
+            by_exporter.get(id(e)) or Channel(e, name, tail=sampler.tail) for e in enabled
         )
         self.started = self._wanting(EventKind.STARTED)
         self.updated = self._wanting(EventKind.UPDATED)
@@ -243,8 +450,16 @@ class LiveConfig:
             EventKind.ENDED: self.ended,
         }
         self._lock = threading.Lock()
+        if self.link is not None:
+            # The helper is a fork made now: it gets the whole config.
+            self.link.start()
 
-    def _wanting(self, kind: EventKind) -> tuple[Channel, ...]:
+    def _serve_here(self) -> None:
+        # In the delivery helper process: shipped records are built with this config.
+        global _helper_config
+        _helper_config = self
+
+    def _wanting(self, kind: EventKind) -> tuple[Channel | ProcessChannel, ...]:
         return tuple(c for c in self.channels if kind in c.exporter.event_kinds)
 
     # -- application thread ------------------------------------------------------

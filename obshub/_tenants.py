@@ -20,6 +20,7 @@ import attrs
 
 from obshub._config import Config, build_config
 from obshub._delivery import Channel
+from obshub._delivery.process import ProcessChannel
 from obshub._logging import RateLimitedLog, get_logger
 from obshub._plugins import PluginRegistry
 from obshub._routing import LiveConfig
@@ -118,7 +119,7 @@ class OnDemandConfigs:
         with self._lock:
             return [live for live, _ in self._cache.values()] + list(self._retiring)
 
-    def channels(self) -> list[Channel]:
+    def channels(self) -> list[Channel | ProcessChannel]:
         return [c for live in self.live_configs() for c in live.channels]
 
     def close(self) -> None:

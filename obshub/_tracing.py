@@ -131,6 +131,7 @@ class TraceState:
     """
 
     __slots__ = (
+        "_shipped",
         "attributes",
         "config",
         "metadata",
@@ -157,15 +158,37 @@ class TraceState:
         self.attributes: Any = None
         # Room for the snapshot builder's JSON-safe copies of those (obshub._routing).
         self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
+        self._shipped: tuple[Any, ...] | None = None
+
+    def shipped(self) -> tuple[Any, ...]:
+        """The trace's recorded fields as a delivery helper process receives them.
+
+        Made once and kept until a field changes, so every span of the trace
+        handed off together refers to the same tuple (sent once).
+        """
+        shipped = self._shipped
+        if shipped is None:
+            shipped = self._shipped = (
+                self.trace_id,
+                self.name,
+                self.session_id,
+                self.user_id,
+                self.tags,
+                self.metadata,
+                self.attributes,
+            )
+        return shipped
 
     def set_root_fields(self, fields: Mapping[str, Any]) -> None:
         """Remember the root span's ``metadata`` and ``attributes`` (its current values)."""
         if self.sampled:
             self.metadata = fields.get("metadata")
             self.attributes = fields.get("attributes")
+            self._shipped = None
 
     def set_trace_fields(self, fields: dict[str, Any]) -> None:
         """Move session_id, user_id and tags out of ``fields`` onto the trace."""
+        self._shipped = None
         if "session_id" in fields:
             value = fields.pop("session_id")
             self.session_id = None if value is None else printable(value)
@@ -228,6 +251,26 @@ class LiveSpan:
         self._built: Any = _UNBUILT
         self._token: contextvars.Token[LiveSpan | None] | None = None
         self._bridge_token: object = None
+
+    def shipped(self) -> tuple[Any, ...]:
+        """What a delivery helper process receives of this ended span: its raw values.
+
+        The helper (obshub._delivery.process) builds the snapshot from them
+        (obshub._routing.restore_record); the trace pickles once per hand-off.
+        """
+        trace = self._trace
+        return (
+            "s",
+            trace._shipped or trace.shipped(),
+            self.span_id,
+            self.parent_span_id,
+            self.name,
+            self.type._value_,
+            self.start_time,
+            self._fields,
+            self._end_time,
+            self._is_event,
+        )
 
     # -- identity -------------------------------------------------------------
 

@@ -30,6 +30,7 @@ def _imports(module: str) -> list[tuple[str, list[str]]]:
         ("_routing", {"obshub._tracing", "obshub._hub"}),
         ("_tracing", {"obshub._hub"}),
         ("_delivery/channel", {"obshub._tracing", "obshub._routing", "obshub._hub"}),
+        ("_delivery/process", {"obshub._tracing", "obshub._routing", "obshub._hub"}),
     ],
 )
 def test_a_layer_does_not_import_the_layers_above_it(

@@ -38,6 +38,9 @@ __all__ = ["Channel"]
 _SPILL_CHUNK = 512
 
 _channels: weakref.WeakSet[Channel] = weakref.WeakSet()
+#: True in a delivery helper process (`obshub._delivery.process`), set around
+#: its fork: the helper must not restart the application's thread channels.
+forking_helper = False
 
 
 class FlushRequest:
@@ -538,6 +541,8 @@ class Channel:
 
 
 def _reinit_channels_after_fork() -> None:
+    if forking_helper:
+        return
     for channel in list(_channels):
         channel._after_fork_in_child()
 

@@ -55,6 +55,8 @@ _BAD_COMMON_SETTINGS = [
     pytest.param("spool_dir", 5, "spool_dir", id="spool_dir-number"),
     pytest.param("spool_max_bytes", "1 MB", "spool_max_bytes", id="spool_max_bytes-string"),
     pytest.param("spool_max_bytes", 100, "spool_max_bytes", id="spool_max_bytes-too-small"),
+    pytest.param("delivery", "fork", "delivery", id="delivery-unknown"),
+    pytest.param("delivery", True, "delivery", id="delivery-bool"),
     pytest.param(
         "sampling",
         {"strategy": "ratio", "probability": 2},
