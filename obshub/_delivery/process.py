@@ -269,6 +269,7 @@ class Link:
         self._ship_of: dict[type, Any] = {}
         self._monotonic = monotonic
         self.channels = tuple(ProcessChannel(self, slot, e) for slot, e in enumerate(exporters))
+        self._realtime = any(e.realtime for e in exporters)
         self._limited = RateLimitedLog()
         self._lost_lock = threading.Lock()
         self._deaths: deque[float] = deque()
@@ -302,6 +303,8 @@ class Link:
         #: Records written to the pipe so far (every helper).
         self.written = 0
         self.thread_mode = False
+        #: A request waits in the queue: hand off now, without gathering.
+        self.urgent = False
         self._threads: list[threading.Thread] = []
 
     def _start(self) -> None:
@@ -321,16 +324,16 @@ class Link:
                 return
             if self.pid is None and not self._spawn():
                 continue
-            if not queue and not held:
-                self.wake.wait(None)
-                self.wake.clear()
+            if not held:
                 if not queue:
+                    self.wake.wait(None)
+                    self.wake.clear()
                     continue
-                if not any(c.realtime for c in self.channels) and len(queue) < FRAME_RECORDS:
-                    # Let a batch gather: one write and one pickle call for many spans.
+                if not (self._realtime or self.urgent) and len(queue) < FRAME_RECORDS:
+                    # Let a batch gather: one write and one marshal call for many
+                    # spans. A request (flush ...) or a full frame ends the wait.
                     self.wake.wait(FEED_INTERVAL)
                     self.wake.clear()
-            if not held:
                 frame = self._next_frame()
                 if frame is None:
                     continue
@@ -374,6 +377,7 @@ class Link:
                 if items:
                     queue.appendleft((slot, record))
                     break
+                self.urgent = False
                 return self._control_frame(record), []
             if record is not last:
                 ship = ship_of.get(kind, _UNKNOWN)
@@ -626,6 +630,7 @@ class Link:
     def request(self, slot: int, op: str, *args: Any) -> _Reply:
         reply = _Reply()
         self.queue.append((slot, _Control(op, (slot, *args), reply)))
+        self.urgent = True
         self.wake.set()
         return reply
 
@@ -768,7 +773,7 @@ class ProcessChannel:
             link.bytes += size
             item = Sized(item, size)
         queue.append((self.slot, item))
-        if waiting == 0 or self.realtime:
+        if waiting == 0 or waiting == FRAME_RECORDS or self.realtime:
             wake = link.wake
             if not wake.is_set():
                 wake.set()

@@ -327,3 +327,20 @@ def test_stats_of_a_process_exporter_come_from_the_helper(hubs: Any, kit: Any) -
     assert hub.flush(kit.WAIT)
     stats = kit.only_stats(hub)
     assert (stats.exported, stats.state, stats.type) == (10, "running", "langfuse")
+
+
+def test_a_config_table_chooses_the_helper_process_and_a_bad_value_names_its_key(
+    tmp_path: Path,
+) -> None:
+    table = {"type": "jsonl", "path": str(tmp_path / "out.jsonl"), "delivery": "process"}
+    hub = obshub.Hub.from_config({"configs": {"prod": {"exporters": {"local": table}}}})
+    try:
+        assert [c.name for c in _link(hub).channels] == ["prod/local"]
+        assert hub.stats()["prod/local"].state == "running"
+    finally:
+        assert hub.shutdown(10)
+    table["delivery"] = "subprocess"
+    with pytest.raises(obshub.ConfigError) as raised:
+        obshub.Hub.from_config({"configs": {"prod": {"exporters": {"local": table}}}})
+    assert "configs.prod.exporters.local.delivery" in str(raised.value)
+    assert '"thread" or "process"' in str(raised.value)
