@@ -35,6 +35,7 @@ forks (a pre-fork server), the child starts empty with a helper of its own.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import itertools
 import marshal
@@ -1103,6 +1104,10 @@ def serve(link: Link, down: int, up: int) -> int:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # The application's objects, inherited, are never collected here: kept
+        # out of the collector, their pages stay shared with the application
+        # instead of being copied when a collection walks them.
+        gc.freeze()
         link.child_init()
         helper = _Helper(link, up)
     except Exception as exc:
