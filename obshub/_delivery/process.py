@@ -41,6 +41,7 @@ import itertools
 import marshal
 import os
 import pickle
+import select
 import signal
 import struct
 import sys
@@ -51,7 +52,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import BuiltinFunctionType, FunctionType
-from typing import Any, BinaryIO
+from typing import Any
 
 from obshub._delivery import channel as channel_module
 from obshub._delivery.channel import Channel
@@ -80,6 +81,10 @@ FEED_INTERVAL = 0.02
 FRAME_RECORDS = 2048
 #: Seconds between the helper's reports (queued, paused, counters).
 REPORT_INTERVAL = 0.1
+#: The helper reports at least this often, even when nothing changed ...
+HEARTBEAT = 1.0
+#: ... and is taken for stuck (killed, restarted) after this many silent seconds.
+SILENCE_LIMIT = 30.0
 #: Seconds `ProcessChannel.stats` waits for the helper's answer.
 STATS_WAIT = 1.0
 #: Pipe capacity asked for (Linux), so the feeder rarely waits on the helper.
@@ -158,24 +163,41 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _read_frame(stream: BinaryIO) -> Any:
-    """The next frame's value; None at end of stream."""
-    header = stream.read(5)
-    if len(header) < 5:
-        return None
-    (length,) = _HEADER.unpack_from(header)
-    body = stream.read(length)
-    if len(body) < length:
-        return None
-    return marshal.loads(body) if header[4:] == b"M" else pickle.loads(body)
-
-
 def _widen(fd: int) -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             import fcntl
 
             fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_BYTES)
+
+
+class _FrameStream:
+    """Frames read from a pipe, with a limit on how long the pipe may stay silent."""
+
+    def __init__(self, fd: int, chunk: int = 1 << 16) -> None:
+        self.fd = fd
+        self.chunk = chunk
+        self.buffer = bytearray()
+
+    def next(self, timeout: float | None) -> Any:
+        """The next frame's value; None at end of stream; `TimeoutError` after ``timeout`` s."""
+        buffer = self.buffer
+        while True:
+            if len(buffer) >= 5:
+                (length,) = _HEADER.unpack_from(buffer)
+                end = 5 + length
+                if len(buffer) >= end:
+                    kind, body = buffer[4:5], bytes(buffer[5:end])
+                    del buffer[:end]
+                    return marshal.loads(body) if kind == b"M" else pickle.loads(body)
+            if timeout is not None:
+                ready, _, _ = select.select([self.fd], [], [], timeout)
+                if not ready:
+                    raise TimeoutError
+            chunk = os.read(self.fd, self.chunk)
+            if not chunk:
+                return None
+            buffer += chunk
 
 
 class _Built:
@@ -512,22 +534,33 @@ class Link:
         return True
 
     def _read_loop(self, pid: int, up: int) -> None:
-        stream = io.BufferedReader(io.FileIO(up, "rb", closefd=True), buffer_size=1 << 16)
-        with stream:
+        why = "exited"
+        stream = _FrameStream(up)
+        try:
             while True:
                 try:
-                    message = _read_frame(stream)
+                    message = stream.next(SILENCE_LIMIT)
+                except TimeoutError:
+                    # No report for that long (it sends one every second at
+                    # least): the helper is stuck. Kill it; it is restarted.
+                    why = f"unresponsive for {SILENCE_LIMIT:g} s, killed"
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                    break
                 except Exception:
                     message = None
                 if message is None:
                     break
                 self._answer(message)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(up)
         if self._up == up:
             self._up = None
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, 0)
         if pid == self.pid and not self._stopping:
-            self._helper_lost("exited")
+            self._helper_lost(why)
         self._exited.set()
 
     def _answer(self, message: tuple[Any, ...]) -> None:
@@ -1020,13 +1053,19 @@ class _Helper:
 
     def report_loop(self) -> None:
         parent = os.getppid()
+        quiet = 0.0
         while not self.done.wait(REPORT_INTERVAL):
             if os.getppid() != parent:
                 # Our parent is gone without closing the pipe (a child of it
                 # holds the write end): treat it as the end of the stream.
                 self.finish()
                 os._exit(0)
-            self.report(changed_only=True)
+            quiet += REPORT_INTERVAL
+            if quiet >= HEARTBEAT:
+                quiet = 0.0
+                self.report()
+            else:
+                self.report(changed_only=True)
 
     def report(self, changed_only: bool = False) -> None:
         """Send the queued figures, counters and items received since the last report."""
@@ -1115,11 +1154,13 @@ def serve(link: Link, down: int, up: int) -> int:
             _log.error("delivery_process_start_failed", error=describe(exc))
         return 70
     threading.Thread(target=helper.report_loop, name="obshub-helper-report", daemon=True).start()
-    stream = io.BufferedReader(io.FileIO(down, "rb", closefd=True), buffer_size=1 << 20)
+    stream = _FrameStream(down, PIPE_BYTES)
     exit_asked = False
     while True:
         try:
-            message = _read_frame(stream)
+            message = stream.next(None)
+        except OSError:
+            message = None
         except Exception as exc:
             _log.error("delivery_process_bad_frame", error=describe(exc))
             continue

@@ -344,3 +344,27 @@ def test_a_config_table_chooses_the_helper_process_and_a_bad_value_names_its_key
         obshub.Hub.from_config({"configs": {"prod": {"exporters": {"local": table}}}})
     assert "configs.prod.exporters.local.delivery" in str(raised.value)
     assert '"thread" or "process"' in str(raised.value)
+
+
+def test_a_stuck_helper_is_killed_and_replaced(
+    server: LangfuseStandIn, hubs: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "SILENCE_LIMIT", 1.0)
+    hub = hubs(delivery="process")
+    recorder = kit.Recorder(hub)
+    recorder.record(10, "before")
+    assert hub.flush(kit.WAIT)
+    link = _link(hub)
+    stuck = link.pid
+    assert stuck is not None
+    with capture_logs() as logs:
+        os.kill(stuck, signal.SIGSTOP)  # alive, silent: what a deadlock looks like
+        wait_for(lambda: link.pid not in (None, stuck), kit.WAIT, message="not replaced")
+    assert _gone(stuck)
+    (died,) = [e for e in logs if e["event"] == "delivery_process_died"]
+    assert "unresponsive" in died["why"]
+    after = recorder.record(10, "after")
+    assert hub.flush(kit.WAIT)
+    server.wait_for_observations(20, timeout=kit.WAIT)
+    accepted = kit.accepted_span_ids(server)
+    assert all(accepted[i] == 1 for i in after)
