@@ -155,9 +155,13 @@ def run_point(
     try:
         try:
             exporters = build_exporters(receiver, count, jsonl, options)
+            hub = obshub.Hub(exporters=exporters, service_name="obshub-bench")
         except Skip as exc:
             return {"skipped": str(exc)}
-        hub = obshub.Hub(exporters=exporters, service_name="obshub-bench")
+        except (obshub.ConfigError, TypeError) as exc:
+            if not options:
+                raise
+            return {"skipped": f"the hub rejects {sorted(options)}: {type(exc).__name__}: {exc}"}
         paths = [LANGFUSE] + ([OTLP] if count == 3 else [])
         request = obshub_request(hub, 0)  # the trace alone: no application work
         for i in range(WARMUP_TRACES):

@@ -4,9 +4,9 @@ Runs ``hotpath.py``, ``endtoend.py``, ``realtime.py``, ``scaling.py``,
 ``memory.py``, ``wholeprocess.py`` and ``dropcurve.py``, each in a fresh
 Python process (so one cannot warm up, or leave memory behind for, another),
 collects their JSON results, adds the environment (Python, CPU count, load,
-timestamp, git commit and dirty flag, package versions), prints every target with PASS/MISS and the ratios against
-the peers, and draws ``bench/results/scaling.png`` when matplotlib is
-installed::
+timestamp, git commit and dirty flag, package versions), prints every target
+with PASS/MISS and the ratios against the peers, and draws
+``bench/results/scaling.png`` when matplotlib is installed::
 
     .venv/bin/python bench/run.py            # full run, about 15 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # smoke run, about 2 minutes

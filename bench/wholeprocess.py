@@ -120,13 +120,13 @@ class ObshubSetup(Setup):
                 base_url=receiver.url + "/obshub",
                 **opts,
             )
+            self.hub = obshub.Hub(exporters=[exporter], service_name="obshub-bench")
         except (obshub.ConfigError, TypeError) as exc:
             if process or opts:
                 raise Skip(
                     f"LangfuseExporter rejects {sorted(opts)}: {type(exc).__name__}: {exc}"
                 ) from None
             raise
-        self.hub = obshub.Hub(exporters=[exporter], service_name="obshub-bench")
         super().__init__(obshub_request(self.hub, chunk), "/obshub" + LANGFUSE_PATH)
         extra = f", options {opts}" if opts else ""
         self.description = f"obshub Hub + LangfuseExporter (defaults{extra})"
@@ -233,7 +233,40 @@ def make_setup(
 # -- one run, in this (fresh) process ---------------------------------------------------------
 
 
-def run_threads(request: RequestFn, threads: int, seconds: float) -> dict[str, Any]:
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def helper_cpu_seconds(exclude: set[int]) -> tuple[float, int]:
+    """CPU seconds of this process's child processes (minus ``exclude``), and how many.
+
+    A delivery mode that moves the exporter's work into a helper process takes
+    CPU there, where ``process_time`` does not see it (Linux ``/proc``; 0 elsewhere).
+    """
+    me = os.getpid()
+    total = 0
+    found = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0.0, 0
+    for entry in entries:
+        if not entry.isdigit() or int(entry) in exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command: state, ppid, ..., utime (14th field overall), stime (15th)
+        if int(fields[1]) == me:
+            total += int(fields[11]) + int(fields[12])
+            found += 1
+    return total / _TICK, found
+
+
+def run_threads(
+    request: RequestFn, threads: int, seconds: float, exclude: set[int] | None = None
+) -> dict[str, Any]:
     """T threads run requests back to back from a common start until the deadline."""
     counts = [0] * threads
     ends = [0.0] * threads
@@ -241,10 +274,12 @@ def run_threads(request: RequestFn, threads: int, seconds: float) -> dict[str, A
     window: dict[str, float] = {}
 
     def start() -> None:  # runs once, in the last thread to reach the barrier
+        window["helper0"], window["helpers"] = helper_cpu_seconds(skip)
         window["cpu0"] = time.process_time()
         window["t0"] = time.perf_counter()
         window["deadline"] = window["t0"] + seconds
 
+    skip = exclude or set()
     barrier = threading.Barrier(threads, action=start)
 
     def app_thread(k: int) -> None:
@@ -269,8 +304,11 @@ def run_threads(request: RequestFn, threads: int, seconds: float) -> dict[str, A
         t.join()
     process_cpu = time.process_time() - window["cpu0"]
     elapsed = max(ends) - window["t0"]
+    helper_cpu = helper_cpu_seconds(skip)[0] - window["helper0"]
     requests = sum(counts)
     return {
+        "helper_processes": int(window["helpers"]),
+        "helper_cpu_us_per_request": helper_cpu / requests * 1e6,
         "requests": requests,
         "per_thread": counts,
         "seconds": elapsed,
@@ -322,7 +360,8 @@ def run_child(
             "work_us_in_child": work_us,
             "warmup_spans_delivered": base,
         }
-        result.update(run_threads(setup.request, threads, seconds))
+        exclude = set() if receiver is None else {receiver.proc.pid}
+        result.update(run_threads(setup.request, threads, seconds, exclude))
         if receiver is None or setup.path is None:
             return result
         # What had arrived when the application stopped (before any flush): whether the
@@ -433,6 +472,10 @@ def summarise(
                     r["other_cpu_us_per_request"] for r in good
                 ),
                 "work_us_in_child_median": statistics.median(r["work_us_in_child"] for r in good),
+                "helper_cpu_us_per_request_median": statistics.median(
+                    r.get("helper_cpu_us_per_request", 0.0) for r in good
+                ),
+                "helper_processes": max(r.get("helper_processes", 0) for r in good),
             }
             if "spans_recorded" in good[0]:
                 row.update(
@@ -614,12 +657,13 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
     header = (
         f"{'peer':<24} {'thr':>3} {'req/s':>8} {'lost':>7} {'recorded':>9} {'delivered':>10} "
         f"{'min':>7} {'window':>7} {'dropped':>8} {'app CPU':>8} {'other CPU':>10} "
+        f"{'helper CPU':>10} "
         f"{'drain':>6} {'work':>5}"
     )
     out(header)
     out(
         f"{'':<24} {'':>3} {'':>8} {'':>7} {'spans':>9} {'%':>10} {'%':>7} {'%':>7} "
-        f"{'obshub':>8} {'us/req':>8} {'us/req':>10} {'s':>6} {'us':>5}"
+        f"{'obshub':>8} {'us/req':>8} {'us/req':>10} {'us/req':>10} {'s':>6} {'us':>5}"
     )
     out("-" * len(header))
     for peer, rows in result["peers"].items():
@@ -633,6 +677,9 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
             recorded = row.get("spans_recorded_median")
             drain = row.get("drain_s_median")
             window = row.get("delivered_in_window_pct_median")
+            helper = (
+                row["helper_cpu_us_per_request_median"] if row.get("helper_processes") else None
+            )
             out(
                 f"{peer:<24} {threads:>3} {row['requests_per_s_median']:>8.0f} "
                 f"{_pct(row.get('lost_fraction')):>7} "
@@ -640,7 +687,8 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
                 f"{_num(window, '.1f'):>7} "
                 f"{_num(dropped, ',.0f'):>8} "
                 f"{row['app_cpu_us_per_request_median']:>8.0f} "
-                f"{row['other_cpu_us_per_request_median']:>10.0f} {_num(drain, '.1f'):>6} "
+                f"{row['other_cpu_us_per_request_median']:>10.0f} {_num(helper, '.0f'):>10} "
+                f"{_num(drain, '.1f'):>6} "
                 f"{row['work_us_in_child_median']:>5.0f}"
             )
     out(
@@ -653,7 +701,8 @@ def print_table(result: dict[str, Any], out: Callable[[str], None] = print) -> N
     )
     out(
         "  app CPU: the application threads' own CPU; other CPU: the rest of the process "
-        "(exporter workers, GC of their objects) per request"
+        "(exporter workers, GC of their objects) per request; helper CPU: child processes "
+        "of the application (a delivery helper; the receiver excluded)"
     )
     for name, reason in result["skipped"].items():
         out(f"  {name}: skipped: {reason}")
