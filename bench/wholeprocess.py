@@ -408,7 +408,6 @@ def child_cmd(
     chunk: int,
     options: list[str],
     drain: float,
-    out: str,
 ) -> list[str]:
     cmd = [
         sys.executable,
@@ -423,8 +422,6 @@ def child_cmd(
         str(chunk),
         "--drain-timeout",
         str(drain),
-        "--json",
-        out,
     ]
     for option in options:
         cmd += ["--obshub-option", option]
@@ -435,7 +432,7 @@ def spawn(cmd: list[str], timeout: float) -> dict[str, Any]:
     fd, tmp = tempfile.mkstemp(prefix="wholeprocess-", suffix=".json")
     os.close(fd)
     try:
-        cmd = [*cmd[:-1], tmp]
+        cmd = [*cmd, "--json", tmp]
         try:
             proc = subprocess.run(cmd, timeout=timeout, check=False)
             code: int | str = proc.returncode
@@ -575,7 +572,6 @@ def run_parent(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str
                     chunk,
                     args.obshub_option,
                     args.drain_timeout,
-                    "OUT",
                 )
                 res = spawn(cmd, timeout)
                 if "skipped" in res:
