@@ -108,7 +108,9 @@ class Counters:
             self.decode_errors = 0
             self.stalled = 0
             self.by_path: dict[str, dict[str, int]] = {}
-            self._ids: set[bytes] = set()
+            # span ids per path: the same span sent to two paths (two exporters of
+            # one hub fanning out) is not a duplicate; sent twice to one path, it is
+            self._ids: dict[str, set[bytes]] = {}
             self.duplicates = 0
 
     def add(
@@ -135,9 +137,10 @@ class Counters:
                 self.spans += len(span_ids)
                 entry["spans"] += len(span_ids)
                 if self._track_ids:
-                    before = len(self._ids)
-                    self._ids.update(span_ids)
-                    self.duplicates += len(span_ids) - (len(self._ids) - before)
+                    ids = self._ids.setdefault(path, set())
+                    before = len(ids)
+                    ids.update(span_ids)
+                    self.duplicates += len(span_ids) - (len(ids) - before)
                 if span_ids:
                     totals, arrivals, counted = self.history.setdefault(path, ([], [], []))
                     totals.append(entry["spans"])
@@ -189,7 +192,9 @@ class Counters:
                 "bytes_wire": self.bytes_wire,
                 "bytes_decoded": self.bytes_decoded,
                 "spans": self.spans,
-                "unique_spans": len(self._ids) if self._track_ids else None,
+                "unique_spans": sum(len(ids) for ids in self._ids.values())
+                if self._track_ids
+                else None,
                 "duplicate_spans": self.duplicates if self._track_ids else None,
                 "scores": self.scores,
                 "decode_errors": self.decode_errors,

@@ -1,15 +1,15 @@
 """Run the obshub benchmark suite and write ``bench/results/latest.json``.
 
-Runs ``hotpath.py``, ``endtoend.py``, ``realtime.py``, ``scaling.py`` and
-``memory.py``, each in a fresh Python process (so one cannot warm up, or
-leave memory behind for, another), collects their JSON results, adds the
-environment (Python, CPU count, load, timestamp, git commit and dirty flag,
-package versions), prints every target with PASS/MISS and the ratios against
-the peers, and draws ``bench/results/scaling.png`` when matplotlib is
-installed::
+Runs ``hotpath.py``, ``endtoend.py``, ``realtime.py``, ``scaling.py``,
+``memory.py``, ``wholeprocess.py`` and ``dropcurve.py``, each in a fresh
+Python process (so one cannot warm up, or leave memory behind for, another),
+collects their JSON results, adds the environment (Python, CPU count, load,
+timestamp, git commit and dirty flag, package versions), prints every target
+with PASS/MISS and the ratios against the peers, and draws
+``bench/results/scaling.png`` when matplotlib is installed::
 
-    .venv/bin/python bench/run.py            # full run, about 5 minutes on 2 cores
-    .venv/bin/python bench/run.py --quick    # smoke run, under 30 seconds
+    .venv/bin/python bench/run.py            # full run, about 15 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # smoke run, about 2 minutes
 
 A quick run writes ``latest-quick.json`` and ``scaling-quick.png`` instead, so
 it never replaces the figures of a full run.
@@ -34,7 +34,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-SCRIPTS = ("hotpath", "endtoend", "realtime", "scaling", "memory")
+SCRIPTS = ("hotpath", "endtoend", "realtime", "scaling", "memory", "wholeprocess", "dropcurve")
 
 sys.path.insert(0, str(BENCH))
 
@@ -214,6 +214,49 @@ def summary_table(result: dict[str, Any]) -> list[str]:
                 f"queued span  growth after full {p['growth_after_full_mb']:+.1f} MB, "
                 f"steady {_fmt(p['growth_steady_mb'], '+.1f')} MB"
             )
+    whole = result.get("wholeprocess")
+    if whole:
+        m = whole["method"]
+        lines.append(
+            f"whole process ({m['work_us_measured']:.0f} us of work + a 5-span trace per request, "
+            "default settings): req/s | lost | delivered %, threads "
+            + "/".join(str(t) for t in m["threads"])
+            + ":"
+        )
+        for name, rows in whole["peers"].items():
+            cells = []
+            for row in rows.values():
+                if "requests_per_s_median" not in row:
+                    cells.append("error")
+                    continue
+                lost = row.get("lost_fraction")
+                delivered = row.get("delivered_pct_min")
+                cells.append(
+                    f"{row['requests_per_s_median']:.0f} | "
+                    f"{'-' if lost is None else f'{100 * lost:.0f}%'} | "
+                    f"{'-' if delivered is None else f'{delivered:.1f}'}"
+                )
+            lines.append(f"  {name:<24} " + "   ".join(cells))
+        for name, reason in whole.get("skipped", {}).items():
+            lines.append(f"  {name:<24} skipped: {reason}")
+    drop = result.get("dropcurve")
+    if drop:
+        lines.append(
+            "drop curve (obshub defaults; offered -> achieved spans/s, dropped, delivered/s):"
+        )
+        ratios = {r["rate"]: r["ratio"] for r in drop["ratio_3_vs_1"]}
+        for count, curve in drop["curves"].items():
+            cells = "  ".join(
+                f"{p['rate'] / 1000:.0f}k->{p['achieved_spans_per_s'] / 1000:.1f}k "
+                f"d{p['dropped']} {p['delivered_spans_per_s_min'] / 1000:.1f}k/s"
+                for p in curve
+            )
+            lines.append(f"  {count} exporter(s): {cells}")
+        if ratios:
+            lines.append(
+                "  3 vs 1 delivered throughput: "
+                + "  ".join(f"{rate / 1000:.0f}k {r:.2f}" for rate, r in ratios.items())
+            )
     lines.append("-" * 92)
     lines.append("targets (ratios measured in this run):")
     for t in result["targets"]:
@@ -229,7 +272,7 @@ def summary_table(result: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run (under 30 s)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (about 2 min)")
     parser.add_argument(
         "--only",
         default=None,
