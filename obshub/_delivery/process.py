@@ -383,15 +383,31 @@ class Link:
         a row is shipped once and shared again by the helper.
         """
         queue = self.queue
+        popleft = queue.popleft
         ship_of = self._ship_of
         items: list[tuple[int, Any]] = []
+        add = items.append
         records: list[Any] = []
+        keep = records.append
         size = 0
+        count = 0
         last: Any = None
         payload: Any = None
-        while queue and len(items) < FRAME_RECORDS:
-            slot, record = queue.popleft()
+        # The class of the previous record and its ``shipped``: nearly every
+        # record is a recorded span, so the loop mostly takes the first branch.
+        fast_kind: Any = None
+        fast_ship: Any = None
+        while queue and count < FRAME_RECORDS:
+            slot, record = popleft()
             kind = type(record)
+            if kind is fast_kind:
+                if record is not last:
+                    last = record
+                    payload = fast_ship(record)
+                add((slot, payload))
+                keep(record)
+                count += 1
+                continue
             if kind is Sized:
                 size += record.size
                 record = record.item
@@ -409,6 +425,7 @@ class Link:
                 last = record
                 if ship is not None:
                     payload = ship(record)
+                    fast_kind, fast_ship = kind, ship
                 elif kind is Score or kind is _Built:
                     payload = record
                 else:
@@ -416,8 +433,9 @@ class Link:
                     if payload is None:
                         last = None
                         continue
-            items.append((slot, payload))
-            records.append(record)
+            add((slot, payload))
+            keep(record)
+            count += 1
         self.bytes -= size
         if not items:
             return None
