@@ -282,6 +282,8 @@ def run_parent(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str
                 ]
                 for option in args.obshub_option:
                     child += ["--obshub-option", option]
+                if args.no_worker_token:
+                    child.append("--no-worker-token")
                 res = spawn(child, timeout)
                 if "skipped" in res:
                     skipped[str(count)] = res["skipped"]
@@ -325,6 +327,7 @@ def run_parent(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str
             "payload_bytes_per_span": payload_bytes(),
             "spans_per_trace": SPANS_PER_REQUEST,
             "obshub_options": args.obshub_option,
+            "worker_token": not args.no_worker_token,
             "settings": "obshub defaults (queue, batch, interval); each point a fresh process",
         },
         "curves": curves,
@@ -455,6 +458,12 @@ def main(argv: list[str] | None = None) -> int:
         help="extra option for every obshub exporter (repeatable; VALUE read as JSON if it "
         "parses, else a string), e.g. --obshub-option delivery=process",
     )
+    parser.add_argument(
+        "--no-worker-token",
+        action="store_true",
+        help="measure without the worker token (obshub._worker_token: one exporter worker "
+        "runs Python at a time): every worker competes for the interpreter on its own",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     parser.add_argument("--child-rate", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-exporters", type=int, default=None, help=argparse.SUPPRESS)
@@ -465,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     if args.child_rate is not None:
+        if args.no_worker_token:
+            import contextlib
+
+            from obshub import _worker_token
+
+            _worker_token.hold = contextlib.nullcontext  # type: ignore[assignment]
+            _worker_token.released = contextlib.nullcontext  # type: ignore[assignment]
         options = dict(parse_option(o) for o in args.obshub_option)
         try:
             result = run_point(
