@@ -1,0 +1,239 @@
+"""Worker CPU per span: what the exporter's background thread costs, obshub vs the OTel SDK.
+
+The application's interpreter runs the exporter worker too: every µs it spends
+encoding, compressing and sending a span is a µs the application's threads
+cannot run Python. This benchmark measures that cost per span, for span
+payloads of about 1 KB, 10 KB and 100 KB, in one run, against the loopback
+receiver (``receiver.py``, a separate process):
+
+- ``obshub-langfuse``: ``obshub.Hub`` + ``LangfuseExporter`` (OTLP protobuf +
+  gzip, its defaults);
+- ``obshub-otlp``: ``obshub.Hub`` + ``OtlpExporter`` (``http/protobuf`` + gzip,
+  GenAI conventions, its defaults);
+- ``otel``: OpenTelemetry SDK ``TracerProvider`` + ``BatchSpanProcessor`` +
+  ``OTLPSpanExporter`` (protobuf, no compression: its defaults), the same data
+  as ``gen_ai.*`` attributes with JSON strings made on the application thread.
+
+Each peer records the two-span trace of ``peers.py`` (an ``agent_run`` with
+the question as input and the answer as output; a ``model_generation`` with
+three messages as input and the answer as output), its strings sized so that
+each span carries the payload (input + output) asked for, new strings for
+every trace (as in a live application). Settings are the defaults except the
+queue bounds, raised so that nothing is dropped; every span is checked
+delivered (receiver counts, drop counters).
+
+Worker CPU = the process's CPU time from the first span recorded until
+``flush`` returned, minus the application thread's CPU time while it recorded
+the spans: the exporter's worker, any other thread the library runs, and the
+export work OpenTelemetry's ``force_flush`` does on the calling thread (the
+receiver is another process). Each
+round runs every size and, within a size, every peer, in an order rotated
+round by round; the figure is the median over rounds (the machine may be
+shared: the spread is printed too).
+
+    .venv/bin/python bench/worker_cpu.py [--quick] [--json FILE] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import (
+    BIG_QUEUE,
+    SPANS_PER_TRACE,
+    ObshubPeer,
+    OtelPeer,
+    Peer,
+    ReceiverPeer,
+)
+from receiver import ReceiverProcess
+
+SIZES_KB = (1, 10, 100)
+BIG_QUEUE_BYTES = 16 * 1024**3  # a byte bound never reached in this benchmark
+OTLP_PATH = "/obshub-otlp/v1/traces"
+LANGFUSE_PREFIX = "/obshub-langfuse"
+LANGFUSE_PATH = LANGFUSE_PREFIX + "/api/public/otel/v1/traces"
+PEER_NAMES = ("obshub-langfuse", "obshub-otlp", "otel")
+
+
+class ObshubHttpPeer(ObshubPeer, ReceiverPeer):
+    """obshub + one HTTP exporter whose spans arrive on ``path``."""
+
+    def __init__(self, name: str, receiver: ReceiverProcess, exporter: Any, path: str) -> None:
+        self.receiver = receiver
+        self.paths = (path,)
+        description = f"obshub Hub + {type(exporter).__name__} (defaults) -> loopback receiver"
+        ObshubPeer.__init__(self, name, description, [exporter])
+
+    def drops(self) -> dict[str, Any]:
+        return self.stats()
+
+
+def make_peers(receiver: ReceiverProcess) -> dict[str, Peer]:
+    from obshub_langfuse import LangfuseExporter
+    from obshub_otlp import OtlpExporter
+
+    bounds: dict[str, Any] = {"max_queue_size": BIG_QUEUE, "max_queue_bytes": BIG_QUEUE_BYTES}
+    langfuse = LangfuseExporter(
+        public_key="pk-lf-bench",
+        secret_key="sk-lf-bench",
+        base_url=receiver.url + LANGFUSE_PREFIX,
+        **bounds,
+    )
+    otlp = OtlpExporter(endpoint=receiver.url + OTLP_PATH, **bounds)
+    return {
+        "obshub-langfuse": ObshubHttpPeer("obshub-langfuse", receiver, langfuse, LANGFUSE_PATH),
+        "obshub-otlp": ObshubHttpPeer("obshub-otlp", receiver, otlp, OTLP_PATH),
+        "otel": OtelPeer(receiver),
+    }
+
+
+class Payload:
+    """Strings for traces whose spans each carry about ``kb`` KB (input + output)."""
+
+    def __init__(self, kb: int) -> None:
+        half = kb * 1024 // 2
+        words = "the quick brown fox jumps over a lazy dog while the model answers "
+        self.text = (words * (half // len(words) + 1))[:half]
+        self.third = self.text[: max(half // 3, 1)]
+
+    def trace_data(self, i: int) -> tuple[str, list[dict[str, str]], str]:
+        # New string objects for every trace, as an application's would be.
+        tag = f"[{i}] "
+        messages = [
+            {"role": "system", "content": tag + self.third},
+            {"role": "user", "content": tag + self.third},
+            {"role": "assistant", "content": tag + self.third},
+        ]
+        return tag + self.text, messages, tag + self.text
+
+
+def measure(peer: Peer, payload: Payload, traces: int, first: int) -> float:
+    """Worker CPU µs per span for ``traces`` traces recorded then flushed."""
+    gc.collect()
+    data = [payload.trace_data(first + i) for i in range(traces)]
+    trace = peer.trace
+    process_start = time.process_time()
+    app_start = time.thread_time()
+    for question, messages, answer in data:
+        trace(question, messages, answer)
+    app = time.thread_time() - app_start
+    # OpenTelemetry's force_flush exports what is left on the calling thread:
+    # that is export work, so the flush counts as the worker's.
+    if not peer.flush():
+        raise RuntimeError(f"{peer.name}: flush timed out")
+    used = time.process_time() - process_start - app
+    peer.traces += traces
+    return used / (traces * SPANS_PER_TRACE) * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5, quick 1)")
+    parser.add_argument(
+        "--spans-1kb",
+        type=int,
+        default=None,
+        help="spans per measurement at 1 KB (default 20000, quick 2000); "
+        "fewer at larger sizes, in proportion to sqrt(size)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 5)
+    spans_1kb = args.spans_1kb or (2000 if args.quick else 20000)
+    traces_for = {
+        kb: max(int(spans_1kb / SPANS_PER_TRACE / kb**0.5), 20 if args.quick else 200)
+        for kb in SIZES_KB
+    }
+
+    samples: dict[int, dict[str, list[float]]] = {
+        kb: {name: [] for name in PEER_NAMES} for kb in SIZES_KB
+    }
+    payloads = {kb: Payload(kb) for kb in SIZES_KB}
+    counter = 0
+    with ReceiverProcess() as receiver:
+        peers = make_peers(receiver)
+        try:
+            # Warm-up: imports, connections, first encodings.
+            for kb in SIZES_KB:
+                for name in PEER_NAMES:
+                    measure(peers[name], payloads[kb], 20, counter)
+                    counter += 20
+            for r in range(rounds):
+                for kb in SIZES_KB:
+                    order = PEER_NAMES[r % 3 :] + PEER_NAMES[: r % 3]
+                    for name in order:
+                        us = measure(peers[name], payloads[kb], traces_for[kb], counter)
+                        counter += traces_for[kb]
+                        samples[kb][name].append(us)
+            verified = {name: peers[name].verify() for name in PEER_NAMES}
+        finally:
+            for peer in peers.values():
+                peer.close()
+
+    table: dict[str, Any] = {}
+    for kb in SIZES_KB:
+        row: dict[str, Any] = {"spans_per_measurement": traces_for[kb] * SPANS_PER_TRACE}
+        for name in PEER_NAMES:
+            values = samples[kb][name]
+            row[name] = {
+                "median_us_per_span": round(statistics.median(values), 2),
+                "min": round(min(values), 2),
+                "max": round(max(values), 2),
+                "rounds": [round(v, 2) for v in values],
+            }
+        otel = row["otel"]["median_us_per_span"]
+        for name in ("obshub-langfuse", "obshub-otlp"):
+            row[name]["ratio_to_otel"] = round(row[name]["median_us_per_span"] / otel, 3)
+        table[f"{kb}kb"] = row
+    ok = all(v["ok"] for v in verified.values())
+    result: dict[str, Any] = {
+        "quick": args.quick,
+        "rounds": rounds,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "worker_cpu_us_per_span": table,
+        "verified": verified,
+        "ok": ok,
+    }
+
+    print(f"worker CPU µs per span (median of {rounds} round(s); min-max in brackets)")
+    header = f"{'payload':>8}  " + "  ".join(f"{n:>24}" for n in PEER_NAMES)
+    print(header + f"  {'langfuse/otel':>13}  {'otlp/otel':>9}")
+    for kb in SIZES_KB:
+        row = table[f"{kb}kb"]
+        cells = []
+        for name in PEER_NAMES:
+            entry = row[name]
+            cells.append(
+                f"{entry['median_us_per_span']:>8.1f} [{entry['min']:.0f}-{entry['max']:.0f}]".rjust(
+                    24
+                )
+            )
+        print(
+            f"{kb:>5} KB  "
+            + "  ".join(cells)
+            + f"  {row['obshub-langfuse']['ratio_to_otel']:>12.2f}x"
+            + f"  {row['obshub-otlp']['ratio_to_otel']:>8.2f}x"
+        )
+    for name, check in verified.items():
+        status = "ok" if check["ok"] else "NOT VERIFIED"
+        print(f"{name}: {check['got_spans']}/{check['expected_spans']} spans delivered: {status}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
