@@ -216,11 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for name in PEER_NAMES:
             entry = row[name]
-            cells.append(
-                f"{entry['median_us_per_span']:>8.1f} [{entry['min']:.0f}-{entry['max']:.0f}]".rjust(
-                    24
-                )
-            )
+            spread = f"[{entry['min']:.0f}-{entry['max']:.0f}]"
+            cells.append(f"{entry['median_us_per_span']:>8.1f} {spread}".rjust(24))
         print(
             f"{kb:>5} KB  "
             + "  ".join(cells)

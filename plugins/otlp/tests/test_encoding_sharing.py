@@ -47,13 +47,13 @@ def test_exporters_with_the_same_key_encode_each_span_once(
     obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = _encoding._fill_span
+    real = _encoding._encode_span
 
-    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
+    def counting(event: obshub.SpanEvent, *rest: Any) -> bytes:
         calls.append(event.span.name)
-        real(target, event, *rest)
+        return real(event, *rest)
 
-    monkeypatch.setattr(_encoding, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_encode_span", counting)
     first = Encoding(key="same", instance_name="a")
     second = Encoding(key="same", instance_name="b")
     hub = obshub_hub_factory(exporters=[first, second])
@@ -66,13 +66,13 @@ def test_different_keys_or_no_key_encode_separately(
     obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = _encoding._fill_span
+    real = _encoding._encode_span
 
-    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
+    def counting(event: obshub.SpanEvent, *rest: Any) -> bytes:
         calls.append(event.span.name)
-        real(target, event, *rest)
+        return real(event, *rest)
 
-    monkeypatch.setattr(_encoding, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_encode_span", counting)
     exporters = [
         Encoding(key="one", instance_name="a"),
         Encoding(key="two", instance_name="b"),
