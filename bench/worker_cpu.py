@@ -40,8 +40,10 @@ import argparse
 import gc
 import json
 import platform
+import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -98,31 +100,93 @@ def make_peers(receiver: ReceiverProcess) -> dict[str, Peer]:
     }
 
 
-class Payload:
-    """Strings for traces whose spans each carry about ``kb`` KB (input + output)."""
+def corpus(size: int = 2 * 1024 * 1024, seed: int = 17) -> str:
+    """Text that compresses about as well as chat text (gzip: ~3x), deterministic."""
+    rng = random.Random(seed)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    weights = [12, 9, 8, 8, 7, 7, 6, 6, 4, 4, 3, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    words = ["".join(rng.choices(letters, weights, k=rng.randint(1, 10))) for _ in range(3000)]
+    ranked = rng.choices(words, [1 / (i + 1) for i in range(len(words))], k=size // 5)
+    text = " ".join(ranked)
+    return text[:size]
 
-    def __init__(self, kb: int) -> None:
-        half = kb * 1024 // 2
-        words = "the quick brown fox jumps over a lazy dog while the model answers "
-        self.text = (words * (half // len(words) + 1))[:half]
-        self.third = self.text[: max(half // 3, 1)]
+
+class Payload:
+    """Strings for traces whose spans each carry about ``kb`` KB (input + output).
+
+    Each trace's strings are new objects cut from a 2 MB corpus at their own
+    offset, so a batch does not repeat itself (which would flatter gzip).
+    """
+
+    def __init__(self, kb: int, text: str) -> None:
+        self.half = kb * 1024 // 2
+        self.third = max(self.half // 3, 1)
+        self.corpus = text
+        self.rng = random.Random(kb)
+
+    def _cut(self, size: int) -> str:
+        start = self.rng.randrange(len(self.corpus) - size)
+        return self.corpus[start : start + size]
 
     def trace_data(self, i: int) -> tuple[str, list[dict[str, str]], str]:
-        # New string objects for every trace, as an application's would be.
-        tag = f"[{i}] "
         messages = [
-            {"role": "system", "content": tag + self.third},
-            {"role": "user", "content": tag + self.third},
-            {"role": "assistant", "content": tag + self.third},
+            {"role": "system", "content": self._cut(self.third)},
+            {"role": "user", "content": self._cut(self.third)},
+            {"role": "assistant", "content": self._cut(self.third)},
         ]
-        return tag + self.text, messages, tag + self.text
+        return self._cut(self.half), messages, self._cut(self.half)
 
 
-def measure(peer: Peer, payload: Payload, traces: int, first: int) -> float:
-    """Worker CPU µs per span for ``traces`` traces recorded then flushed."""
+class GzipClock:
+    """CPU seconds the exporters spent in gzip (zlib runs without the interpreter lock).
+
+    Wraps whichever compression functions the installed obshub has
+    (``obshub.http.gzip_compress`` and ``obshub_otlp.wire.gzip_body``, where the
+    exporters look them up), timing the calling thread's CPU.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        import importlib
+
+        targets = [
+            ("obshub.http", "gzip_compress"),
+            ("obshub_otlp.wire", "gzip_body"),
+            ("obshub_langfuse.exporter", "gzip_body"),
+        ]
+        # Import them all first: a module importing a name from one patched
+        # before would get the wrapper, and time its calls twice.
+        modules = [importlib.import_module(name) for name, _ in targets]
+        originals = [getattr(m, attr, None) for m, (_, attr) in zip(modules, targets, strict=True)]
+        for module, (_, attr), real in zip(modules, targets, originals, strict=True):
+            if real is not None:
+                setattr(module, attr, self._timed(real))
+
+    def _timed(self, real: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                used = time.thread_time() - start
+                with self._lock:
+                    self.seconds += used
+
+        return timed
+
+
+GZIP = GzipClock()
+
+
+def measure(peer: Peer, payload: Payload, traces: int, first: int) -> tuple[float, float]:
+    """Worker CPU µs per span for ``traces`` traces recorded then flushed, and of it in gzip."""
     gc.collect()
     data = [payload.trace_data(first + i) for i in range(traces)]
     trace = peer.trace
+    gzip_start = GZIP.seconds
     process_start = time.process_time()
     app_start = time.thread_time()
     for question, messages, answer in data:
@@ -133,8 +197,74 @@ def measure(peer: Peer, payload: Payload, traces: int, first: int) -> float:
     if not peer.flush():
         raise RuntimeError(f"{peer.name}: flush timed out")
     used = time.process_time() - process_start - app
+    gzip = GZIP.seconds - gzip_start
     peer.traces += traces
-    return used / (traces * SPANS_PER_TRACE) * 1e6
+    spans = traces * SPANS_PER_TRACE
+    return used / spans * 1e6, gzip / spans * 1e6
+
+
+def captured_events(payload: Payload, traces: int) -> list[Any]:
+    """The span events obshub hands an exporter for ``traces`` traces of ``payload``."""
+    from peers import obshub_trace_fn
+
+    import obshub
+
+    events: list[Any] = []
+
+    class Capture(obshub.Exporter):
+        name = "capture"
+
+        def export(self, batch: Any) -> None:
+            events.extend(batch)
+
+    hub = obshub.Hub(exporters=[Capture(max_queue_size=BIG_QUEUE)], service_name="bench")
+    try:
+        trace = obshub_trace_fn(hub)
+        for i in range(traces):
+            trace(*payload.trace_data(i))
+        hub.flush(timeout=60)
+    finally:
+        hub.shutdown(timeout=10)
+    return events
+
+
+def gzip_levels(text: str, quick: bool) -> dict[str, Any]:
+    """CPU and bytes of gzip levels 1-9 on OTLP batches of 512 spans (Langfuse encoding)."""
+    import zlib
+
+    from obshub_langfuse import LangfuseExporter
+
+    exporter = LangfuseExporter(
+        public_key="pk-lf-bench", secret_key="sk-lf-bench", base_url="http://127.0.0.1:9"
+    )
+    repeat = 1 if quick else 5
+    out: dict[str, Any] = {}
+    print("gzip of a 512-span OTLP request (Langfuse encoding): µs per span / bytes per span")
+    print(
+        f"{'payload':>8}  {'raw B':>8}  " + "  ".join(f"{'L' + str(n):>15}" for n in range(1, 10))
+    )
+    for kb in SIZES_KB:
+        events = captured_events(Payload(kb, text), 256)
+        body = b"".join(exporter._encode(events))
+        row: dict[str, Any] = {"raw_bytes_per_span": round(len(body) / len(events))}
+        for level in range(1, 10):
+            best = float("inf")
+            for _ in range(repeat):
+                start = time.process_time()
+                compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+                size = len(compressor.compress(body)) + len(compressor.flush())
+                best = min(best, time.process_time() - start)
+            row[f"level_{level}"] = {
+                "us_per_span": round(best / len(events) * 1e6, 1),
+                "bytes_per_span": round(size / len(events)),
+            }
+        out[f"{kb}kb"] = row
+        cells = "  ".join(
+            f"{row[f'level_{n}']['us_per_span']:>7.1f}/{row[f'level_{n}']['bytes_per_span']:<7}"
+            for n in range(1, 10)
+        )
+        print(f"{kb:>5} KB  {row['raw_bytes_per_span']:>8}  {cells}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         help="spans per measurement at 1 KB (default 20000, quick 2000); "
         "fewer at larger sizes, in proportion to sqrt(size)",
     )
+    parser.add_argument(
+        "--gzip-levels",
+        action="store_true",
+        help="also time gzip levels 1-9 on 512-span requests (no receiver needed)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 5)
@@ -160,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     samples: dict[int, dict[str, list[float]]] = {
         kb: {name: [] for name in PEER_NAMES} for kb in SIZES_KB
     }
-    payloads = {kb: Payload(kb) for kb in SIZES_KB}
+    gzip_samples: dict[int, dict[str, list[float]]] = {
+        kb: {name: [] for name in PEER_NAMES} for kb in SIZES_KB
+    }
+    GZIP.install()
+    text = corpus()
+    payloads = {kb: Payload(kb, text) for kb in SIZES_KB}
     counter = 0
     with ReceiverProcess() as receiver:
         peers = make_peers(receiver)
@@ -174,9 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 for kb in SIZES_KB:
                     order = PEER_NAMES[r % 3 :] + PEER_NAMES[: r % 3]
                     for name in order:
-                        us = measure(peers[name], payloads[kb], traces_for[kb], counter)
+                        us, gz = measure(peers[name], payloads[kb], traces_for[kb], counter)
                         counter += traces_for[kb]
                         samples[kb][name].append(us)
+                        gzip_samples[kb][name].append(gz)
             verified = {name: peers[name].verify() for name in PEER_NAMES}
         finally:
             for peer in peers.values():
@@ -192,10 +333,22 @@ def main(argv: list[str] | None = None) -> int:
                 "min": round(min(values), 2),
                 "max": round(max(values), 2),
                 "rounds": [round(v, 2) for v in values],
+                # The same rounds' gzip share, and what is left: the CPU that
+                # holds the interpreter (zlib releases it while compressing).
+                "gzip_median_us_per_span": round(statistics.median(gzip_samples[kb][name]), 2),
+                "without_gzip_median_us_per_span": round(
+                    statistics.median(
+                        v - g for v, g in zip(values, gzip_samples[kb][name], strict=True)
+                    ),
+                    2,
+                ),
             }
         otel = row["otel"]["median_us_per_span"]
         for name in ("obshub-langfuse", "obshub-otlp"):
             row[name]["ratio_to_otel"] = round(row[name]["median_us_per_span"] / otel, 3)
+            row[name]["without_gzip_ratio_to_otel"] = round(
+                row[name]["without_gzip_median_us_per_span"] / otel, 3
+            )
         table[f"{kb}kb"] = row
     ok = all(v["ok"] for v in verified.values())
     result: dict[str, Any] = {
@@ -224,9 +377,21 @@ def main(argv: list[str] | None = None) -> int:
             + f"  {row['obshub-langfuse']['ratio_to_otel']:>12.2f}x"
             + f"  {row['obshub-otlp']['ratio_to_otel']:>8.2f}x"
         )
+    print("the same without gzip (zlib runs without the interpreter lock; OTel sends uncompressed)")
+    for kb in SIZES_KB:
+        row = table[f"{kb}kb"]
+        cells = [f"{row[n]['without_gzip_median_us_per_span']:>24.1f}" for n in PEER_NAMES]
+        print(
+            f"{kb:>5} KB  "
+            + "  ".join(cells)
+            + f"  {row['obshub-langfuse']['without_gzip_ratio_to_otel']:>12.2f}x"
+            + f"  {row['obshub-otlp']['without_gzip_ratio_to_otel']:>8.2f}x"
+        )
     for name, check in verified.items():
         status = "ok" if check["ok"] else "NOT VERIFIED"
         print(f"{name}: {check['got_spans']}/{check['expected_spans']} spans delivered: {status}")
+    if args.gzip_levels:
+        result["gzip_levels"] = gzip_levels(text, args.quick)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if ok else 1
