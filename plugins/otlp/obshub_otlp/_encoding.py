@@ -128,6 +128,14 @@ _KV_KEY = b"\x0a"
 _KV_VALUE = b"\x12"
 
 
+# A KeyValue's value field, then AnyValue's string_value header, for texts of
+# up to _SHORT_TEXT - 1 bytes (the AnyValue is then at most 127 bytes long).
+_SHORT_TEXT = 0x80 - 2
+_SHORT_HEADS = tuple(
+    _KV_VALUE + bytes((n + 2,)) + _ANY_STRING + bytes((n,)) for n in range(_SHORT_TEXT)
+)
+
+
 def _varint(value: int) -> bytes:
     """``value`` (0 <= value < 2**64) as a base-128 varint."""
     if value < 0x80:
@@ -220,11 +228,17 @@ def _add_attributes(parts: list[bytes], tag: bytes, attributes: Mapping[str, Att
             continue
         key_field = _key_field(key)
         if type(value) is str:
+            data = value.encode("utf-8")
+            size = len(data)
+            if size < _SHORT_TEXT:
+                # Every length fits in one byte: one part, headers from a table.
+                kv_size = len(key_field) + size + 4
+                if kv_size < 0x80:
+                    append(tag + _SMALL_VARINTS[kv_size] + key_field + _SHORT_HEADS[size] + data)
+                    continue
             # The text is appended as it is, after the headers of the three
             # messages around it: a large input or output is copied once, by
             # the final join, not once per level of nesting.
-            data = value.encode("utf-8")
-            size = len(data)
             size_varint = _varint(size)
             any_size = 1 + len(size_varint) + size
             any_varint = _varint(any_size)
