@@ -166,7 +166,8 @@ def _length_delimited(tag: bytes, data: bytes) -> bytes:
 def _key_field(key: str) -> bytes:
     """KeyValue's ``key`` field: attribute keys repeat, so each is encoded once."""
     data = str.encode(key, "utf-8")
-    return _KV_KEY + _varint(len(data)) + data
+    # An empty key is proto3's default: left out, as every other empty string.
+    return _KV_KEY + _varint(len(data)) + data if data else b""
 
 
 def _string_value(text: str) -> bytes:

@@ -284,7 +284,11 @@ class OtlpExporter(obshub.Exporter):
             "include_content": self.include_content,
         }
         if self.protocol == "http/protobuf":
-            return encode_spans_parts(events, **options)
+            # A span's bytes depend on the conventions, the content switch and
+            # the extra-attributes hook (a subclass may change it): OTLP
+            # exporters of a config that agree on them encode each span once.
+            key = ("obshub-otlp", type(self)._extra, self.conventions, self.include_content)
+            return encode_spans_parts(events, cache_key=key, **options)
         return [wire.encode_request(encode_spans(events, **options), self.protocol)]
 
     def export(self, events: Sequence[SpanEvent]) -> None:
