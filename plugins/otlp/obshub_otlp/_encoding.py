@@ -221,15 +221,33 @@ def _any_value(value: object) -> bytes:
     return _string_value(json_string(value))
 
 
+def _field(tag: bytes, key: str, value: object) -> bytes:
+    """The KeyValue field ``tag`` of one attribute."""
+    any_value = _any_value(value)
+    kv = _key_field(key) + _KV_VALUE + _varint(len(any_value)) + any_value
+    return tag + _varint(len(kv)) + kv
+
+
+# Most attributes repeat from span to span (operation names, models, providers,
+# span types, MIME types, small counts): their whole field is kept. Texts up to
+# this many characters, ints and bools only (0.0 == -0.0 rules out floats).
+_CACHED_TEXT = 64
+_cached_field = functools.lru_cache(maxsize=2048, typed=True)(_field)
+
+
 def _add_attributes(parts: list[bytes], tag: bytes, attributes: Mapping[str, AttrValue]) -> None:
     """Append one KeyValue field ``tag`` per attribute to ``parts`` (None values left out)."""
     append = parts.append
     for key, value in attributes.items():
         if value is None:
             continue
-        key_field = _key_field(key)
-        if type(value) is str:
-            data = value.encode("utf-8")
+        kind = type(value)
+        if kind is int or kind is bool or (kind is str and len(value) < _CACHED_TEXT):  # type: ignore[arg-type]
+            append(_cached_field(tag, key, value))
+            continue
+        if kind is str:
+            key_field = _key_field(key)
+            data = value.encode("utf-8")  # type: ignore[attr-defined]
             size = len(data)
             if size < _SHORT_TEXT:
                 # Every length fits in one byte: one part, headers from a table.
@@ -255,9 +273,7 @@ def _add_attributes(parts: list[bytes], tag: bytes, attributes: Mapping[str, Att
             )
             append(data)
         else:
-            any_value = _any_value(value)
-            kv = key_field + _KV_VALUE + _varint(len(any_value)) + any_value
-            append(tag + _varint(len(kv)) + kv)
+            append(_field(tag, key, value))
 
 
 # -- span attributes ----------------------------------------------------------------
