@@ -66,6 +66,9 @@ OTLP_PATH = "/obshub-otlp/v1/traces"
 LANGFUSE_PREFIX = "/obshub-langfuse"
 LANGFUSE_PATH = LANGFUSE_PREFIX + "/api/public/otel/v1/traces"
 PEER_NAMES = ("obshub-langfuse", "obshub-otlp", "otel")
+# Issue 17: worker CPU per span <= 0.33 x the OTel SDK exporter's at 1 KB and 100 KB.
+TARGET_SIZES_KB = (1, 100)
+TARGET_RATIO = 0.33
 
 
 class ObshubHttpPeer(ObshubPeer, ReceiverPeer):
@@ -351,13 +354,27 @@ def main(argv: list[str] | None = None) -> int:
             )
         table[f"{kb}kb"] = row
     ok = all(v["ok"] for v in verified.values())
+    targets = []
+    for kb in TARGET_SIZES_KB:
+        value = table[f"{kb}kb"]["obshub-langfuse"]["ratio_to_otel"]
+        targets.append(
+            {
+                "name": f"worker CPU per span at {kb} KB: obshub-langfuse / otel",
+                "target": f"<= {TARGET_RATIO}",
+                "limit": TARGET_RATIO,
+                "value": value,
+                "status": "PASS" if value <= TARGET_RATIO else "MISS",
+            }
+        )
     result: dict[str, Any] = {
+        "benchmark": "worker_cpu",
         "quick": args.quick,
         "rounds": rounds,
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "worker_cpu_us_per_span": table,
         "verified": verified,
+        "targets": targets,
         "ok": ok,
     }
 
@@ -387,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
             + f"  {row['obshub-langfuse']['without_gzip_ratio_to_otel']:>12.2f}x"
             + f"  {row['obshub-otlp']['without_gzip_ratio_to_otel']:>8.2f}x"
         )
+    for t in targets:
+        print(f"target {t['name']} {t['target']}: {t['value']:.2f} {t['status']}")
     for name, check in verified.items():
         status = "ok" if check["ok"] else "NOT VERIFIED"
         print(f"{name}: {check['got_spans']}/{check['expected_spans']} spans delivered: {status}")
