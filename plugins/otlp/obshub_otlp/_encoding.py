@@ -7,9 +7,11 @@ encoder serves Langfuse, an OpenTelemetry Collector and any other OTLP backend.
 A backend adds its own attributes per span through the ``extra_attributes``
 hook.
 
-The protobuf messages come from the official ``opentelemetry-proto`` package
-(a dependency of obshub-otlp). It is imported on first use, so loading the
-plugin at every ``obshub`` start stays cheap.
+`encode_spans_protobuf` / `encode_spans_parts` write the request's protobuf
+bytes directly (what the exporters send); `encode_spans` parses them into the
+message class of the official ``opentelemetry-proto`` package (a dependency of
+obshub-otlp), imported on first use, so loading the plugin at every ``obshub``
+start stays cheap.
 """
 
 from __future__ import annotations
