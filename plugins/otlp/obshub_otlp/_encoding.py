@@ -235,11 +235,16 @@ def _field(tag: bytes, key: str, value: object) -> bytes:
 # this many characters, ints and bools only (0.0 == -0.0 rules out floats).
 _CACHED_TEXT = 64
 _cached_field = functools.lru_cache(maxsize=2048, typed=True)(_field)
+# Texts from this many characters are looked up before being encoded (see below).
+_REUSED_TEXT = 1024
 
 
 def _add_attributes(parts: list[bytes], tag: bytes, attributes: Mapping[str, AttrValue]) -> None:
     """Append one KeyValue field ``tag`` per attribute to ``parts`` (None values left out)."""
     append = parts.append
+    # Large texts already encoded in this call, by identity: a backend may send
+    # one text under two keys (Langfuse: a root span's input is the trace's).
+    texts: dict[int, bytes] = {}
     for key, value in attributes.items():
         if value is None:
             continue
@@ -249,7 +254,13 @@ def _add_attributes(parts: list[bytes], tag: bytes, attributes: Mapping[str, Att
             continue
         if kind is str:
             key_field = _key_field(key)
-            data = value.encode("utf-8")  # type: ignore[attr-defined]
+            if len(value) < _REUSED_TEXT:  # type: ignore[arg-type]
+                data = value.encode("utf-8")  # type: ignore[attr-defined]
+            else:
+                known = texts.get(id(value))
+                if known is None:
+                    known = texts[id(value)] = value.encode("utf-8")  # type: ignore[attr-defined]
+                data = known
             size = len(data)
             if size < _SHORT_TEXT:
                 # Every length fits in one byte: one part, headers from a table.

@@ -265,6 +265,15 @@ def test_huge_texts_match() -> None:
     assert attribute(only_span(data), "input.value").string_value == big
 
 
+def test_one_large_text_under_several_keys_matches() -> None:
+    big = "ü" * 3000
+    other = "".join(["ü"] * 3000)  # equal, another object
+    extra = {"a": big, "b": "short", "c": big, "d": other, "e": big[:1023], "f": big[:1024]}
+    data = assert_same([event_of(make_span())], extra_attributes=lambda e: extra)
+    span = only_span(data)
+    assert [attribute(span, k).string_value for k in "acd"] == [big] * 3
+
+
 def test_text_without_a_utf8_form_is_cleaned_as_before() -> None:
     lone = "bad \ud800 text"
     span = make_span(
