@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal
 
-from obshub_otlp.encoding import encode_spans
+from obshub_otlp.encoding import encode_spans_parts
+from obshub_otlp.wire import gzip_body
 
 import obshub
 from obshub import http
@@ -347,12 +348,15 @@ class LangfuseExporter(obshub.Exporter):
             "x-langfuse-ingestion-version": INGESTION_VERSION,
         }
 
-    def _post(self, path: str, body: bytes, content_type: str, *, compress: bool) -> None:
+    def _post(self, path: str, parts: list[bytes], content_type: str, *, compress: bool) -> None:
+        """POST the body ``b"".join(parts)`` to ``path``."""
         headers = self._headers(content_type)
         # Only the OTLP endpoint is documented to take gzip; score bodies are small.
         if compress and self.compression == "gzip":
-            body = http.gzip_compress(body)
+            body = gzip_body(parts)
             headers["Content-Encoding"] = "gzip"
+        else:
+            body = b"".join(parts)
         try:
             http.post(
                 f"{self.base_url}{path}", body, headers, timeout=self.timeout, proxy=self.proxy
@@ -378,8 +382,9 @@ class LangfuseExporter(obshub.Exporter):
     def _attributes(self, event: SpanEvent) -> Mapping[str, object]:
         return langfuse_attributes(event.span, self.trace_options)
 
-    def _encode(self, events: Sequence[SpanEvent]) -> bytes:
-        request = encode_spans(
+    def _encode(self, events: Sequence[SpanEvent]) -> list[bytes]:
+        """The OTLP request of ``events``, in parts (see `encode_spans_parts`)."""
+        return encode_spans_parts(
             events,
             extra_attributes=self._attributes,
             resource_attributes=self._resource,
@@ -388,8 +393,6 @@ class LangfuseExporter(obshub.Exporter):
             # Only what Langfuse reads: no gen_ai.* duplicates in metadata.attributes.
             conventions=False,
         )
-        data: bytes = request.SerializeToString()
-        return data
 
     def _idle(self) -> bool:
         return self.disabled_reason is not None or self.switched_off is not None

@@ -313,17 +313,20 @@ def langfuse_attributes(span: Span, options: TraceOptions) -> dict[str, AttrValu
         {k: v for k, v in trace_metadata(span).items() if span.is_root or k not in metadata},
         out,
     )
+    # The root's input and output are the trace's too: converted once, sent twice.
+    input_text = None if span.input is None else text_value(span.input)
+    output_text = None if span.output is None else text_value(span.output)
     if span.is_root:
-        if span.input is not None:
-            out["langfuse.trace.input"] = text_value(span.input)
-        if span.output is not None:
-            out["langfuse.trace.output"] = text_value(span.output)
+        if input_text is not None:
+            out["langfuse.trace.input"] = input_text
+        if output_text is not None:
+            out["langfuse.trace.output"] = output_text
 
     # -- the observation ---------------------------------------------------------------
-    if span.input is not None:
-        out["langfuse.observation.input"] = text_value(span.input)
-    if span.output is not None:
-        out["langfuse.observation.output"] = text_value(span.output)
+    if input_text is not None:
+        out["langfuse.observation.input"] = input_text
+    if output_text is not None:
+        out["langfuse.observation.output"] = output_text
     _flatten("langfuse.observation.metadata", metadata, out)
     level = Level.ERROR if span.error is not None else span.level
     if level is not Level.DEFAULT:

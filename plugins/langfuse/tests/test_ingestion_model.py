@@ -19,7 +19,7 @@ from obshub_langfuse._ingestion import (
     merge_trace,
     trace_event,
 )
-from obshub_otlp._encoding import _set_value
+from obshub_otlp._reference import _set_value
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 

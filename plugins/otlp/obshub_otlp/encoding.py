@@ -9,6 +9,10 @@ which depends on this distribution for it:
   ``ExportTraceServiceRequest``, with the GenAI semantic conventions and a
   backend's own attributes (``extra_attributes``); ``cache_key`` shares one
   encoding of a span across the exporters of a config;
+- `encode_spans_protobuf`: the same request as protobuf bytes, written
+  directly (no message objects): what the exporters send;
+  `encode_spans_parts` gives those bytes in parts (one per span), to
+  compress without joining them first (`obshub_otlp.wire.gzip_body`);
 - `span_attributes`: the attributes obshub derives for one span, in the
   conventions asked for (`CONVENTIONS`: ``"genai"``, ``"openinference"``);
 - `request_to_json`: the OTLP/JSON form of a request;
@@ -27,6 +31,8 @@ from obshub_otlp._encoding import (
     Conventions,
     ExtraAttributes,
     encode_spans,
+    encode_spans_parts,
+    encode_spans_protobuf,
     request_to_json,
     span_attributes,
 )
@@ -49,6 +55,8 @@ __all__ = [
     "Conventions",
     "ExtraAttributes",
     "encode_spans",
+    "encode_spans_parts",
+    "encode_spans_protobuf",
     "request_to_json",
     "span_attributes",
 ]

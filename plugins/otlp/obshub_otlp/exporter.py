@@ -26,7 +26,7 @@ from obshub.plugin import (
 )
 from obshub.spans import SpanEvent
 from obshub_otlp import wire
-from obshub_otlp.encoding import CONVENTIONS, AttrValue, encode_spans
+from obshub_otlp.encoding import CONVENTIONS, AttrValue, encode_spans, encode_spans_parts
 from obshub_otlp.mapping import content_attributes
 from obshub_otlp.settings import TRACES_PATH, Settings, resolve
 
@@ -235,15 +235,14 @@ class OtlpExporter(obshub.Exporter):
         except obshub.ExportError as exc:
             raise scrubbed_error(exc, self._scrub) from None
 
-    def _post(self, body: bytes) -> http.Response:
-        """POST ``body`` to the endpoint; an `obshub.ExportError` for any failure.
+    def _post(self, parts: list[bytes]) -> http.Response:
+        """POST ``b"".join(parts)`` to the endpoint; an `obshub.ExportError` for any failure.
 
         Error messages quote what the receiver said (a ``google.rpc.Status``
         message, or the body's text), with every header value scrubbed out.
         """
         headers = self._request_headers()
-        if self.compression == "gzip":
-            body = http.gzip_compress(body)
+        body = wire.gzip_body(parts) if self.compression == "gzip" else b"".join(parts)
         response = self._post_raw(body, headers)
         if response.status in AUTH_STATUSES:
             error = self._status_error(response, headers)
@@ -269,7 +268,8 @@ class OtlpExporter(obshub.Exporter):
     def _extra(self, event: SpanEvent) -> Mapping[str, AttrValue]:
         return content_attributes(event.span)
 
-    def _encode(self, events: Sequence[SpanEvent]) -> bytes:
+    def _encode(self, events: Sequence[SpanEvent]) -> list[bytes]:
+        """The request body of ``events``, in parts (see `encode_spans_parts`)."""
         if self._env_service_name is not None:
             events = [
                 attrs.evolve(e, service_name=self._env_service_name)
@@ -277,14 +277,19 @@ class OtlpExporter(obshub.Exporter):
                 else e
                 for e in events
             ]
-        request = encode_spans(
-            events,
-            extra_attributes=self._extra if self.include_content else None,
-            resource_attributes=self._resource,
-            conventions=self.conventions,
-            include_content=self.include_content,
-        )
-        return wire.encode_request(request, self.protocol)
+        options: dict[str, Any] = {
+            "extra_attributes": self._extra if self.include_content else None,
+            "resource_attributes": self._resource,
+            "conventions": self.conventions,
+            "include_content": self.include_content,
+        }
+        if self.protocol == "http/protobuf":
+            # A span's bytes depend on the conventions, the content switch and
+            # the extra-attributes hook (a subclass may change it): OTLP
+            # exporters of a config that agree on them encode each span once.
+            key = ("obshub-otlp", type(self)._extra, self.conventions, self.include_content)
+            return encode_spans_parts(events, cache_key=key, **options)
+        return [wire.encode_request(encode_spans(events, **options), self.protocol)]
 
     def export(self, events: Sequence[SpanEvent]) -> None:
         """Send the spans as one OTLP request (split on 413)."""
@@ -365,7 +370,7 @@ class OtlpExporter(obshub.Exporter):
         headers = self._request_headers()
         empty = b"{}" if self.protocol == "http/json" else b""
         if self.compression == "gzip":
-            empty = http.gzip_compress(empty)
+            empty = wire.gzip_body([empty])
         try:
             response = self._post_raw(empty, headers)
         except obshub.ExportError as exc:

@@ -47,13 +47,13 @@ def test_exporters_with_the_same_key_encode_each_span_once(
     obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = _encoding._fill_span
+    real = _encoding._encode_span
 
-    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
+    def counting(event: obshub.SpanEvent, *rest: Any) -> bytes:
         calls.append(event.span.name)
-        real(target, event, *rest)
+        return real(event, *rest)
 
-    monkeypatch.setattr(_encoding, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_encode_span", counting)
     first = Encoding(key="same", instance_name="a")
     second = Encoding(key="same", instance_name="b")
     hub = obshub_hub_factory(exporters=[first, second])
@@ -66,13 +66,13 @@ def test_different_keys_or_no_key_encode_separately(
     obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    real = _encoding._fill_span
+    real = _encoding._encode_span
 
-    def counting(target: Any, event: obshub.SpanEvent, *rest: Any) -> None:
+    def counting(event: obshub.SpanEvent, *rest: Any) -> bytes:
         calls.append(event.span.name)
-        real(target, event, *rest)
+        return real(event, *rest)
 
-    monkeypatch.setattr(_encoding, "_fill_span", counting)
+    monkeypatch.setattr(_encoding, "_encode_span", counting)
     exporters = [
         Encoding(key="one", instance_name="a"),
         Encoding(key="two", instance_name="b"),
@@ -119,3 +119,44 @@ def test_without_conventions_a_span_carries_only_its_own_and_the_extra_attribute
     keys = {kv.key for kv in generic.attributes}
     assert {"gen_ai.tool.name", "session.id", "obshub.span.type", "app.key"} <= keys
     assert [e.name for e in generic.events] == ["exception"]
+
+
+def test_otlp_exporters_that_agree_share_each_span_and_others_do_not(
+    obshub_hub_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obshub_otlp import OtlpExporter
+    from obshub_otlp.testing import OtlpReceiver
+
+    calls: list[str] = []
+    real = _encoding._encode_span
+
+    def counting(event: obshub.SpanEvent, *rest: Any) -> bytes:
+        calls.append(event.span.name)
+        return real(event, *rest)
+
+    monkeypatch.setattr(_encoding, "_encode_span", counting)
+    with OtlpReceiver() as receiver:
+
+        def exporter(name: str, **options: Any) -> OtlpExporter:
+            return OtlpExporter(
+                endpoint=receiver.url, instance_name=name, headers={"x-name": name}, **options
+            )
+
+        hub = obshub_hub_factory(
+            exporters=[
+                exporter("a"),
+                exporter("b", compression="none"),  # the same span bytes: shared
+                exporter("c", include_content=False),  # its own
+                exporter("d", conventions="openinference"),  # its own
+                exporter("e", protocol="http/json"),  # JSON is built from messages
+            ]
+        )
+        _record(hub)
+        # a and b: once per span between them; c and d: once each; e: once each.
+        assert sorted(calls) == ["agent"] * 4 + ["gen"] * 4
+        sent: dict[str, list[bytes]] = {}
+        for request in receiver.requests():
+            if request.content_type == "application/x-protobuf":
+                sent.setdefault(request.headers["x-name"], []).append(request.content)
+        assert sorted(_spans(sent["a"]), key=str) == sorted(_spans(sent["b"]), key=str)
+        assert len(receiver.spans()) == 10
