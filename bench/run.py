@@ -34,7 +34,16 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-SCRIPTS = ("hotpath", "endtoend", "realtime", "scaling", "memory", "wholeprocess", "dropcurve")
+SCRIPTS = (
+    "hotpath",
+    "endtoend",
+    "realtime",
+    "scaling",
+    "memory",
+    "wholeprocess",
+    "dropcurve",
+    "worker_cpu",
+)
 
 sys.path.insert(0, str(BENCH))
 
@@ -257,6 +266,24 @@ def summary_table(result: dict[str, Any]) -> list[str]:
                 "  3 vs 1 delivered throughput: "
                 + "  ".join(f"{rate / 1000:.0f}k {r:.2f}" for rate, r in ratios.items())
             )
+    worker = result.get("worker_cpu")
+    if worker:
+        lines.append(
+            "exporter worker CPU per span (us; ratio to the OTel SDK exporter; without gzip):"
+        )
+        for size, peers in worker["worker_cpu_us_per_span"].items():
+            cells = "  ".join(
+                f"{name} {p['median_us_per_span']:.1f}"
+                + (f" ({p['ratio_to_otel']:.2f}x)" if p.get("ratio_to_otel") is not None else "")
+                + (
+                    f" [{p['without_gzip_median_us_per_span']:.1f}]"
+                    if p.get("without_gzip_median_us_per_span") is not None
+                    else ""
+                )
+                for name, p in peers.items()
+                if isinstance(p, dict) and "median_us_per_span" in p
+            )
+            lines.append(f"  {size:>6}: {cells}")
     lines.append("-" * 92)
     lines.append("targets (ratios measured in this run):")
     for t in result["targets"]:
