@@ -155,6 +155,7 @@ class ShippedTrace:
     """A trace's recorded fields as a helper process received them (a `RecordedTrace`)."""
 
     __slots__ = (
+        "_fields",
         "attributes",
         "metadata",
         "name",
@@ -165,28 +166,10 @@ class ShippedTrace:
         "user_id",
     )
 
-    def __init__(
-        self,
-        trace_id: str,
-        name: str,
-        session_id: str | None,
-        user_id: str | None,
-        tags: tuple[str, ...],
-        metadata: Any,
-        attributes: Any,
-    ) -> None:
-        self.trace_id = trace_id
-        self.name = name
-        self.session_id = session_id
-        self.user_id = user_id
-        self.tags = tags
-        self.metadata = metadata
-        self.attributes = attributes
-        self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
-
-    def shipped(self) -> tuple[Any, ...]:
-        """The fields it was restored from (a restored trace is not handed off again)."""
-        return (
+    def __init__(self, fields: tuple[Any, ...]) -> None:
+        # The tuple of ``TraceState.shipped``.
+        self._fields = fields
+        (
             self.trace_id,
             self.name,
             self.session_id,
@@ -194,7 +177,12 @@ class ShippedTrace:
             self.tags,
             self.metadata,
             self.attributes,
-        )
+        ) = fields
+        self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
+
+    def shipped(self) -> tuple[Any, ...]:
+        """The fields it was restored from (a restored trace is not handed off again)."""
+        return self._fields
 
 
 class ShippedSpan:
@@ -272,7 +260,7 @@ class _SpanView:
 def _restore_trace(fields: tuple[Any, ...], traces: dict[int, ShippedTrace]) -> ShippedTrace:
     trace = traces.get(id(fields))
     if trace is None:
-        trace = traces[id(fields)] = ShippedTrace(*fields)
+        trace = traces[id(fields)] = ShippedTrace(fields)
     return trace
 
 

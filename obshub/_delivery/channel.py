@@ -18,7 +18,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from obshub import _worker_token as worker_token
 from obshub._delivery.keep import Keeper
@@ -32,7 +32,7 @@ from obshub._logging import RateLimitedLog
 from obshub._sampling import TailRule
 from obshub.spans import Score, SpanEvent
 
-__all__ = ["Channel"]
+__all__ = ["Channel", "shut_down"]
 
 #: Items spilled to disk per spool append when the queue overflows.
 _SPILL_CHUNK = 512
@@ -384,11 +384,7 @@ class Channel:
 
     def shutdown(self, timeout: float | None) -> bool:
         """Close, flush within ``timeout``, stop the worker; True if all was delivered."""
-        deadline = None if timeout is None else self._monotonic() + timeout
-        self.close()
-        ok = self.flush(timeout).delivered
-        remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
-        return self.stop(remaining) and ok
+        return shut_down(self, timeout, self._monotonic)
 
     def pending(self) -> int:
         """Items queued, overflowing to disk, or in flight now."""
@@ -538,6 +534,23 @@ class Channel:
             self.spool.reset_after_fork()
         self._reset_state()
         self._start()
+
+
+class Closable(Protocol):
+    """What `shut_down` needs of a channel (a thread or a process channel)."""
+
+    def close(self) -> None: ...
+    def flush(self, timeout: float | None) -> ExporterFlush: ...
+    def stop(self, timeout: float | None) -> bool: ...
+
+
+def shut_down(channel: Closable, timeout: float | None, monotonic: Callable[[], float]) -> bool:
+    """Close ``channel``, flush it within ``timeout``, stop it; True if all was delivered."""
+    deadline = None if timeout is None else monotonic() + timeout
+    channel.close()
+    ok = channel.flush(timeout).delivered
+    remaining = None if deadline is None else max(0.0, deadline - monotonic())
+    return channel.stop(remaining) and ok
 
 
 def _reinit_channels_after_fork() -> None:

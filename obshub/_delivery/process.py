@@ -55,7 +55,7 @@ from types import BuiltinFunctionType, FunctionType
 from typing import Any
 
 from obshub._delivery import channel as channel_module
-from obshub._delivery.channel import Channel
+from obshub._delivery.channel import Channel, shut_down
 from obshub._delivery.records import SIZED_FROM, Sized, size_of
 from obshub._delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
 from obshub._exporters import Exporter
@@ -932,20 +932,21 @@ class ProcessChannel:
         return ok
 
     def shutdown(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self.close()
-        ok = self.flush(timeout).delivered
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self.stop(remaining) and ok
+        """Close, flush within ``timeout``, stop; True if all was delivered."""
+        return shut_down(self, timeout, time.monotonic)
+
+    def _waiting_here(self) -> int:
+        """Items still in this process: queued for the hand-off, or sent and not yet received."""
+        link = self.link
+        queued = sum(
+            1 for slot, item in list(link.queue) if slot == self.slot and type(item) is not _Control
+        )
+        return queued + max(0, link.shipped[self.slot])
 
     def pending(self) -> int:
         if self.local is not None:
             return self.local.pending()
-        link = self.link
-        here = sum(
-            1 for slot, item in list(link.queue) if slot == self.slot and type(item) is not _Control
-        )
-        return here + max(0, link.shipped[self.slot]) + link.reports[self.slot][0]
+        return self._waiting_here() + self.link.reports[self.slot][0]
 
     def stats(self) -> ChannelStats:
         if self.local is not None:
@@ -973,15 +974,12 @@ class ProcessChannel:
                 state="paused" if paused else "running",
             )
         here = self.counters
-        here_queued = sum(
-            1 for slot, item in list(link.queue) if slot == self.slot and type(item) is not _Control
-        )
         return ChannelStats(
             config=there.config,
             exporter=there.exporter,
             type=there.type,
             realtime=there.realtime,
-            queued=there.queued + here_queued + max(0, link.shipped[self.slot]),
+            queued=there.queued + self._waiting_here(),
             exported=there.exported + here.exported,
             dropped=there.dropped + here.dropped,
             retried=there.retried,

@@ -368,3 +368,36 @@ def test_a_stuck_helper_is_killed_and_replaced(
     server.wait_for_observations(20, timeout=kit.WAIT)
     accepted = kit.accepted_span_ids(server)
     assert all(accepted[i] == 1 for i in after)
+
+
+def test_a_retired_on_demand_config_lets_its_helper_deliver_and_exit(tmp_path: Path) -> None:
+    def tenant_config(tenant: str) -> dict[str, Any]:
+        path = str(tmp_path / f"{tenant}.jsonl")
+        table = {"type": "jsonl", "path": path, "events": ["ended"], "delivery": "process"}
+        return {"exporters": {"local": table}}
+
+    def selector(_name: str, _type: Any, fields: Any) -> Any:
+        tenant = (fields.get("metadata") or {}).get("tenant")
+        return obshub.OnDemand(f"tenant-{tenant}", lambda: tenant_config(tenant))
+
+    hub = obshub.Hub(
+        configs={"default": {"exporters": {"local": {"type": "memory"}}}},
+        selector=selector,
+        on_demand_max_configs=1,
+    )
+    try:
+        with hub.span("chat", metadata={"tenant": "acme"}):
+            pass
+        (acme,) = [c for c in hub._on_demand.channels() if c.config_name == "tenant-acme"]
+        assert isinstance(acme, process.ProcessChannel)
+        wait_for(lambda: acme.link.pid is not None, 10, message="no helper for tenant-acme")
+        helper = acme.link.pid
+        assert helper is not None
+        with hub.span("chat", metadata={"tenant": "globex"}):  # the bound retires acme
+            pass
+        wait_for(lambda: _gone(helper), 10, message="the retired config's helper still runs")
+        assert len((tmp_path / "acme.jsonl").read_text().splitlines()) == 1
+        assert hub.flush(10)
+    finally:
+        assert hub.shutdown(10)
+    assert len((tmp_path / "globex.jsonl").read_text().splitlines()) == 1
