@@ -35,6 +35,7 @@ forks (a pre-fork server), the child starts empty with a helper of its own.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import io
 import itertools
@@ -71,6 +72,9 @@ _log = get_logger()
 #: Seconds the helper spends delivering (or spooling) what it holds once the
 #: application is gone.
 EXIT_GRACE = 5.0
+#: Seconds past `EXIT_GRACE` after which a helper that is still there ends
+#: itself regardless (see `_Helper.finish`).
+HARD_EXIT_MARGIN = 5.0
 #: Helper deaths tolerated within `RESTART_WINDOW` seconds before the link
 #: falls back to thread delivery.
 MAX_RESTARTS = 3
@@ -267,7 +271,7 @@ class Link:
     """The application side of one config's helper process.
 
     Owns the queue shared by the config's process channels, the feeder thread
-    (pickles and writes) and the reader thread (answers and reports).
+    (hands off: marshals and writes) and the reader thread (answers and reports).
     """
 
     def __init__(
@@ -314,7 +318,6 @@ class Link:
         self.pid: int | None = None
         self._down: int | None = None
         self._up: int | None = None
-        self._alive = threading.Event()
         self._stopping = False
         self._exited = threading.Event()
         #: The helper's latest report per slot: (queued, paused, counters).
@@ -540,7 +543,6 @@ class Link:
         self._down = down_w
         self._up = up_r
         self.shipped = [0] * len(self.channels)
-        self._alive.set()
         reader = threading.Thread(
             target=self._read_loop,
             args=(pid, up_r),
@@ -1140,6 +1142,11 @@ class _Helper:
 
     def finish(self) -> None:
         """The application is gone: deliver or spool what is held, within `EXIT_GRACE`."""
+        # A hard deadline that needs no Python code to run: faulthandler's own
+        # thread dumps the stacks and ends the process even if the helper is
+        # wedged (a C call holding the interpreter), so it never lingers.
+        with contextlib.suppress(Exception):
+            faulthandler.dump_traceback_later(EXIT_GRACE + HARD_EXIT_MARGIN, exit=True)
         deadline = time.monotonic() + EXIT_GRACE
         for channel in self.channels:
             if not channel.stopped:

@@ -401,3 +401,39 @@ def test_a_retired_on_demand_config_lets_its_helper_deliver_and_exit(tmp_path: P
     finally:
         assert hub.shutdown(10)
     assert len((tmp_path / "globex.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_wedged_helper_still_ends_after_the_application(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            import obshub
+            from obshub._delivery import channel, process
+
+            process.EXIT_GRACE = 0.2
+            process.HARD_EXIT_MARGIN = 0.5
+
+            def wedged(self, timeout):
+                while True:  # never returns, never waits: a helper stuck in Python code
+                    pass
+
+            channel.Channel.shutdown = wedged
+            hub = obshub.Hub(exporters=[obshub.JsonlExporter(
+                path={str(tmp_path / "out.jsonl")!r}, delivery="process")])
+            with hub.span("work", type="tool_call"):
+                pass
+            (live,) = hub._live.values()
+            while live.link.written < 1:
+                pass
+            print(live.link.pid, flush=True)
+            os._exit(0)
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    pid = int(done.stdout.split()[0])
+    wait_for(lambda: _gone(pid), 10, message="the wedged helper outlived the application")
