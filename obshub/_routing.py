@@ -43,6 +43,7 @@ from obshub.spans import (
 )
 
 __all__ = [
+    "SHIPPED_TRACE_FIELDS",
     "LiveConfig",
     "PendingEvent",
     "RecordedSpan",
@@ -151,6 +152,18 @@ class PendingEvent:
 _helper_config: LiveConfig | None = None
 
 
+#: The trace fields a delivery helper process receives, in their order in the tuple.
+SHIPPED_TRACE_FIELDS = (
+    "trace_id",
+    "name",
+    "session_id",
+    "user_id",
+    "tags",
+    "metadata",
+    "attributes",
+)
+
+
 class ShippedTrace:
     """A trace's recorded fields as a helper process received them (a `RecordedTrace`)."""
 
@@ -166,18 +179,19 @@ class ShippedTrace:
         "user_id",
     )
 
+    trace_id: str
+    name: str
+    session_id: str | None
+    user_id: str | None
+    tags: tuple[str, ...]
+    metadata: Any
+    attributes: Any
+
     def __init__(self, fields: tuple[Any, ...]) -> None:
-        # The tuple of ``TraceState.shipped``.
+        # The tuple of ``TraceState.shipped``, in the order of SHIPPED_TRACE_FIELDS.
         self._fields = fields
-        (
-            self.trace_id,
-            self.name,
-            self.session_id,
-            self.user_id,
-            self.tags,
-            self.metadata,
-            self.attributes,
-        ) = fields
+        for name, value in zip(SHIPPED_TRACE_FIELDS, fields, strict=True):
+            setattr(self, name, value)
         self.snapshot_cache: dict[str, tuple[Any, Mapping[str, Any]]] | None = None
 
     def shipped(self) -> tuple[Any, ...]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import attrs
 
 from obshub._logging import RateLimitedLog, get_logger
+from obshub._routing import SHIPPED_TRACE_FIELDS
 from obshub._serialization import printable
 from obshub._size import approx_size
 from obshub.spans import (
@@ -168,15 +169,7 @@ class TraceState:
         """
         shipped = self._shipped
         if shipped is None:
-            shipped = self._shipped = (
-                self.trace_id,
-                self.name,
-                self.session_id,
-                self.user_id,
-                self.tags,
-                self.metadata,
-                self.attributes,
-            )
+            shipped = self._shipped = tuple(getattr(self, f) for f in SHIPPED_TRACE_FIELDS)
         return shipped
 
     def set_root_fields(self, fields: Mapping[str, Any]) -> None:

@@ -47,7 +47,7 @@ class Keeper:
 
     def build(self, items: Sequence[Any]) -> tuple[list[SpanEvent], list[Score]]:
         """Events and scores from queued items; a record that fails to build is failed."""
-        events, scores, skipped = build(items, self._build_failed, self.stage)
+        events, scores, skipped = build(items, self.build_failed, self.stage)
         if skipped:
             # A sampler or processor chose to drop them: handled, not lost.
             self.counters.count(exported=skipped)
@@ -68,7 +68,8 @@ class Keeper:
             self.counters.count(exported=dropped)
         return events
 
-    def _build_failed(self, exc: BaseException) -> None:
+    def build_failed(self, exc: BaseException) -> None:
+        """Count a record that could not be built into its event as failed, and log it."""
         self.counters.count(failed=1)
         self.limited(self.log, "error", "event_build_failed", error=describe(exc))
 

@@ -57,6 +57,7 @@ from typing import Any
 
 from obshub._delivery import channel as channel_module
 from obshub._delivery.channel import Channel, shut_down
+from obshub._delivery.keep import Keeper
 from obshub._delivery.records import SIZED_FROM, Sized, size_of
 from obshub._delivery.stats import ChannelStats, Counters, ExporterFlush, Losses
 from obshub._exporters import Exporter
@@ -295,9 +296,9 @@ class Link:
         # Per record class: its ``shipped`` method, or None.
         self._ship_of: dict[type, Any] = {}
         self._monotonic = monotonic
+        self._limited = RateLimitedLog()
         self.channels = tuple(ProcessChannel(self, slot, e) for slot, e in enumerate(exporters))
         self._realtime = any(e.realtime for e in exporters)
-        self._limited = RateLimitedLog()
         self._lost_lock = threading.Lock()
         self._deaths: deque[float] = deque()
         self._reset_state()
@@ -331,6 +332,10 @@ class Link:
         self.thread_mode = False
         #: A request waits in the queue: hand off now, without gathering.
         self.urgent = False
+        #: The (slot, record) entries of the frame being written to the pipe.
+        self.writing: list[tuple[int, Any]] = []
+        #: Shutdown gave up on what was not handed off (see `_abandon`).
+        self.abandoned = False
         self._threads: list[threading.Thread] = []
 
     def _start(self) -> None:
@@ -345,6 +350,8 @@ class Link:
         queue = self.queue
         held: list[tuple[bytes, list[tuple[int, Any]]]] = []  # frames a dead helper missed
         while True:
+            if self.abandoned:
+                return
             if self.thread_mode:
                 self._drain_to_threads(held)
                 return
@@ -365,11 +372,16 @@ class Link:
                     continue
                 held.append(frame)
             data, items = held[0]
+            self.writing = items
             try:
                 _write_all(self._down, data)  # type: ignore[arg-type]
             except OSError:
+                self.writing = []
                 self._helper_lost("pipe closed")
                 continue
+            if self.abandoned:
+                return  # counted as dropped by `_abandon`
+            self.writing = []
             held.pop(0)
             for slot, _ in items:
                 self.shipped[slot] += 1
@@ -484,8 +496,7 @@ class Link:
         try:
             event = record.build_event()
         except Exception as exc:
-            channel.counters.count(failed=1)
-            self._limited(channel.exporter.log, "error", "span_build_failed", error=describe(exc))
+            channel.keeper.build_failed(exc)
             return None
         if event is None:  # a processor of the config dropped it: handled
             channel.counters.count(exported=1)
@@ -701,8 +712,30 @@ class Link:
         self._stopping = True
         self.queue.append((0, _Control("exit", (), None)))
         self.wake.set()
-        if self.pid is not None:
-            self._exited.wait(timeout)
+        if self.pid is not None and not self._exited.wait(timeout):
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Shutdown ran out of time with items never handed off: count them as dropped.
+
+        The helper did not exit in time (stuck, or the pipe full): what is
+        still queued here, and a frame the feeder could not finish writing,
+        will not reach it. What it already received it still delivers or
+        spools once the pipe closes.
+        """
+        self.abandoned = True
+        left = [0] * len(self.channels)
+        queue = self.queue
+        while queue:
+            slot, record = queue.popleft()
+            if type(record) is not _Control:
+                left[slot] += 1
+        for slot, _ in self.writing:
+            left[slot] += 1
+        self.writing = []
+        for slot, count in enumerate(left):
+            if count:
+                self.channels[slot].keeper.drop(count, "shutdown_timeout")
 
     # -- fork of the application ------------------------------------------------------
 
@@ -780,6 +813,9 @@ class ProcessChannel:
 
     def reset(self) -> None:
         self.counters = Counters()
+        # What this side loses (a full queue, a record that cannot be built, a
+        # helper that never took it) is counted and logged as thread mode does.
+        self.keeper = Keeper(self.name, None, self.counters, self.exporter.log, self.link._limited)
         self._reported = Losses()
         self._closed = False
         self._stopped = False
@@ -837,15 +873,14 @@ class ProcessChannel:
             self.put(score)
 
     def _overflowing(self) -> None:
-        reason = "closed" if self._closed else "queue_full"
-        self.counters.count(dropped=1)
-        self.link._limited(
-            self.exporter.log,
-            "warning",
-            "export_dropped",
-            reason=reason,
-            count=1,
+        if self._closed:
+            self.keeper.drop(1, "closed")
+            return
+        self.keeper.drop(
+            1,
+            "queue_full",
             max_queue_size=self._maxsize,
+            max_queue_bytes=self._max_bytes,
             hint="the helper process does not take items as fast as they are recorded",
         )
 
@@ -1120,14 +1155,21 @@ class _Helper:
             traces: dict[int, Any] = {}
             last: Any = None
             record: Any = None
+            failure: Exception = ValueError("unreadable record")
             with self.count_lock:
                 received = self.received
                 for slot, payload in message[1]:
+                    received[slot] += 1
                     if payload is not last:
                         last = payload
-                        record = restore(payload, traces) if type(payload) is tuple else payload
-                    channels[slot].put(record)
-                    received[slot] += 1
+                        try:
+                            record = restore(payload, traces) if type(payload) is tuple else payload
+                        except Exception as exc:  # counted as failed for each exporter
+                            record, failure = None, exc
+                    if record is None:
+                        channels[slot].keeper.build_failed(failure)
+                    else:
+                        channels[slot].put(record)
             return True
         if op == "exit":
             return False
@@ -1185,8 +1227,13 @@ def serve(link: Link, down: int, up: int) -> int:
         except OSError:
             message = None
         except Exception as exc:
+            # A frame that cannot be read leaves the stream unusable: deliver
+            # what is held and exit; the application counts the frame's items
+            # as dropped (sent, never received) and starts a new helper.
             _log.error("delivery_process_bad_frame", error=describe(exc))
-            continue
+            helper.finish()
+            helper.done.set()
+            return 70
         if message is None:
             break
         if not helper.handle(message):

@@ -437,3 +437,78 @@ def test_a_wedged_helper_still_ends_after_the_application(tmp_path: Path) -> Non
     )
     pid = int(done.stdout.split()[0])
     wait_for(lambda: _gone(pid), 10, message="the wedged helper outlived the application")
+
+
+def test_a_record_the_helper_cannot_restore_is_counted_failed_and_the_rest_delivered(
+    server: LangfuseStandIn, hubs: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obshub import _routing
+
+    real = _routing.restore_record
+
+    def restore(payload: Any, traces: Any) -> Any:
+        if payload[4] == "poison":
+            raise ValueError("cannot restore this one")
+        return real(payload, traces)
+
+    monkeypatch.setattr(_routing, "restore_record", restore)  # the helper forks with it
+    hub = hubs(delivery="process")
+    recorder = kit.Recorder(hub)
+    good = recorder.record(10, "fine")
+    recorder.record(1, "poison")
+    result = hub.flush(kit.WAIT)
+    assert result.failed == 1, repr(result)
+    server.wait_for_observations(10, timeout=kit.WAIT)
+    assert all(kit.accepted_span_ids(server)[i] == 1 for i in good)
+    stats = kit.only_stats(hub)
+    assert (stats.exported, stats.failed, stats.dropped) == (10, 1, 0)
+
+
+def test_a_frame_the_helper_cannot_read_ends_it_and_a_new_helper_takes_over(
+    server: LangfuseStandIn, hubs: Any, kit: Any
+) -> None:
+    hub = hubs(delivery="process")
+    recorder = kit.Recorder(hub)
+    recorder.record(5, "before")
+    assert hub.flush(kit.WAIT)
+    link = _link(hub)
+    first = link.pid
+    assert first is not None
+    with capture_logs() as logs:
+        os.write(link._down, b"\x03\0\0\0Mxyz")  # type: ignore[arg-type]  # not marshal data
+        wait_for(lambda: link.pid not in (None, first), kit.WAIT, message="not replaced")
+    (died,) = [e for e in logs if e["event"] == "delivery_process_died"]
+    assert died["pid"] == first
+    after = recorder.record(5, "after")
+    assert hub.flush(kit.WAIT)
+    server.wait_for_observations(10, timeout=kit.WAIT)
+    assert all(kit.accepted_span_ids(server)[i] == 1 for i in after)
+
+
+def test_what_shutdown_could_not_hand_off_is_counted_dropped(
+    hubs: Any, kit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = hubs(delivery="process")
+    kit.Recorder(hub).record(3, "before")
+    assert hub.flush(kit.WAIT)
+    jammed = threading.Event()
+    release = threading.Event()
+    real_write = process._write_all
+
+    def stuck_pipe(fd: int, data: bytes) -> None:
+        jammed.set()
+        release.wait(kit.WAIT)  # a helper that stopped reading: the pipe is full
+        real_write(fd, data)
+
+    monkeypatch.setattr(process, "_write_all", stuck_pipe)
+    try:
+        with capture_logs() as logs:
+            kit.Recorder(hub).record(20, "stuck")
+            assert jammed.wait(kit.WAIT)
+            assert not hub.shutdown(timeout=0.5)
+        stats = kit.only_stats(hub)
+        assert stats.dropped == 20
+        (event,) = [e for e in logs if e["event"] == "events_dropped"]
+        assert (event["reason"], event["count"]) == ("shutdown_timeout", 20)
+    finally:
+        release.set()
